@@ -1,0 +1,99 @@
+"""Batched waveform augmentation for training: time shift, speed change, gain and additive noise at a random SNR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import AudiomnistError
+
+NOISE_COLORS = ("white", "pink")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Each item draws its own values; a zero range or probability turns that step off.
+
+    shift_ms: uniform shift in [-shift_ms, +shift_ms], zero-filled (no wrap-around).
+    speed: uniform resampling factor range, e.g. (0.9, 1.1); changes tempo and pitch together, anchored at the centre.
+    gain_db: uniform gain in [-gain_db, +gain_db].
+    noise_prob, snr_db, noise_color: add white or pink noise with probability noise_prob at a uniform SNR (dB)
+    relative to the item's own mean power over the whole clip.
+    """
+
+    shift_ms: float = 100.0
+    speed: tuple[float, float] = (1.0, 1.0)
+    gain_db: float = 6.0
+    noise_prob: float = 0.5
+    snr_db: tuple[float, float] = (10.0, 40.0)
+    noise_color: str = "white"
+
+    def __post_init__(self) -> None:
+        if self.shift_ms < 0 or self.gain_db < 0 or not 0 <= self.noise_prob <= 1:
+            raise AudiomnistError("augment: shift_ms and gain_db must be >= 0 and noise_prob in [0, 1]")
+        if not 0 < self.speed[0] <= self.speed[1]:
+            raise AudiomnistError(f"augment: speed must be a range 0 < low <= high, got {self.speed}")
+        if self.snr_db[0] > self.snr_db[1]:
+            raise AudiomnistError(f"augment: snr_db must be a range low <= high, got {self.snr_db}")
+        if self.noise_color not in NOISE_COLORS:
+            raise AudiomnistError(f"augment: noise_color must be one of {NOISE_COLORS}, got {self.noise_color!r}")
+
+
+def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def _warp(x: torch.Tensor, speed: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """out[t] = x(c + (t - c) * speed - shift) by linear interpolation, zero outside the clip (c: the centre)."""
+    b, n = x.shape
+    t = torch.arange(n, device=x.device, dtype=x.dtype)
+    c = (n - 1) / 2
+    pos = c + (t - c) * speed[:, None] - shift[:, None]
+    lo = pos.floor()
+    frac = pos - lo
+    lo = lo.long()
+    hi = lo + 1
+
+    def take(i: torch.Tensor) -> torch.Tensor:
+        inside = (i >= 0) & (i < n)
+        return torch.gather(x, 1, i.clamp(0, n - 1)) * inside
+
+    return take(lo) * (1 - frac) + take(hi) * frac
+
+
+def _pink(shape: tuple[int, int], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Noise with a 1/f power spectrum: white noise shaped in the frequency domain."""
+    white = torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+    spec = torch.fft.rfft(white, dim=1)
+    f = torch.arange(spec.shape[1], device=like.device, dtype=like.dtype)
+    spec = spec * torch.where(f > 0, f.clamp(min=1).rsqrt(), torch.zeros_like(f))
+    return torch.fft.irfft(spec, n=shape[1], dim=1)
+
+
+def augment_waveforms(
+    x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(B, T) -> (B, T) augmented; draws come from `generator` (on x's device), so a seeded run is reproducible."""
+    if x.dim() != 2:
+        raise AudiomnistError(f"augment_waveforms expects (batch, samples), got shape {tuple(x.shape)}")
+    b, n = x.shape
+    max_shift = round(cfg.shift_ms * sample_rate / 1000)
+    if max_shift > 0 or cfg.speed != (1.0, 1.0):
+        shift = torch.randint(-max_shift, max_shift + 1, (b,), generator=generator, device=x.device).to(x.dtype)
+        speed = _uniform(b, cfg.speed[0], cfg.speed[1], x, generator)
+        x = _warp(x, speed, shift)
+    if cfg.gain_db > 0:
+        x = x * 10 ** (_uniform(b, -cfg.gain_db, cfg.gain_db, x, generator) / 20)[:, None]
+    if cfg.noise_prob > 0:
+        apply = torch.rand(b, generator=generator, device=x.device) < cfg.noise_prob
+        snr = _uniform(b, cfg.snr_db[0], cfg.snr_db[1], x, generator)
+        if cfg.noise_color == "pink":
+            noise = _pink((b, n), x, generator)
+        else:
+            noise = torch.randn((b, n), generator=generator, device=x.device, dtype=x.dtype)
+        noise = noise / noise.square().mean(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
+        signal_power = x.square().mean(dim=1)
+        scale = (signal_power / 10 ** (snr / 10)).sqrt() * apply
+        x = x + noise * scale[:, None]
+    return x

@@ -1,0 +1,45 @@
+"""The `audiomnist` command. Each subcommand lives in its stage module and is imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import AudiomnistError
+
+# name -> (module that defines add_cli(subparsers), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("audiomnist.catalog", "scan, download and describe datasets"),
+    "demo": ("audiomnist.demo", "the main job: train the default model, evaluate it on unseen speakers"),
+    "train": ("audiomnist.train", "train a classifier and evaluate it on unseen speakers"),
+    "cv": ("audiomnist.cv", "speaker-grouped k-fold or leave-one-speaker-out cross-validation"),
+    "evaluate": ("audiomnist.evaluate", "metrics, confusion matrix and mistakes of a trained run"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="audiomnist", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"audiomnist {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_) in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(module).add_cli(sub)
+        else:
+            sub.add_parser(name, help=help_, add_help=False)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AudiomnistError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Speaker-grouped cross-validation: a fresh model per fold, each tested on speakers it never heard.
+
+    audiomnist cv --data PATH --folds 5        # GroupKFold by speaker
+    audiomnist cv --data PATH --folds loso     # leave one speaker out
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .paths import atomic_write, atomic_write_text, runs_home
+from .splits import Split, speaker_folds
+
+
+def cross_validate(cfg, data, folds: int | str, out_dir: Path, progress: bool = True, only: list[int] | None = None) -> dict:
+    """Train one model per speaker fold (no validation split: the recipe is fixed, the last epoch is kept)."""
+    from .report import confusion_figure, save_figure
+    from .train import fit
+
+    rows = data.usable
+    speakers = data.speakers
+    test_sets = speaker_folds(speakers[rows], folds)
+    results = []
+    total = np.zeros((len(data.classes), len(data.classes)), dtype=np.int64)
+    for k, test_local in enumerate(test_sets):
+        if only is not None and k not in only:
+            continue
+        test = rows[test_local]
+        train = np.setdiff1d(rows, test)
+        held_out = sorted(set(speakers[test].tolist()))
+        print(f"fold {k + 1}/{len(test_sets)}: test speakers {', '.join(held_out)} ({len(test)} clips), train {len(train)} clips", flush=True)
+        split = Split(train, np.array([], dtype=np.int64), test, kind=f"cv fold {k}")
+        fold_cfg = dataclasses.replace(cfg, split="fold", fold=k)
+        metrics = fit(fold_cfg, data, split, out_dir / f"fold-{k}", progress=progress)
+        test_metrics = metrics["test"]
+        cm = np.array(json.loads((out_dir / f"fold-{k}" / "report" / "metrics.json").read_text())["confusion"])
+        total += cm
+        results.append({"fold": k, "test_speakers": held_out, "clips": test_metrics["clips"], "accuracy": test_metrics["accuracy"], "macro_f1": test_metrics["macro_f1"]})
+        print(f"fold {k + 1}: accuracy {test_metrics['accuracy']:.4f} on {', '.join(held_out)}", flush=True)
+    acc = np.array([r["accuracy"] for r in results])
+    summary = {
+        "folds": folds,
+        "model": cfg.model,
+        "per_fold": results,
+        "mean_accuracy": float(acc.mean()),
+        "std_accuracy": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+        "pooled_accuracy": float(np.trace(total) / max(total.sum(), 1)),
+        "confusion": total.tolist(),
+    }
+    atomic_write_text(out_dir / "cv.json", json.dumps(summary, indent=2) + "\n")
+    save_figure(confusion_figure(total, data.classes, f"all {len(results)} folds, unseen speakers"), out_dir / "confusion.png")
+    with atomic_write(out_dir / "confusion.csv", "w") as f:
+        pd.DataFrame(total, index=[f"true_{c}" for c in data.classes], columns=[f"pred_{c}" for c in data.classes]).to_csv(f)
+    with atomic_write(out_dir / "folds.csv", "w") as f:
+        pd.DataFrame(results).assign(test_speakers=lambda d: d.test_speakers.str.join(" ")).to_csv(f, index=False)
+    return summary
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from .train import config_from_args, default_data, load_data
+
+    cfg = config_from_args(args)
+    if not cfg.data:
+        root, note = default_data()
+        print(note)
+        cfg = dataclasses.replace(cfg, data=(root,))
+    folds = args.folds if args.folds == "loso" else int(args.folds)
+    out = (args.runs or runs_home()) / f"{time.strftime('%Y%m%d-%H%M%S')}-cv-{cfg.name or cfg.model}"
+    data = load_data(cfg, progress=not args.no_progress)
+    print(f"cross-validation ({folds} folds, grouped by speaker) -> {out}")
+    s = cross_validate(cfg, data, folds, out, progress=not args.no_progress, only=args.only)
+    print()
+    print("| fold | test speakers | clips | accuracy |")
+    print("|---|---|---|---|")
+    for r in s["per_fold"]:
+        print(f"| {r['fold']} | {' '.join(r['test_speakers'])} | {r['clips']} | {r['accuracy']:.4f} |")
+    print(f"\nmean accuracy {s['mean_accuracy']:.4f} +- {s['std_accuracy']:.4f} (std over folds); pooled {s['pooled_accuracy']:.4f}")
+    print(f"summary: {out / 'cv.json'}; summed confusion matrix: {out / 'confusion.png'}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    from .train import add_train_arguments
+
+    p = sub.add_parser("cv", help="speaker-grouped k-fold or leave-one-speaker-out cross-validation", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(p)
+    p.add_argument("--folds", default="5", help="number of speaker folds, or 'loso' (leave one speaker out); default 5")
+    p.add_argument("--only", type=int, action="append", help="run only this fold index (repeatable)")
+    p.set_defaults(func=cmd_cv)

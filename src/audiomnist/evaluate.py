@@ -1,0 +1,123 @@
+"""Evaluate a trained run: accuracy, macro-F1, per-class and per-speaker results, confusion matrix, mistakes.
+
+    audiomnist evaluate RUN_DIR [--data PATH] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .paths import atomic_write, atomic_write_text
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    return confusion_matrix(y_true, y_pred, labels=list(range(num_classes)))
+
+
+def summarize(y_true: np.ndarray, probs: np.ndarray, classes: list[str], speakers: np.ndarray) -> dict:
+    """Headline metrics of predictions `probs` (N, C) against labels `y_true` (N,)."""
+    y_pred = probs.argmax(1)
+    labels = list(range(len(classes)))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    per_speaker = {
+        str(spk): float((y_pred[speakers == spk] == y_true[speakers == spk]).mean()) for spk in sorted(set(speakers.tolist()))
+    }
+    return {
+        "clips": int(len(y_true)),
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "per_class": {
+            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])} for i, c in enumerate(classes)
+        },
+        "per_speaker_accuracy": per_speaker,
+        "confusion": confusion(y_true, y_pred, len(classes)).tolist(),
+    }
+
+
+def write_report(out_dir: Path, data, rows: np.ndarray, probs: np.ndarray, leaky: bool = False) -> dict:
+    """Write metrics.json, confusion.png/.csv, per_speaker.csv, misclassified.csv for `rows` of `data`."""
+    from .report import confusion_figure, save_figure
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = data.catalog.table.iloc[rows]
+    y_true = data.labels[rows]
+    speakers = table["speaker"].astype(str).to_numpy()
+    summary = summarize(y_true, probs, data.classes, speakers)
+    summary["speaker_leaking"] = bool(leaky)
+    cm = np.array(summary["confusion"])
+    atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    cm_df = pd.DataFrame(cm, index=[f"true_{c}" for c in data.classes], columns=[f"pred_{c}" for c in data.classes])
+    with atomic_write(out_dir / "confusion.csv", "w") as f:
+        cm_df.to_csv(f)
+    title = "confusion matrix" + (" (speaker-leaking split)" if leaky else " (unseen speakers)")
+    save_figure(confusion_figure(cm, data.classes, title), out_dir / "confusion.png")
+    with atomic_write(out_dir / "per_speaker.csv", "w") as f:
+        pd.Series(summary["per_speaker_accuracy"], name="accuracy").rename_axis("speaker").to_csv(f)
+    y_pred = probs.argmax(1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    mistakes = pd.DataFrame(
+        {
+            "path": table["path"].to_numpy()[wrong],
+            "speaker": speakers[wrong],
+            "true": [data.classes[i] for i in y_true[wrong]],
+            "predicted": [data.classes[i] for i in y_pred[wrong]],
+            "probability": probs[wrong, y_pred[wrong]].round(4),
+        }
+    )
+    with atomic_write(out_dir / "misclassified.csv", "w") as f:
+        mistakes.to_csv(f, index=False)
+    return summary
+
+
+def evaluate_run(run_dir: Path, data_paths: list[str] | None = None, out: Path | None = None, checkpoint: str = "best.pt", progress: bool = True) -> dict:
+    """Re-evaluate a run: on its own test speakers, or on every usable clip of other data (`data_paths`)."""
+    import dataclasses
+
+    import torch
+
+    from .train import load_data, load_trained, make_split, pick_device, predict_rows
+    from .features import build_frontend
+
+    device = pick_device("auto")
+    net, cfg, classes = load_trained(Path(run_dir) / checkpoint, device)
+    if data_paths:
+        cfg = dataclasses.replace(cfg, data=tuple(str(Path(p).resolve()) for p in data_paths))
+    data = load_data(cfg, progress=progress)
+    if data_paths:
+        rows, leaky, where = data.usable, False, "all usable clips of " + ", ".join(data_paths)
+    else:
+        split = make_split(cfg, data)
+        rows, leaky, where = split.test, split.leaky, f"the run's {split.kind} test split"
+    frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(device)
+    with torch.no_grad():
+        probs = predict_rows(net, frontend, data.cache, rows, device)
+    out = Path(out) if out else Path(run_dir) / ("report" if not data_paths else "report-external")
+    summary = write_report(out, data, rows, probs, leaky=leaky)
+    print(f"evaluated on {where}: {summary['clips']} clips")
+    print(f"accuracy {summary['accuracy']:.4f}  macro-F1 {summary['macro_f1']:.4f}" + ("  [SPEAKER-LEAKING split]" if leaky else ""))
+    worst = sorted(summary["per_speaker_accuracy"].items(), key=lambda kv: kv[1])[:5]
+    print("lowest per-speaker accuracy: " + ", ".join(f"{s} {a:.3f}" for s, a in worst))
+    print(f"report: {out}")
+    return summary
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    evaluate_run(Path(args.run_dir), args.data, args.out, args.checkpoint, progress=not args.no_progress)
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("evaluate", help="metrics, confusion matrix and mistakes of a trained run", description=__doc__)
+    p.add_argument("run_dir", help="a run folder written by `audiomnist train`")
+    p.add_argument("--data", action="append", help="evaluate on all clips of this dataset instead of the run's test split")
+    p.add_argument("--out", type=Path, help="report folder (default RUN_DIR/report)")
+    p.add_argument("--checkpoint", default="best.pt", help="best.pt (default) or last.pt")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,168 @@
+"""Model front-ends (log-mel spectrogram or normalised waveform) and SpecAugment, as batched torch modules."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import librosa
+import torch
+from torch import nn
+
+from .errors import AudiomnistError
+
+FEATURE_KINDS = ("logmel", "waveform")
+NORMALIZE_MODES = ("utterance", "band", "none")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """What the model sees. Defaults: the usual keyword-spotting front-end, 25 ms Hann windows every 10 ms.
+
+    top_db floors each clip relative to its own loudest cell (like librosa.power_to_db(top_db=...)), so a quiet
+    recording and a loud one of the same word give the same features; an absolute floor would flatten more of
+    the quiet one. normalize="utterance" then standardises each clip's whole log-mel (one mean and std over all
+    bands and frames): it removes level without erasing the word's own spectral shape, which per-band
+    normalisation of a one-word clip would largely subtract away.
+    """
+
+    kind: str = "logmel"
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 40
+    f_min: float = 20.0
+    f_max: float | None = None  # None: Nyquist
+    normalize: str = "utterance"
+    top_db: float | None = 80.0  # floor each clip's log-mel this far below its own peak; None: no floor
+    log_floor: float = 1e-12  # added to mel power before the log, so digital silence stays finite
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEATURE_KINDS:
+            raise AudiomnistError(f"feature kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
+        if self.normalize not in NORMALIZE_MODES:
+            raise AudiomnistError(f"normalize must be one of {NORMALIZE_MODES}, got {self.normalize!r}")
+        if not 0 < self.win_length <= self.n_fft:
+            raise AudiomnistError(f"win_length must be in 1..n_fft ({self.n_fft}), got {self.win_length}")
+        if self.hop_length <= 0 or self.n_mels <= 0 or self.log_floor <= 0:
+            raise AudiomnistError("hop_length, n_mels and log_floor must be positive")
+        if self.top_db is not None and self.top_db <= 0:
+            raise AudiomnistError(f"top_db must be positive or None, got {self.top_db}")
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames a clip of num_samples gives (centred STFT)."""
+        return 1 + num_samples // self.hop_length
+
+
+def _standardize(x: torch.Tensor, dims: tuple[int, ...], eps: float = 1e-5) -> torch.Tensor:
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True, unbiased=False)
+    return (x - mean) / (std + eps)
+
+
+class LogMel(nn.Module):
+    """(B, T) waveform -> (B, 1, n_mels, frames) natural-log mel power; matches librosa.feature.melspectrogram.
+
+    Mel filters are librosa's defaults (Slaney scale, Slaney area normalisation), the STFT is centred with
+    librosa's default constant (zero) padding, it always runs in float32 (autocast off), and every step works
+    per item, so batching never changes a result.
+    """
+
+    def __init__(self, cfg: FeatureConfig, sample_rate: int):
+        super().__init__()
+        f_max = cfg.f_max if cfg.f_max is not None else sample_rate / 2
+        if not 0 <= cfg.f_min < f_max <= sample_rate / 2:
+            raise AudiomnistError(f"need 0 <= f_min < f_max <= {sample_rate / 2} Hz, got {cfg.f_min}..{f_max}")
+        self.cfg = cfg
+        self.sample_rate = sample_rate
+        mel = librosa.filters.mel(sr=sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=f_max)
+        self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=True), persistent=False)
+        self.register_buffer("mel_fb", torch.from_numpy(mel).float(), persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() != 2:
+            raise AudiomnistError(f"LogMel expects a (batch, samples) waveform, got shape {tuple(wave.shape)}")
+        with torch.autocast(wave.device.type, enabled=False):
+            return self._logmel(wave.to(self.window.dtype)).unsqueeze(1)
+
+    def _logmel(self, wave: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        spec = torch.stft(
+            wave,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        power = spec.real.square() + spec.imag.square()
+        logmel = torch.log(torch.matmul(self.mel_fb, power) + cfg.log_floor)
+        if cfg.top_db is not None:
+            peak = logmel.amax(dim=(1, 2), keepdim=True)
+            logmel = torch.maximum(logmel, peak - cfg.top_db * math.log(10) / 10)
+        if cfg.normalize == "utterance":
+            return _standardize(logmel, dims=(1, 2))
+        if cfg.normalize == "band":
+            centred = logmel - logmel.mean(dim=2, keepdim=True)
+            return centred / (centred.std(dim=(1, 2), keepdim=True, unbiased=False) + 1e-5)
+        return logmel
+
+
+class WaveformFrontend(nn.Module):
+    """(B, T) -> (B, 1, T), each clip scaled to zero mean and unit standard deviation."""
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() != 2:
+            raise AudiomnistError(f"WaveformFrontend expects (batch, samples), got shape {tuple(wave.shape)}")
+        return _standardize(wave, dims=(1,), eps=1e-8).unsqueeze(1)
+
+
+def build_frontend(cfg: FeatureConfig, sample_rate: int) -> nn.Module:
+    return LogMel(cfg, sample_rate) if cfg.kind == "logmel" else WaveformFrontend()
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """Frequency and time masks (Park et al. 2019); each mask spans 0..max_*_frac of its axis."""
+
+    freq_masks: int = 2
+    time_masks: int = 2
+    max_freq_frac: float = 0.1
+    max_time_frac: float = 0.1
+
+
+def _band_masks(
+    batch: int, size: int, count: int, max_frac: float, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """(batch, size) bool: the union of `count` random bands per item, each 0..floor(max_frac*size) wide."""
+    max_width = int(max_frac * size)
+    mask = torch.zeros(batch, size, dtype=torch.bool, device=device)
+    if count <= 0 or max_width <= 0:
+        return mask
+    positions = torch.arange(size, device=device)
+    for _ in range(count):
+        width = torch.randint(0, max_width + 1, (batch, 1), generator=generator, device=device)
+        start = (torch.rand(batch, 1, generator=generator, device=device) * (size - width + 1)).long()
+        mask |= (positions >= start) & (positions < start + width)
+    return mask
+
+
+def spec_augment(
+    x: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Mask random bands and frame spans of (B, 1, F, T) features with each clip's own mean (0 once normalised).
+
+    Filling with the clip's mean rather than a constant keeps masks neutral whether or not features are normalised.
+    """
+    if x.dim() != 4:
+        raise AudiomnistError(f"spec_augment expects (batch, channels, freq, time), got shape {tuple(x.shape)}")
+    b, _, f, t = x.shape
+    freq = _band_masks(b, f, cfg.freq_masks, cfg.max_freq_frac, generator, x.device)
+    time = _band_masks(b, t, cfg.time_masks, cfg.max_time_frac, generator, x.device)
+    mask = (freq[:, None, :, None] | time[:, None, None, :])
+    if not mask.any():
+        return x
+    fill = x.mean(dim=(1, 2, 3), keepdim=True)
+    return torch.where(mask, fill, x)

@@ -1,0 +1,54 @@
+"""Model registry: networks register under a name; `create(name, num_classes, **kwargs)` builds one.
+
+Each model class declares `input_kind` ("logmel": (B, 1, n_mels, frames); "waveform": (B, 1, samples)) and
+`recommended`, overrides of {"audio": AudioConfig fields, "features": FeatureConfig fields} it was designed for.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from torch import nn
+
+from ..errors import AudiomnistError
+
+M = TypeVar("M", bound=type[nn.Module])
+
+_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+def register(name: str) -> Callable[[M], M]:
+    def deco(cls: M) -> M:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[nn.Module]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise AudiomnistError(f"unknown model {name!r}: choose one of {', '.join(available())}") from None
+
+
+def create(name: str, num_classes: int, **kwargs) -> nn.Module:
+    cls = get(name)
+    try:
+        return cls(num_classes=num_classes, **kwargs)
+    except TypeError as e:
+        raise AudiomnistError(f"model {name!r}: bad arguments {kwargs}: {e}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+from . import audionet, bcresnet, seed_cnn  # noqa: E402,F401  (registers the models)

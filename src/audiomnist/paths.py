@@ -1,0 +1,54 @@
+"""Where things live (AUDIOMNIST_HOME) and how files are written safely (temp + rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+
+def data_home() -> Path:
+    """Root for datasets, catalogs and caches: $AUDIOMNIST_HOME, default ~/.cache/audiomnist."""
+    return Path(os.environ.get("AUDIOMNIST_HOME", Path.home() / ".cache" / "audiomnist")).expanduser()
+
+
+def runs_home() -> Path:
+    """Default parent of training run folders: $AUDIOMNIST_RUNS, default ./runs."""
+    return Path(os.environ.get("AUDIOMNIST_RUNS", "runs"))
+
+
+def short_hash(*parts: object, n: int = 12) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(repr(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:n]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside `path`; on clean exit fsync and rename it over `path`.
+
+    A crash or kill at any point leaves either the old file or no file, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_write(path, "w") as f:
+        f.write(text)

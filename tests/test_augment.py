@@ -1,0 +1,119 @@
+import math
+
+import pytest
+import torch
+
+from audiomnist.augment import AugmentConfig, augment_waveforms
+from audiomnist.errors import AudiomnistError
+
+SR = 8000
+OFF = AugmentConfig(shift_ms=0, speed=(1.0, 1.0), gain_db=0.0, noise_prob=0.0)
+
+
+def _bursts(b: int = 8, n: int = SR) -> torch.Tensor:
+    """Clips that are silent except for a tone burst in the middle."""
+    t = torch.arange(n) / SR
+    x = torch.zeros(b, n)
+    x[:, n // 2 - 1000 : n // 2 + 1000] = torch.sin(2 * math.pi * 440 * t[:2000])
+    return x * torch.linspace(0.1, 1.0, b)[:, None]
+
+
+def _centroid(x: torch.Tensor) -> torch.Tensor:
+    e = x.square()
+    return (e * torch.arange(x.shape[1])).sum(1) / e.sum(1)
+
+
+def test_identity_when_disabled():
+    x = torch.randn(4, SR)
+    assert torch.equal(augment_waveforms(x, OFF, SR), x)
+
+
+def test_shapes_and_dtype():
+    x = torch.randn(5, 12345)
+    out = augment_waveforms(x, AugmentConfig(speed=(0.9, 1.1), noise_color="pink"), SR, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
+
+
+def test_reproducible_with_seed():
+    x = _bursts()
+    cfg = AugmentConfig(speed=(0.9, 1.1), noise_prob=1.0)
+    a = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(3))
+    b = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(3))
+    c = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_shift_moves_content_with_zero_fill():
+    x = _bursts(64)
+    cfg = AugmentConfig(shift_ms=100, gain_db=0.0, noise_prob=0.0)
+    out = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(0))
+    moved = _centroid(out) - _centroid(x)
+    assert moved.abs().max() <= 800 + 1e-3  # 100 ms at 8 kHz
+    assert moved.abs().max() > 400 and len(set(moved.round().tolist())) > 32
+    # An integer shift copies samples exactly: the burst keeps its energy and nothing wraps around.
+    torch.testing.assert_close(out.square().sum(1), x.square().sum(1))
+    edge = torch.zeros(1, SR)
+    edge[0, -10:] = 1.0
+    shifted = augment_waveforms(edge.expand(32, -1).clone(), cfg, SR, torch.Generator().manual_seed(1))
+    assert shifted[:, :100].abs().sum() == 0
+
+
+def test_speed_stretches_around_centre():
+    x = _bursts(32)
+    cfg = AugmentConfig(shift_ms=0, speed=(0.8, 1.25), gain_db=0.0, noise_prob=0.0)
+    out = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(0))
+    ratio = (out != 0).sum(1).float() / (x != 0).sum(1).float()
+    assert ratio.min() >= 0.78 and ratio.max() <= 1.27 and ratio.std() > 0.05
+    torch.testing.assert_close(_centroid(out), _centroid(x), atol=5.0, rtol=0)
+
+
+def test_gain_range():
+    x = torch.randn(256, 1000)
+    cfg = AugmentConfig(shift_ms=0, gain_db=6.0, noise_prob=0.0)
+    out = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(0))
+    db = 20 * torch.log10(out.norm(dim=1) / x.norm(dim=1))
+    assert db.min() >= -6.0 - 1e-4 and db.max() <= 6.0 + 1e-4
+    assert db.min() < -5.0 and db.max() > 5.0
+
+
+@pytest.mark.parametrize("color", ["white", "pink"])
+def test_noise_snr_in_range(color):
+    x = _bursts(64)
+    cfg = AugmentConfig(shift_ms=0, gain_db=0.0, noise_prob=1.0, snr_db=(5.0, 20.0), noise_color=color)
+    out = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(0))
+    noise = out - x
+    snr = 10 * torch.log10(x.square().mean(1) / noise.square().mean(1))
+    assert snr.min() >= 5.0 - 1e-3 and snr.max() <= 20.0 + 1e-3
+    assert snr.std() > 2.0  # drawn per item, not once per batch
+    assert noise[:, : SR // 4].abs().mean() > 0  # noise covers the silent parts too
+
+
+def test_pink_noise_is_lowpass():
+    x = _bursts(16)
+    pink = augment_waveforms(x, AugmentConfig(shift_ms=0, gain_db=0, noise_prob=1.0, noise_color="pink"), SR, torch.Generator().manual_seed(0)) - x
+    spec = torch.fft.rfft(pink, dim=1).abs().square().mean(0)
+    n = len(spec)
+    assert spec[1 : n // 10].mean() > 5 * spec[n // 2 :].mean()
+
+
+def test_noise_probability():
+    x = torch.randn(2000, 100)
+    cfg = AugmentConfig(shift_ms=0, gain_db=0.0, noise_prob=0.3)
+    out = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(0))
+    frac = (out != x).any(1).float().mean().item()
+    assert 0.25 < frac < 0.35
+
+
+def test_silent_clips_stay_silent():
+    x = torch.zeros(4, SR)
+    out = augment_waveforms(x, AugmentConfig(noise_prob=1.0, speed=(0.9, 1.1)), SR, torch.Generator().manual_seed(0))
+    assert torch.equal(out, x)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(shift_ms=-1), dict(noise_prob=1.5), dict(speed=(1.1, 0.9)), dict(snr_db=(30, 10)), dict(noise_color="blue")],
+)
+def test_bad_config(kwargs):
+    with pytest.raises(AudiomnistError):
+        AugmentConfig(**kwargs)

@@ -1,0 +1,167 @@
+"""Training end to end on a tiny generated dataset: run folder, honest splits, resume, presets, targets."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiomnist import cli
+from audiomnist.checkpoint import load_checkpoint
+from audiomnist.train import PRESETS, TrainConfig, config_from_dict, load_trained
+
+SR = 8000
+
+
+def tone_digit(digit: int, speaker: int, rep: int) -> np.ndarray:
+    """A 'spoken digit' a small net can learn: a two-tone chord whose pitch encodes the digit, shifted per speaker."""
+    rng = np.random.default_rng(1000 * speaker + 10 * digit + rep)
+    n = int(SR * rng.uniform(0.35, 0.6))
+    t = np.arange(n) / SR
+    f0 = 300 + 220 * digit * (1 + 0.02 * speaker)
+    x = 0.4 * np.sin(2 * np.pi * f0 * t) + 0.2 * np.sin(2 * np.pi * 1.5 * f0 * t)
+    x *= np.hanning(n)
+    x += rng.normal(0, 0.005, n)
+    return np.concatenate([np.zeros(int(rng.uniform(0, 0.1) * SR)), x]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tone_set(tmp_path_factory) -> Path:
+    """AudioMNIST layout: 5 speakers x 10 digits x 4 repetitions, with speaker metadata (2 female, 3 male)."""
+    root = tmp_path_factory.mktemp("tones")
+    meta = {}
+    for s in range(1, 6):
+        sid = f"{s:02d}"
+        (root / sid).mkdir()
+        meta[sid] = {"gender": "female" if s <= 2 else "male", "age": 30, "accent": "german", "recordingroom": "Kino"}
+        for d in range(10):
+            for r in range(4):
+                sf.write(root / sid / f"{d}_{sid}_{r}.wav", tone_digit(d, s, r), SR, subtype="PCM_16")
+    (root / "audioMNIST_meta.txt").write_text(json.dumps(meta))
+    return root
+
+
+def run(args: list[str]) -> int:
+    return cli.main(args)
+
+
+def only_run(runs: Path) -> Path:
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    return run_dir
+
+
+FAST = ["--epochs", "3", "--batch-size", "16", "--no-progress", "--model-arg", "width=1"]
+
+
+@pytest.fixture(scope="module")
+def trained(tone_set, tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    assert run(["train", "--data", str(tone_set), "--runs", str(runs), *FAST]) == 0
+    return only_run(runs)
+
+
+def test_run_folder_has_everything(trained):
+    for name in ("config.json", "metrics.json", "best.pt", "last.pt", "curves.png", "report/confusion.png",
+                 "report/confusion.csv", "report/misclassified.csv", "report/per_speaker.csv", "report/metrics.json"):
+        assert (trained / name).is_file(), name
+    assert any((trained / "tb").iterdir()), "no TensorBoard event files"
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert len(metrics["history"]) == 3
+    split = metrics["split"]
+    assert not split["speaker_leaking"]
+    assert not set(split["test_speakers"]) & set(split["train_speakers"])
+    assert not set(split["val_speakers"]) & set(split["train_speakers"])
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+
+
+def test_config_json_reproduces_the_config(trained):
+    cfg = config_from_dict(json.loads((trained / "config.json").read_text()))
+    assert isinstance(cfg, TrainConfig) and cfg.epochs == 3 and cfg.model_args == {"width": 1}
+    net, cfg2, classes = load_trained(trained)
+    assert cfg2 == cfg and classes == [str(d) for d in range(10)]
+    assert not net.training
+
+
+def test_checkpoints_are_plain_weights(trained):
+    state = torch.load(trained / "last.pt", weights_only=True)
+    assert {"model", "optimizer", "scheduler", "rng", "history", "epoch", "config", "classes"} <= set(state)
+    assert load_checkpoint(trained / "best.pt")["classes"] == [str(d) for d in range(10)]
+
+
+def test_learns_tones_on_unseen_speakers(tone_set, tmp_path):
+    """A recipe that works must separate ten well-separated tones on held-out speakers."""
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--epochs", "8", "--batch-size", "16", "--no-progress"]) == 0
+    metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
+
+
+def test_resume_finishes_like_an_uninterrupted_run(tone_set, tmp_path, monkeypatch):
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert run(["train", "--data", str(tone_set), "--runs", str(full), *FAST]) == 0
+
+    import audiomnist.train as train_mod
+
+    real_save, saved = train_mod.save_checkpoint, []
+
+    def save_then_die(state, path):
+        real_save(state, path)
+        saved.append(Path(path).name)
+        if saved.count("last.pt") == 2:
+            raise KeyboardInterrupt  # killed right after epoch 2 was checkpointed
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_die)
+    assert run(["train", "--data", str(tone_set), "--runs", str(part), *FAST]) == 130
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    part_dir = only_run(part)
+    assert torch.load(part_dir / "last.pt", weights_only=True)["epoch"] == 1  # 0-based: two epochs done
+    assert run(["train", "--resume", str(part_dir), "--no-progress"]) == 0
+
+    a = json.loads((only_run(full) / "metrics.json").read_text())
+    b = json.loads((part_dir / "metrics.json").read_text())
+    assert len(b["history"]) == 3
+    for ea, eb in zip(a["history"], b["history"]):
+        assert ea["train_loss"] == pytest.approx(eb["train_loss"], rel=1e-4)
+        assert ea["val_acc"] == pytest.approx(eb["val_acc"], abs=1e-6)
+    assert a["test"]["accuracy"] == pytest.approx(b["test"]["accuracy"], abs=1e-6)
+
+
+def test_random_split_is_labelled_leaky(tone_set, tmp_path, capsys):
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--split", "random", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "SPEAKER-LEAKING" in out
+    assert json.loads((only_run(tmp_path) / "metrics.json").read_text())["split"]["speaker_leaking"] is True
+
+
+def test_gender_target_balances_speakers(tone_set, tmp_path):
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--target", "gender", "--test-frac", "0.5",
+                "--val-frac", "0", *FAST]) == 0
+    run_dir = only_run(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    used = set(metrics["split"]["train_speakers"]) | set(metrics["split"]["test_speakers"])
+    assert len(used) == 4, "2 female + 2 of the 3 male speakers"
+    assert load_checkpoint(run_dir / "best.pt")["classes"] == ["female", "male"]
+
+
+def test_presets_reproduce_the_original_recipes():
+    assert PRESETS["v1"]["audio"].duration_ms == 1500 and PRESETS["v1"]["audio"].pad_mode == "zeros"
+    assert PRESETS["v2"]["audio"].duration_ms == 1000 and PRESETS["v2"]["audio"].pad_mode == "zeros"
+    assert PRESETS["v3"]["audio"].pad_mode == "noise"
+    for p in PRESETS.values():
+        assert p["model"] == "seed-cnn" and p["audio"].sample_rate == 48000
+        assert p["features"].n_fft == 1024 and p["features"].n_mels == 64
+        assert (p["optimizer"], p["lr"], p["epochs"], p["batch_size"]) == ("adam", 1e-3, 10, 16)
+
+
+def test_preset_v2_trains(tone_set, tmp_path):
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--preset", "v2", "--epochs", "1", "--no-progress"]) == 0
+    cfg = json.loads((only_run(tmp_path) / "config.json").read_text())
+    assert cfg["model"] == "seed-cnn" and cfg["audio"]["sample_rate"] == 48000 and cfg["preset"] == "v2"
+
+
+def test_bad_arguments_are_clear_errors(tone_set, tmp_path, capsys):
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--preset", "v9"]) == 2
+    assert "unknown --preset" in capsys.readouterr().err
+    assert run(["train", "--resume", str(tmp_path / "nope")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
