@@ -62,9 +62,9 @@ def test_top_db_matches_librosa_power_to_db():
 
 def test_default_features_ignore_gain():
     """Peak-relative floor + per-clip standardisation: a quiet and a loud take of one clip look the same."""
-    fe = LogMel(FeatureConfig(), 16000)
-    y = torch.from_numpy(_speechlike(16000, 16000))[None]
-    torch.testing.assert_close(fe(0.05 * y), fe(y), atol=1e-3, rtol=0)
+    fe = LogMel(FeatureConfig(), 8000)
+    y = torch.from_numpy(_speechlike(8000, 8000))[None]
+    torch.testing.assert_close(fe(0.05 * y), fe(y), atol=5e-3, rtol=0)
 
 
 @pytest.mark.parametrize("normalize", ["utterance", "band", "none"])
@@ -92,9 +92,9 @@ def test_band_normalisation_centres_each_band():
 @pytest.mark.parametrize(
     "sr,cfg,frames",
     [
-        (16000, FeatureConfig(), 101),
-        (16000, FeatureConfig(n_mels=64), 101),
-        (8000, FeatureConfig(n_fft=256, win_length=200, hop_length=80, n_mels=32), 101),
+        (8000, FeatureConfig(), 101),
+        (8000, FeatureConfig(n_mels=64), 101),
+        (16000, FeatureConfig(n_fft=512, win_length=400, hop_length=160, n_mels=32), 101),
         (48000, FeatureConfig(n_fft=1024, win_length=1024, hop_length=512, n_mels=64), 94),
     ],
 )

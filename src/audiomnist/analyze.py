@@ -1,75 +1,53 @@
 """`audiomnist analyze`: what is in a dataset and what is wrong with it, as numbers, figures and one HTML page.
 
-The analysis is plain functions that return dicts and DataFrames (tested on their own); analyze_html.py draws
-them. Audio comes through its own waveform cache, separate from the training cache: native sample rate and a
-window long enough that clips are not cropped (up to max_seconds), because clipping, DC offset and silence
-need the original samples. Per-file statistics are saved inside that cache folder, so a second run takes seconds.
+The analysis is plain functions returning dicts and DataFrames; analyze_quality.py holds the data-quality
+checks, analyze_figures.py and analyze_html.py draw the result. Audio comes through its own waveform cache
+(not the training one): the files' own rate up to max_rate and a window that holds the longest clip, because
+clipping, DC offset and silence need the whole clip. A second run over the same files takes seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
+from .analyze_quality import FLAGS, QualityConfig, clip_stats, quality_flags
 from .audio import AudioConfig, load_clip
-from .cache import INT16_SCALE, WaveformCache
+from .cache import WaveformCache
 from .catalog import Catalog, combine, scan
 from .config import to_dict
 from .errors import AudiomnistError
 from .features import FeatureConfig, SpecAugmentConfig, build_frontend, spec_augment
-from .paths import atomic_write, atomic_write_text, short_hash
-from .sources import LAYOUTS, UNKNOWN, digit_from_word
+from .paths import atomic_write, atomic_write_text
+from .sources import LAYOUTS, UNKNOWN
 
-STATS_VERSION = 1
-STATS_CHUNK_SAMPLES = 1 << 22  # samples per vectorised chunk (16 MB as float32)
-FLAGS = {
-    "unreadable": "unreadable files (skipped by the scan or failed to decode)",
-    "name": "label/name problems (speaker in the name differs from its folder, no digit 0-9 in the name, ...)",
-    "duplicate": "duplicate audio (identical decoded samples)",
-    "clipping": "clipping",
-    "near_silent": "near-silent clips",
-    "dc_offset": "DC offset",
-    "leading_silence": "long leading silence",
-    "trailing_silence": "long trailing silence",
-}
-META_FIELDS = ("gender", "age", "accent", "room", "native_speaker")
-_NO_LABEL = "no digit label"
+_INVALID_AGE = re.compile(r"^speaker (\S+): invalid age (.+) -> unknown$")
 
 
 @dataclass(frozen=True)
 class AnalyzeConfig:
-    """Thresholds of the report. Levels are fractions of full scale; dB values are dBFS unless said otherwise."""
+    """What the report measures against; `quality` holds the data-quality thresholds."""
 
     window_ms: int = 1000  # the training window: the report says how many clips are longer
-    silence_ms: int = 300  # flag leading/trailing silence longer than this
-    balance_tolerance: float = 0.05  # balanced when max/min count per digit <= 1 + tolerance
-    clip_level: float = 0.99  # a sample at or above this |level| counts as clipped
-    clip_share: float = 0.001  # flag clips with at least this share of clipped samples
-    silent_dbfs: float = -60.0  # flag clips whose RMS (DC removed) is below this
-    dc_offset: float = 0.01  # flag clips whose mean sample is further than this from zero
-    silence_db: float = -40.0  # a 10 ms frame this far below the clip's loudest frame is silence
-    frame_ms: int = 10
+    balance_tolerance: float = 0.05  # balanced when max/min count <= 1 + tolerance
     max_seconds: float = 4.0  # longest stretch of a clip the analysis cache keeps
+    max_rate: int = 16000  # analysis rate cap: speech lies below 8 kHz, and 48 kHz would triple the cache
     seed: int = 0  # SpecAugment masks of the examples
+    quality: QualityConfig = QualityConfig()
 
     def __post_init__(self) -> None:
-        if self.window_ms <= 0 or self.silence_ms < 0 or self.frame_ms <= 0 or self.max_seconds <= 0:
-            raise AudiomnistError("analyze: window_ms, frame_ms and max_seconds must be positive, silence_ms >= 0")
-        if not 0 < self.clip_level <= 1 or not 0 < self.clip_share <= 1:
-            raise AudiomnistError("analyze: clip_level and clip_share must be in (0, 1]")
+        if self.window_ms <= 0 or self.max_seconds <= 0 or self.max_rate <= 0 or self.balance_tolerance < 0:
+            raise AudiomnistError("analyze: window_ms, max_seconds and max_rate must be positive, tolerance >= 0")
 
 
 @dataclass
@@ -80,46 +58,41 @@ class Analysis:
     cfg: AnalyzeConfig
     audio: AudioConfig
     cache_dir: Path
+    decoded: int
     counts: dict
     census: dict
     lengths: dict
     speakers: dict
     stats: pd.DataFrame
     flags: pd.DataFrame
-    examples: dict = field(default_factory=dict)  # digit -> relpath, speaker, wave, feat, masked
+    examples: dict = field(default_factory=dict)  # digit -> relpath, speaker, duration, wave, feat, masked
     examples_meta: dict = field(default_factory=dict)  # audio/features/specaug configs the examples used
 
     def summary(self) -> dict:
         """JSON-ready numbers of the whole report (summary.json)."""
-        t = self.catalog.table
-        c = self.counts
+        t, c = self.catalog.table, self.counts
         flag_counts = self.flags["flag"].value_counts()
         return {
             "root": str(self.catalog.root),
             "layout": self.catalog.layout,
             "files": len(t),
+            "decoded": self.decoded,
+            "unreadable": int(flag_counts.get("unreadable", 0)),
             "speakers": int(t["speaker"].nunique()),
             "digits": len(c["per_digit"]),
             "balance": c["balance"],
             "per_digit": {str(k): int(v) for k, v in c["per_digit"].items()},
             "per_speaker": {str(k): int(v) for k, v in c["per_speaker"].items()},
-            "digit_by_speaker": {
-                str(s): {str(d): int(n) for d, n in col.items()} for s, col in c["matrix"].items()
-            },
+            "digit_by_speaker": {str(s): {str(d): int(n) for d, n in col.items()} for s, col in c["matrix"].items()},
             "census": self.census,
-            "lengths": {
-                **{k: v for k, v in self.lengths.items() if k != "per_digit"},
-                "per_digit": {str(d): r for d, r in self.lengths["per_digit"].to_dict("index").items()},
-            },
+            "lengths": {**self.lengths, "per_digit": {str(d): r for d, r in self.lengths["per_digit"].to_dict("index").items()}},
             "speaker_metadata": self.speakers,
             "quality": {
-                "thresholds": {k: v for k, v in to_dict(self.cfg).items() if k not in ("seed",)},
+                "thresholds": to_dict(self.cfg.quality),
                 "counts": {name: int(flag_counts.get(name, 0)) for name in FLAGS},
-                "files": {
-                    name: self.flags.loc[self.flags["flag"] == name, ["relpath", "detail"]].to_dict("records")
-                    for name in FLAGS
-                },
-            },
+                "files": {name: self.flags.loc[self.flags["flag"] == name, ["relpath", "detail"]].to_dict("records")
+                          for name in FLAGS},
+            },  # fmt: skip
             "examples": {str(d): e["relpath"] for d, e in self.examples.items()},
             "analysis_audio": to_dict(self.audio),
             "analysis_cache": str(self.cache_dir),
@@ -127,13 +100,14 @@ class Analysis:
         }
 
 
-def natural_key(s: str) -> tuple:
+def natural_key(s: object) -> tuple:
     """'2' < '10' < 'anna': numbers by value, then names."""
-    return (0, int(s), "") if str(s).isdigit() else (1, 0, str(s))
+    s = str(s)
+    return (0, int(s), "") if s.isdigit() else (1, 0, s)
 
 
 def balance(counts: pd.Series, tolerance: float) -> dict:
-    """max/min ratio of non-negative counts; balanced when the ratio is within 1 + tolerance."""
+    """max/min ratio of counts; balanced when the ratio is within 1 + tolerance."""
     counts = counts.astype(int)
     lo, hi = (int(counts.min()), int(counts.max())) if len(counts) else (0, 0)
     ratio = hi / lo if lo else math.inf if hi else 1.0
@@ -152,9 +126,8 @@ def count_summary(table: pd.DataFrame, tolerance: float = 0.05) -> dict:
     per_digit = table["digit"].value_counts().sort_index()
     per_speaker = table["speaker"].value_counts()
     per_speaker = per_speaker.reindex(sorted(per_speaker.index, key=natural_key))
-    matrix = pd.crosstab(table["digit"], table["speaker"]).reindex(
-        index=per_digit.index, columns=per_speaker.index, fill_value=0
-    )
+    matrix = pd.crosstab(table["digit"], table["speaker"])
+    matrix = matrix.reindex(index=per_digit.index, columns=per_speaker.index, fill_value=0)
     digits, speakers = balance(per_digit, tolerance), balance(per_speaker, tolerance)
     return {
         "per_digit": per_digit,
@@ -174,260 +147,94 @@ def census(table: pd.DataFrame) -> dict:
     """Files per sample rate, channel count, container format and sample subtype (from the headers)."""
 
     def counts(col: str) -> dict:
-        vc = table[col].value_counts()
-        return {str(k): int(v) for k, v in sorted(vc.items(), key=lambda kv: natural_key(str(kv[0])))}
+        return {str(k): int(v) for k, v in sorted(table[col].value_counts().items(), key=lambda kv: natural_key(kv[0]))}
 
-    return {
-        "sample_rates": counts("sample_rate"),
-        "channels": counts("channels"),
-        "formats": counts("format"),
-        "subtypes": counts("subtype"),
-    }
+    return {"sample_rates": counts("sample_rate"), "channels": counts("channels"),
+            "formats": counts("format"), "subtypes": counts("subtype")}  # fmt: skip
 
 
 def length_summary(table: pd.DataFrame, window_ms: int) -> dict:
     """Clip durations (from the headers): overall and per digit min/mean/max, and the share longer than the window."""
-    window = window_ms / 1000
     dur = table["duration"]
-    per_digit = table.groupby("digit")["duration"].agg(
-        count="count", min="min", mean="mean", median="median", max="max"
-    )
-    per_digit["longer_than_window"] = table.assign(long=dur > window).groupby("digit")["long"].mean()
-    per_digit = per_digit.astype({"count": int}).round(4)
+    long = dur > window_ms / 1000
+    per_digit = table.groupby("digit")["duration"].agg(count="count", min="min", mean="mean", median="median", max="max")
+    per_digit["longer_than_window"] = long.groupby(table["digit"]).mean()
     n = len(dur)
     return {
         "window_ms": window_ms,
-        "min": float(dur.min()) if n else 0.0,
-        "mean": float(dur.mean()) if n else 0.0,
-        "median": float(dur.median()) if n else 0.0,
-        "max": float(dur.max()) if n else 0.0,
+        **{k: float(getattr(dur, k)()) if n else 0.0 for k in ("min", "mean", "median", "max")},
         "total_hours": float(dur.sum() / 3600),
-        "longer_than_window": int((dur > window).sum()),
-        "longer_than_window_share": float((dur > window).mean()) if n else 0.0,
-        "per_digit": per_digit,
+        "longer_than_window": int(long.sum()),
+        "longer_than_window_share": float(long.mean()) if n else 0.0,
+        "per_digit": per_digit.astype({"count": int}).round(4),
+    }
+
+
+def invalid_ages(notes: list[str], speakers: set[str]) -> dict[str, str]:
+    """speaker -> the age value the catalog dropped as impossible (from its notes), for speakers in the data."""
+    found = (_INVALID_AGE.match(n) for n in notes)
+    return {m.group(1): m.group(2).strip("'\"") for m in found if m and m.group(1) in speakers}
+
+
+def age_summary(ages: pd.Series, invalid: dict[str, str]) -> dict | None:
+    """Known ages per speaker, and how many were missing or impossible (None when no speaker has an age at all)."""
+    known = ages.dropna()
+    if known.empty and not invalid:
+        return None
+    return {
+        "known": len(known),
+        "unknown": int(ages.isna().sum()),
+        "impossible": len(invalid),
+        "impossible_values": invalid,
+        "min": float(known.min()) if len(known) else None,
+        "mean": round(float(known.mean()), 2) if len(known) else None,
+        "max": float(known.max()) if len(known) else None,
+        "values": [float(a) for a in known.sort_values()],
     }
 
 
 def speaker_summary(table: pd.DataFrame, notes: list[str] = ()) -> dict:
-    """Speaker metadata counted per speaker; a field known for no speaker is None (the report skips it).
-
-    The catalog turns impossible ages into NaN and says so in its notes; both missing and impossible ages
-    count as unknown, and the impossible ones are counted from the notes.
-    """
+    """Speaker metadata counted per speaker; a field known for no speaker is None (the report leaves it out).
+    Impossible ages (dropped by the catalog, listed in its notes) count as unknown and are reported by speaker."""
     speakers = table.drop_duplicates("speaker").set_index("speaker")
     out: dict[str, Any] = {"speakers": len(speakers)}
     for col in ("gender", "accent", "room", "native_speaker"):
         values = speakers[col].astype(str)
-        if (values == UNKNOWN).all():
-            out[col] = None
-            continue
-        vc = values.value_counts()
-        out[col] = {str(k): int(v) for k, v in vc.items()}
-    ages = speakers["age"]
-    known = ages.dropna()
-    if known.empty:
-        out["age"] = None
-    else:
-        impossible = sum(1 for n in notes if "impossible age" in n)
-        out["age"] = {
-            "known": len(known),
-            "unknown": int(ages.isna().sum()),
-            "impossible": impossible,
-            "min": float(known.min()),
-            "mean": round(float(known.mean()), 2),
-            "max": float(known.max()),
-            "values": [float(a) for a in known.sort_values()],
-        }
+        out[col] = None if (values == UNKNOWN).all() else {str(k): int(v) for k, v in values.value_counts().items()}
+    out["age"] = age_summary(speakers["age"], invalid_ages(list(notes), set(speakers.index)))
     return out
 
 
-def analysis_audio_config(table: pd.DataFrame, max_seconds: float = 4.0) -> AudioConfig:
-    """The analysis cache's config: the files' own rate (the most common one if mixed, ties to the higher),
-    and a window that holds the longest clip (rounded up to 100 ms, at most max_seconds), so nothing is cropped."""
+def analysis_audio_config(table: pd.DataFrame, max_seconds: float = 4.0, max_rate: int = 16000) -> AudioConfig:
+    """The analysis cache's config: the files' most common rate (ties to the higher, at most max_rate) and a window
+    that holds the longest clip (rounded up to 100 ms, at most max_seconds), so nothing is cropped."""
     if table.empty:
         raise AudiomnistError("no usable audio files to analyse")
     rates = table["sample_rate"].value_counts()
-    rate = int(rates[rates == rates.max()].index.max())
-    longest = float(table["duration"].max())
-    duration_ms = int(min(math.ceil((longest + 0.005) * 10) * 100, max_seconds * 1000))
+    rate = min(int(rates[rates == rates.max()].index.max()), max_rate)
+    duration_ms = int(min(math.ceil((float(table["duration"].max()) + 0.005) * 10) * 100, max_seconds * 1000))
     return AudioConfig(sample_rate=rate, duration_ms=max(duration_ms, 100), max_seconds=max(30.0, max_seconds))
 
 
-def _as_float(raw: np.ndarray) -> np.ndarray:
-    return raw.astype(np.float32) * np.float32(1 / INT16_SCALE) if raw.dtype == np.int16 else raw.astype(np.float32)
-
-
-def compute_clip_stats(waves: np.ndarray, lengths: np.ndarray, sample_rate: int, cfg: AnalyzeConfig) -> pd.DataFrame:
-    """Per row of left-aligned clips (B, L) with `lengths`: rms and dc, peak, clipped share, leading/trailing
-    silence in ms and a hash of the samples. Vectorised over the whole block; rms and silence ignore the DC."""
-    raw = np.asarray(waves)
-    B, L = raw.shape
-    n = np.asarray(lengths, dtype=np.int64)
-    x = _as_float(raw)
-    valid = np.arange(L)[None, :] < n[:, None]
-    count = np.maximum(n, 1).astype(np.float64)
-    dc = x.sum(axis=1, dtype=np.float64) / count
-    x = np.where(valid, x - dc[:, None].astype(np.float32), np.float32(0))
-    rms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64) / count)
-    absx = np.abs(x + dc[:, None].astype(np.float32))
-    peak = np.where(n > 0, np.where(valid, absx, 0).max(axis=1), 0.0)
-    clipped = (valid & (absx >= cfg.clip_level)).sum(axis=1) / count
-
-    fl = max(1, round(sample_rate * cfg.frame_ms / 1000))
-    nf = -(-L // fl)
-    frames = np.pad(x, ((0, 0), (0, nf * fl - L))).reshape(B, nf, fl)
-    frame_rms = np.sqrt(np.einsum("ijk,ijk->ij", frames, frames) / fl)
-    floor = 10 ** (min(cfg.silent_dbfs, -60.0) / 20)
-    threshold = np.maximum(frame_rms.max(axis=1) * 10 ** (cfg.silence_db / 20), floor)
-    frame_valid = (np.arange(nf)[None, :] * fl) < n[:, None]
-    loud = (frame_rms > threshold[:, None]) & frame_valid
-    anyloud = loud.any(axis=1)
-    first = loud.argmax(axis=1)
-    last = nf - 1 - loud[:, ::-1].argmax(axis=1)
-    lead = np.where(anyloud, np.minimum(first * fl, n), n)
-    trail = np.where(anyloud, np.maximum(n - (last + 1) * fl, 0), n)
-
-    hashes = [
-        hashlib.blake2b(np.ascontiguousarray(raw[i, : n[i]]).tobytes(), digest_size=10).hexdigest() if n[i] else ""
-        for i in range(B)
-    ]
-    ms = 1000.0 / sample_rate
-    return pd.DataFrame({
-        "rms": rms,
-        "rms_dbfs": 20 * np.log10(np.maximum(rms, 1e-6)),
-        "peak": peak.astype(np.float64),
-        "dc": dc,
-        "clip_share": clipped,
-        "lead_ms": lead * ms,
-        "trail_ms": trail * ms,
-        "hash": hashes,
-    })  # fmt: skip
-
-
-def _stats_params(cfg: AnalyzeConfig) -> tuple:
-    return (STATS_VERSION, cfg.clip_level, cfg.silence_db, cfg.silent_dbfs, cfg.frame_ms)
-
-
-def clip_stats(cache: WaveformCache, cfg: AnalyzeConfig, progress: bool = True) -> pd.DataFrame:
-    """compute_clip_stats over every cache row in chunks, saved in the cache folder (keyed by cache key and the
-    thresholds that shape the numbers) so the next run only reads them back. Failed rows are NaN."""
-    path = cache.dir / f"analysis-stats-{short_hash(cache.key, _stats_params(cfg))}.csv"
-    if path.is_file():
-        try:
-            stats = pd.read_csv(path, dtype={"hash": str}, keep_default_na=False, na_values={
-                c: ["", "nan", "NaN"] for c in ("rms", "rms_dbfs", "peak", "dc", "clip_share", "lead_ms", "trail_ms")
-            })  # fmt: skip
-            if len(stats) == len(cache):
-                return stats
-        except (OSError, ValueError, pd.errors.ParserError):
-            pass
-    N, L = cache.waves.shape
-    chunk = max(1, STATS_CHUNK_SAMPLES // max(L, 1))
-    parts = []
-    bar = tqdm(total=N, desc="clip statistics", unit="file", disable=None if progress else True)
-    with bar:
-        for s in range(0, N, chunk):
-            e = min(N, s + chunk)
-            parts.append(compute_clip_stats(cache.waves[s:e], cache.lengths[s:e], cache.cfg.sample_rate, cfg))
-            bar.update(e - s)
-    stats = pd.concat(parts, ignore_index=True)
-    stats.loc[~cache.ok, stats.columns.drop("hash")] = np.nan
-    stats.loc[~cache.ok, "hash"] = ""
-    try:
-        with atomic_write(path, "w") as f:
-            stats.to_csv(f, index=False)
-    except OSError as e:
-        print(f"warning: could not save clip statistics to {path}: {e}", file=sys.stderr)
-    return stats
-
-
-def _relpath(path: str, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def name_problems(catalog: Catalog) -> pd.DataFrame:
-    """Files whose name disagrees with their folder, and files skipped because the name holds no digit 0-9."""
-    rows = []
-    for path, rel, layout, digit, speaker in catalog.table[["path", "relpath", "dataset", "digit", "speaker"]].itertuples(
-        index=False
-    ):
-        folders = PurePosixPath(rel).parts[:-1]
-        if layout == "audiomnist" and folders and folders[-1].isdigit() and f"{int(folders[-1]):02d}" != speaker:
-            rows.append((path, rel, f"speaker {speaker} in the name, but folder {folders[-1]}"))
-        elif layout == "folder":
-            said = [(f, digit_from_word(f)) for f in folders]
-            wrong = [f for f, d in said if d is not None and d != digit]
-            if wrong:
-                rows.append((path, rel, f"digit {digit} from the name, but folder '{wrong[-1]}'"))
-    for path, reason in catalog.skipped[["path", "reason"]].itertuples(index=False):
-        if reason.startswith(_NO_LABEL) or "not valid UTF-8" in reason:
-            rows.append((path, _relpath(path, catalog.root), reason))
-    return pd.DataFrame(rows, columns=["path", "relpath", "detail"])
-
-
-def quality_flags(catalog: Catalog, cache: WaveformCache, stats: pd.DataFrame, cfg: AnalyzeConfig) -> pd.DataFrame:
-    """One row per (flag, file): flag (a FLAGS key), path, relpath, value (the measured number) and detail."""
-    t = catalog.table
-    rows: list[tuple[str, str, str, float, str]] = []
-    for path, reason in catalog.skipped[["path", "reason"]].itertuples(index=False):
-        if not (reason.startswith(_NO_LABEL) or "not valid UTF-8" in reason):
-            rows.append(("unreadable", path, _relpath(path, catalog.root), math.nan, reason))
-    for r, msg in sorted(cache.errors.items()):
-        path = t["path"].iat[r]
-        reason = msg[len(path) + 2 :] if msg.startswith(path + ": ") else msg
-        rows.append(("unreadable", path, t["relpath"].iat[r], math.nan, reason))
-    for path, rel, detail in name_problems(catalog).itertuples(index=False):
-        rows.append(("name", path, rel, math.nan, detail))
-
-    ok = np.asarray(cache.ok, bool)
-    hashes = stats["hash"].where(ok, "")
-    dup = hashes[(hashes != "") & hashes.duplicated(keep=False)]
-    for group, (_, members) in enumerate(dup.groupby(dup, sort=False), 1):
-        rels = t["relpath"].iloc[members.index].tolist()
-        for r, rel in zip(members.index, rels):
-            others = [o for o in rels if o != rel]
-            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
-            rows.append(("duplicate", t["path"].iat[r], rel, float(group), f"same samples as {', '.join(others[:3])}{more}"))
-
-    def add(name: str, mask: pd.Series, values: pd.Series, fmt) -> None:
-        for r in np.flatnonzero(mask.to_numpy() & ok):
-            rows.append((name, t["path"].iat[r], t["relpath"].iat[r], float(values.iat[r]), fmt(values.iat[r])))
-
-    silent = stats["rms_dbfs"] < cfg.silent_dbfs
-    add("clipping", (stats["clip_share"] >= cfg.clip_share) & (stats["clip_share"] > 0), stats["clip_share"],
-        lambda v: f"{v:.2%} of samples at or above {cfg.clip_level:g} of full scale")  # fmt: skip
-    add("near_silent", silent, stats["rms_dbfs"], lambda v: f"RMS {v:.1f} dBFS (threshold {cfg.silent_dbfs:g})")
-    add("dc_offset", stats["dc"].abs() > cfg.dc_offset, stats["dc"], lambda v: f"mean sample {v:+.4f}")
-    add("leading_silence", (stats["lead_ms"] > cfg.silence_ms) & ~silent, stats["lead_ms"],
-        lambda v: f"{v:.0f} ms of silence before the sound")  # fmt: skip
-    add("trailing_silence", (stats["trail_ms"] > cfg.silence_ms) & ~silent, stats["trail_ms"],
-        lambda v: f"{v:.0f} ms of silence after the sound")  # fmt: skip
-    flags = pd.DataFrame(rows, columns=["flag", "path", "relpath", "value", "detail"])
-    order = {name: i for i, name in enumerate(FLAGS)}
-    return flags.sort_values(["flag", "relpath"], key=lambda c: c.map(order) if c.name == "flag" else c).reset_index(
-        drop=True
-    )
-
-
 def training_view() -> tuple[AudioConfig, FeatureConfig, SpecAugmentConfig]:
-    """Audio, feature and SpecAugment config of a default training run (TrainConfig when train.py is present)."""
-    try:
-        from .train import TrainConfig
-    except ImportError:
-        return AudioConfig(), FeatureConfig(), SpecAugmentConfig()
+    """Audio, feature and SpecAugment config of a default training run."""
+    from .train import TrainConfig
+
     t = TrainConfig()
     return t.audio, t.features, t.specaug
 
 
-def pick_examples(table: pd.DataFrame, ok: np.ndarray) -> dict[int, int]:
-    """Per digit, the decodable row whose duration is closest to the digit's median (a typical clip)."""
-    out = {}
-    usable = table[np.asarray(ok, bool)]
-    for digit, g in usable.groupby("digit"):
-        out[int(digit)] = int((g["duration"] - g["duration"].median()).abs().idxmin())
+def pick_examples(table: pd.DataFrame, ok: np.ndarray, candidates: int = 20) -> dict[int, int]:
+    """Per digit a decodable, typical row (duration near the digit's median), from as many speakers as possible:
+    among the `candidates` rows closest to the median, the closest one whose speaker is not shown yet."""
+    out: dict[int, int] = {}
+    used: set[str] = set()
+    for digit, g in table[np.asarray(ok, bool)].groupby("digit"):
+        near = (g["duration"] - g["duration"].median()).abs().sort_values(kind="stable").index[:candidates]
+        fresh = [r for r in near if table["speaker"].at[r] not in used]
+        row = int(fresh[0] if fresh else near[0])
+        out[int(digit)] = row
+        used.add(table["speaker"].at[row])
     return out
 
 
@@ -439,8 +246,7 @@ def example_views(paths: list[str], seed: int = 0) -> dict:
     frontend = build_frontend(feat_cfg, audio_cfg.sample_rate).eval()
     with torch.no_grad():
         feats = frontend(waves)
-        gen = torch.Generator().manual_seed(seed)
-        masked = spec_augment(feats, spec_cfg, gen) if feats.dim() == 4 else None
+        masked = spec_augment(feats, spec_cfg, torch.Generator().manual_seed(seed)) if feats.dim() == 4 else None
     return {
         "audio": audio_cfg,
         "features": feat_cfg,
@@ -451,6 +257,34 @@ def example_views(paths: list[str], seed: int = 0) -> dict:
     }
 
 
+def _examples(table: pd.DataFrame, ok: np.ndarray, seed: int) -> tuple[dict, dict]:
+    rows = pick_examples(table, ok)
+    if not rows:
+        return {}, {}
+    views = example_views([table["path"].iat[r] for r in rows.values()], seed)
+    examples = {
+        digit: {
+            "relpath": table["relpath"].iat[r],
+            "speaker": table["speaker"].iat[r],
+            "duration": float(table["duration"].iat[r]),
+            "wave": views["waves"][i],
+            "feat": views["feats"][i],
+            "masked": None if views["masked"] is None else views["masked"][i],
+        }
+        for i, (digit, r) in enumerate(rows.items())
+    }
+    return examples, {k: views[k] for k in ("audio", "features", "specaug")}
+
+
+def _catalog(paths: list[str | os.PathLike], layout: str | None, progress: bool) -> Catalog:
+    catalog = combine([scan(p, layout=layout, progress=progress) for p in paths])
+    if catalog.table.empty:
+        reasons = "; ".join(catalog.skipped["reason"].head(3))
+        where = ", ".join(map(str, paths))
+        raise AudiomnistError(f"no usable audio files under {where}" + (f" ({reasons})" if reasons else ""))
+    return catalog
+
+
 def analyze(
     paths: list[str | os.PathLike],
     layout: str | None = None,
@@ -459,51 +293,40 @@ def analyze(
     examples: bool = True,
 ) -> Analysis:
     """Scan `paths`, build (or load) the analysis cache and compute every table of the report."""
-    catalogs = [scan(p, layout=layout, progress=progress) for p in paths]
-    catalog = combine(catalogs)
+    catalog = _catalog(paths, layout, progress)
     t = catalog.table
-    if t.empty:
-        reasons = "; ".join(f"{r}" for r in catalog.skipped["reason"].head(3))
-        raise AudiomnistError(
-            f"no usable audio files under {', '.join(map(str, paths))}" + (f" ({reasons})" if reasons else "")
-        )
-    audio = analysis_audio_config(t, cfg.max_seconds)
+    audio = analysis_audio_config(t, cfg.max_seconds, cfg.max_rate)
     cache = WaveformCache.for_catalog(catalog, audio, progress=progress)
-    stats = clip_stats(cache, cfg, progress=progress)
-    flags = quality_flags(catalog, cache, stats, cfg)
-    result = Analysis(
+    stats = clip_stats(cache, cfg.quality, progress=progress)
+    shown, meta = _examples(t, cache.ok, cfg.seed) if examples else ({}, {})
+    return Analysis(
         catalog=catalog,
         cfg=cfg,
         audio=audio,
         cache_dir=cache.dir,
+        decoded=int(np.count_nonzero(cache.ok)),
         counts=count_summary(t, cfg.balance_tolerance),
         census=census(t),
         lengths=length_summary(t, cfg.window_ms),
         speakers=speaker_summary(t, catalog.notes),
         stats=stats,
-        flags=flags,
+        flags=quality_flags(catalog, cache, stats, cfg.quality),
+        examples=shown,
+        examples_meta=meta,
     )
-    if examples:
-        rows = pick_examples(t, cache.ok)
-        if rows:
-            views = example_views([t["path"].iat[r] for r in rows.values()], cfg.seed)
-            for i, (digit, r) in enumerate(rows.items()):
-                result.examples[digit] = {
-                    "row": r,
-                    "relpath": t["relpath"].iat[r],
-                    "speaker": t["speaker"].iat[r],
-                    "duration": float(t["duration"].iat[r]),
-                    "wave": views["waves"][i],
-                    "feat": views["feats"][i],
-                    "masked": None if views["masked"] is None else views["masked"][i],
-                }
-            result.examples_meta = {k: views[k] for k in ("audio", "features", "specaug")}
-    return result
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o) if np.isfinite(o) else None
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def write_report(analysis: Analysis, out: str | os.PathLike) -> Path:
     """Write the PNG figures, per_file.csv, flags.csv, summary.json and report.html into `out`; return report.html."""
-    from . import analyze_html
+    from . import analyze_figures, analyze_html
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -514,22 +337,11 @@ def write_report(analysis: Analysis, out: str | os.PathLike) -> Path:
     with atomic_write(out / "flags.csv", "w") as f:
         analysis.flags.to_csv(f, index=False)
     summary = analysis.summary()
-    figures = analyze_html.save_figures(analysis, out)
+    figures = analyze_figures.save_figures(analysis, out)
     summary["figures"] = {name: path.name for name, path in figures.items()}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
-    html = analyze_html.render(summary, figures)
-    atomic_write_text(out / "report.html", html)
+    atomic_write_text(out / "report.html", analyze_html.render(summary, figures))
     return out / "report.html"
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if not np.isfinite(o) else float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def headline(summary: dict) -> str:
@@ -538,12 +350,12 @@ def headline(summary: dict) -> str:
     d = b["digits"]
     bal = "balanced" if b["balanced"] else f"NOT balanced (max/min {d['ratio'] or 'inf'})"
     rates = ", ".join(f"{k} Hz: {v}" for k, v in c["sample_rates"].items())
-    q = summary["quality"]["counts"]
-    flags = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in q.items() if v) or "none"
+    channels = ", ".join(f"{k}: {v}" for k, v in c["channels"].items())
+    flags = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary["quality"]["counts"].items() if v) or "none"
     return "\n".join([
         f"{summary['root']}: {summary['layout']} layout, {summary['files']} clips, {summary['speakers']} speakers, "
         f"{summary['digits']} digits ({d['min']}-{d['max']} per digit, {bal})",
-        f"  sample rates: {rates}; channels: {', '.join(f'{k}: {v}' for k, v in c['channels'].items())}",
+        f"  sample rates: {rates}; channels: {channels}",
         f"  lengths: {L['min']:.2f}-{L['max']:.2f} s (mean {L['mean']:.2f} s), "
         f"{L['longer_than_window_share']:.1%} longer than {L['window_ms']} ms",
         f"  flags: {flags}",
@@ -551,10 +363,10 @@ def headline(summary: dict) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    cfg = AnalyzeConfig(
-        window_ms=args.window_ms, silence_ms=args.silence_ms, max_seconds=args.max_seconds, seed=args.seed
-    )
-    out = Path(args.out) if args.out else Path("analysis") / (re.sub(r"[^A-Za-z0-9._-]+", "_", Path(args.path[0]).resolve().name) or "data")
+    cfg = AnalyzeConfig(window_ms=args.window_ms, max_seconds=args.max_seconds, seed=args.seed,
+                        quality=QualityConfig(silence_ms=args.silence_ms))  # fmt: skip
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(args.path[0]).resolve().name) or "data"
+    out = Path(args.out) if args.out else Path("analysis") / name
     analysis = analyze(args.path, layout=args.layout, cfg=cfg, progress=not args.no_progress)
     report = write_report(analysis, out)
     print(headline(analysis.summary()))
@@ -567,7 +379,7 @@ def add_cli(subparsers) -> None:
         "analyze",
         help="report on a dataset: counts, formats, lengths, speakers, examples and data-quality flags",
         description="Analyse a dataset folder and write report.html (self-contained), PNG figures, summary.json, "
-        "per_file.csv and flags.csv. Audio goes through a separate analysis cache at the files' own rate.",
+        "per_file.csv and flags.csv. Audio goes through a separate analysis cache; a second run takes seconds.",
     )
     p.add_argument("path", nargs="+", help="dataset folder(s)")
     p.add_argument("--out", help="report folder (default: ./analysis/<folder name>)")

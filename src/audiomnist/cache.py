@@ -185,12 +185,18 @@ class WaveformCache:
         generator: torch.Generator | None = None,
         device: str | torch.device = "cpu",
     ) -> torch.Tensor:
-        """Rows `indices` as a (B, num_samples) float32 batch on `device`, placed by fit_batch."""
+        """Rows `indices` as a (B, num_samples) float32 batch on `device`, placed by fit_batch.
+
+        Rows travel as stored (int16/float16: half the bytes of float32), to CUDA from pinned memory without blocking.
+        """
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         order = np.argsort(idx, kind="stable")
-        rows = np.empty((len(idx), self.waves.shape[1]), self.waves.dtype)
+        pin = torch.device(device).type == "cuda"
+        dtype = torch.int16 if self.waves.dtype == np.int16 else torch.float16
+        buf = torch.empty((len(idx), self.waves.shape[1]), dtype=dtype, pin_memory=pin)
+        rows = buf.numpy()
         rows[order] = self.waves[idx[order]]
-        x = torch.from_numpy(rows).to(device)
+        x = buf.to(device, non_blocking=pin)
         x = x.float().mul_(1.0 / INT16_SCALE) if rows.dtype == np.int16 else x.float()
         lengths = torch.from_numpy(self.lengths[idx].astype(np.int64))
         return fit_batch(x, lengths, self.cfg, train, generator)

@@ -16,6 +16,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("audiomnist.train", "train a classifier and evaluate it on unseen speakers"),
     "cv": ("audiomnist.cv", "speaker-grouped k-fold or leave-one-speaker-out cross-validation"),
     "evaluate": ("audiomnist.evaluate", "metrics, confusion matrix and mistakes of a trained run"),
+    "analyze": ("audiomnist.analyze", "dataset report: counts, formats, lengths, speakers, examples, quality flags"),
+    "predict": ("audiomnist.infer", "classify audio files with a trained or the shipped model"),
+    "export": ("audiomnist.export", "export a trained network to ONNX"),
+    "listen": ("audiomnist.listen", "live digits from the microphone (or a recording through the same path)"),
+    "serve": ("audiomnist.serve", "web page and REST API for predictions"),
+    "models": ("audiomnist.models", "list the registered networks"),
 }
 
 

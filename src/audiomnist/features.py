@@ -17,7 +17,9 @@ NORMALIZE_MODES = ("utterance", "band", "none")
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """What the model sees. Defaults: the usual keyword-spotting front-end, 25 ms Hann windows every 10 ms.
+    """What the model sees. Defaults: the usual keyword-spotting front-end at the default 8 kHz audio rate,
+    25 ms Hann windows (200 samples, FFT 256) every 10 ms (80 samples), 40 mel bands up to Nyquist.
+    Window and hop are in samples: set them with the sample rate (the v1-v3 presets do, for 48 kHz).
 
     top_db floors each clip relative to its own loudest cell (like librosa.power_to_db(top_db=...)), so a quiet
     recording and a loud one of the same word give the same features; an absolute floor would flatten more of
@@ -27,9 +29,9 @@ class FeatureConfig:
     """
 
     kind: str = "logmel"
-    n_fft: int = 512
-    win_length: int = 400
-    hop_length: int = 160
+    n_fft: int = 256
+    win_length: int = 200
+    hop_length: int = 80
     n_mels: int = 40
     f_min: float = 20.0
     f_max: float | None = None  # None: Nyquist

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import models
+from . import distributed, models
 from .audio import AudioConfig
 from .augment import AugmentConfig, augment_waveforms
 from .cache import WaveformCache
-from .catalog import Catalog, combine, load_or_scan, sample_root
+from .catalog import Catalog, combine, load_or_scan, sample_root, scan
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import from_dict, load_json, save_json, to_dict
 from .errors import AudiomnistError
@@ -118,10 +118,15 @@ def class_names(target: str) -> list[str]:
     raise AudiomnistError(f"unknown --target {target!r}: choose digit or gender")
 
 
-def load_data(cfg: TrainConfig, progress: bool = True) -> Data:
-    """Scan every data root, build or load the waveform cache, and label the usable rows."""
+def load_data(cfg: TrainConfig, progress: bool = True, save_catalog: bool = True) -> Data:
+    """Scan every data root, build or load the waveform cache, and label the usable rows.
+
+    save_catalog=False only reads (no catalog saved, nothing printed): for every torchrun worker but the first of a machine.
+    """
     roots = cfg.data or (default_data()[0],)
-    catalogs = [load_or_scan(Path(r), layout=None if cfg.layout == "auto" else cfg.layout, progress=progress) for r in roots]
+    layout = None if cfg.layout == "auto" else cfg.layout
+    read = load_or_scan if save_catalog else scan
+    catalogs = [read(Path(r), layout=layout, progress=progress) for r in roots]
     catalog = catalogs[0] if len(catalogs) == 1 else combine(catalogs)
     if len(catalog.table) == 0:
         raise AudiomnistError(f"no usable audio files found in {', '.join(map(str, roots))}")
@@ -198,7 +203,7 @@ def predict_rows(net, frontend, cache: WaveformCache, rows: np.ndarray, device, 
     net.eval()
     out = []
     for i in range(0, len(rows), batch_size):
-        wave = cache.batch(rows[i : i + batch_size], train=False).to(device)
+        wave = cache.batch(rows[i : i + batch_size], train=False, device=device)
         out.append(torch.softmax(net(frontend(wave)).float(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 

@@ -51,4 +51,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def _cmd_models(args) -> int:
+    for name in available():
+        cls = get(name)
+        net = cls(num_classes=10)
+        doc = ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+        print(f"{name:10s} {cls.input_kind:9s} {count_parameters(net):>9,d} params  {doc}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("models", help="list the registered networks", description="Registered networks (10 classes).")
+    p.set_defaults(func=_cmd_models)
+
+
 from . import audionet, bcresnet, seed_cnn  # noqa: E402,F401  (registers the models)
