@@ -20,7 +20,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(note)
         cfg = dataclasses.replace(cfg, data=(root,))
     data = load_data(cfg, progress=not args.no_progress)
-    print(data.catalog.describe() if hasattr(data.catalog, "describe") else f"{len(data.catalog.table)} clips")
     split = make_split(cfg, data)
     print(split.describe(data.speakers))
     run_dir = run_dir_for(cfg, args.runs)

@@ -1,0 +1,269 @@
+"""Run a trained model on audio: arrays, files and folders, with PyTorch or ONNX Runtime.
+
+    audiomnist predict FILES_OR_DIRS [--model RUN_DIR|CHECKPOINT|MODEL.onnx|default] [--format table|json|csv]
+
+With no --model the small model shipped in the package is used (see MODEL_CARD.md), so this works right after install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .audio import _resample, fit_batch, load_audio, prepare
+from .errors import AudioError, AudiomnistError
+from .features import build_frontend
+from .sources import is_audio, parse_label
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One clip's answer: the most likely class, its probability, and every class's probability."""
+
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+    path: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_model(spec: str | os.PathLike | None) -> Path:
+    """A model file from a run folder, a checkpoint, an .onnx file, or a shipped model's name (None: "default")."""
+    if spec is None or str(spec) == "":
+        spec = "default"
+    path = Path(spec)
+    if path.is_dir():
+        if (path / "best.pt").is_file():
+            return path / "best.pt"
+        raise AudiomnistError(f"{path}: not a run folder (no best.pt)")
+    if path.is_file():
+        return path
+    shipped = PRETRAINED / f"{spec}.pt"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in PRETRAINED.glob("*.pt"))
+    raise AudiomnistError(f"{spec}: no such run folder, model file or shipped model (shipped: {', '.join(names) or 'none'})")
+
+
+def _onnx_session(path: Path, threads: int | None):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise AudiomnistError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+        raise AudiomnistError(f"{path}: not a loadable ONNX model ({e})") from None
+
+
+class Classifier:
+    """A trained network with the exact audio and feature settings it was trained with."""
+
+    def __init__(self, net, cfg, classes: list[str], backend: str = "torch", session=None, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.classes = list(classes)
+        self.backend = backend
+        self.device = torch.device(device)
+        self.net = net
+        self.session = session
+        self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(self.device).eval()
+
+    @classmethod
+    def load(
+        cls, spec: str | os.PathLike | None = None, backend: str = "torch", device: str | torch.device = "cpu", threads: int | None = None
+    ) -> "Classifier":
+        """From a run folder, checkpoint, shipped name (None: the default model) or .onnx file (with its .json sidecar).
+
+        backend "onnx" runs the network on ONNX Runtime: an .onnx file is used as is; a checkpoint is exported first.
+        """
+        from .train import config_from_dict, load_trained
+
+        if backend not in BACKENDS:
+            raise AudiomnistError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
+        path = resolve_model(spec)
+        if path.suffix == ".onnx":
+            from .export import read_sidecar
+
+            side = read_sidecar(path)
+            return cls(None, config_from_dict(side["config"]), side["classes"], "onnx", _onnx_session(path, threads))
+        net, cfg, classes = load_trained(path, device)
+        if backend == "onnx":
+            from .export import export_onnx
+
+            onnx_path = export_onnx(net, cfg, classes, path.with_suffix(".onnx"))
+            return cls(None, cfg, classes, "onnx", _onnx_session(onnx_path, threads))
+        return cls(net, cfg, classes, "torch", device=device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.audio.sample_rate
+
+    @torch.inference_mode()
+    def probabilities(self, waves: torch.Tensor) -> np.ndarray:
+        """(B, num_samples) windows at the model's rate -> (B, classes) probabilities."""
+        x = self.frontend(waves.to(self.device, torch.float32))
+        if self.backend == "onnx":
+            (logits,) = self.session.run(None, {"features": x.cpu().numpy()})
+            logits = torch.from_numpy(logits)
+        else:
+            logits = self.net(x)
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+    def windows(self, clips: list[np.ndarray]) -> torch.Tensor:
+        """Clips already at the model's rate -> (B, num_samples) centred windows, long clips cropped on their energy."""
+        prepared = [prepare(np.asarray(c, dtype=np.float32), self.cfg.audio) for c in clips]
+        width = max(1, max((n for _, n in prepared), default=1))
+        batch = np.zeros((len(prepared), width), dtype=np.float32)
+        for i, (x, n) in enumerate(prepared):
+            batch[i, :n] = x
+        lengths = torch.tensor([n for _, n in prepared])
+        return fit_batch(torch.from_numpy(batch), lengths, self.cfg.audio, train=False)
+
+    def _answer(self, p: np.ndarray, path: str | None = None) -> Prediction:
+        i = int(p.argmax())
+        return Prediction(self.classes[i], float(p[i]), {c: float(v) for c, v in zip(self.classes, p)}, path)
+
+    def predict_batch(self, waveforms: list[np.ndarray], sample_rate: int) -> list[Prediction]:
+        clips = []
+        for w in waveforms:
+            w = np.asarray(w, dtype=np.float32)
+            if w.ndim == 2:
+                w = w.mean(axis=1)
+            if w.size == 0 or not np.isfinite(w).all():
+                raise AudiomnistError("waveform is empty or has NaN/inf samples")
+            clips.append(w if sample_rate == self.sample_rate else _resample(w, sample_rate, self.sample_rate, self.cfg.audio.resample_quality))
+        return [self._answer(p) for p in self.probabilities(self.windows(clips))]
+
+    def predict(self, waveform: np.ndarray, sample_rate: int) -> Prediction:
+        """One clip (mono, or (frames, channels)) at any sample rate."""
+        return self.predict_batch([waveform], sample_rate)[0]
+
+    def load_file(self, path: str | os.PathLike) -> np.ndarray:
+        a = self.cfg.audio
+        return load_audio(path, a.sample_rate, a.max_seconds, a.resample_quality)
+
+    def predict_file(self, path: str | os.PathLike) -> Prediction:
+        p = self.probabilities(self.windows([self.load_file(path)]))[0]
+        return self._answer(p, os.fspath(path))
+
+    def predict_files(
+        self, paths: list[str | os.PathLike], batch_size: int = 64, progress: bool = False
+    ) -> tuple[list[Prediction], list[AudioError]]:
+        """Predictions for every readable file, and one AudioError per file that could not be read."""
+        done: list[Prediction] = []
+        errors: list[AudioError] = []
+        bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress)
+        for i in range(0, len(paths), batch_size):
+            ok, clips = [], []
+            for p in paths[i : i + batch_size]:
+                try:
+                    clips.append(self.load_file(p))
+                    ok.append(os.fspath(p))
+                except AudioError as e:
+                    errors.append(e)
+            if clips:
+                done += [self._answer(pr, p) for pr, p in zip(self.probabilities(self.windows(clips)), ok)]
+            bar.update(min(batch_size, len(paths) - i))
+        bar.close()
+        return done, errors
+
+
+def find_audio(inputs: list[str]) -> list[Path]:
+    """Files given directly plus audio files found (sorted) under given folders."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.is_file() and is_audio(q.name))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise AudiomnistError(f"{p}: no such file or folder")
+    return out
+
+
+def label_from_name(path: str | os.PathLike) -> str | None:
+    """The digit a file name announces ('7_theo_3.wav', 'seven.wav', 'zero-2.flac'), or None."""
+    label = parse_label(PurePosixPath(Path(path).name), "folder")
+    return None if label is None else str(label.digit)
+
+
+def _table(preds: list[Prediction], truth: list[str | None]) -> str:
+    width = max([len(p.path or "") for p in preds] + [4])
+    lines = [f"{'file':<{width}}  pred  prob    true"]
+    for p, t in zip(preds, truth):
+        mark = "" if t is None else (t if t == p.label else f"{t}  WRONG")
+        lines.append(f"{p.path:<{width}}  {p.label:>4}  {p.probability:.3f}  {mark}")
+    return "\n".join(lines)
+
+
+def _score(preds: list[Prediction], truth: list[str | None], classes: list[str]) -> str:
+    from .evaluate import confusion
+
+    pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth) if t in classes]
+    if not pairs:
+        return ""
+    y, yhat = np.array(pairs).T
+    cm = confusion(y, yhat, len(classes))
+    lines = [f"accuracy {float((y == yhat).mean()):.4f} on {len(y)} files labelled by their names", "confusion (rows true, columns predicted):"]
+    lines.append("     " + " ".join(f"{c:>4}" for c in classes))
+    lines += [f"{c:>4} " + " ".join(f"{v:>4}" for v in row) for c, row in zip(classes, cm)]
+    return "\n".join(lines)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    clf = Classifier.load(args.model, backend=args.backend)
+    paths = find_audio(args.inputs)
+    if not paths:
+        raise AudiomnistError(f"no audio files (.wav, .flac, .ogg) in {', '.join(args.inputs)}")
+    t0 = time.perf_counter()
+    preds, errors = clf.predict_files(paths, progress=not args.no_progress and sys.stderr.isatty())
+    seconds = time.perf_counter() - t0
+    truth = [label_from_name(p.path) for p in preds]
+    if args.format == "json":
+        print(json.dumps([{**p.to_dict(), "true": t} for p, t in zip(preds, truth)], indent=2))
+    elif args.format == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(["path", "prediction", "probability", "true", *(f"p_{c}" for c in clf.classes)])
+        for p, t in zip(preds, truth):
+            w.writerow([p.path, p.label, f"{p.probability:.6f}", t or "", *(f"{p.probabilities[c]:.6f}" for c in clf.classes)])
+    else:
+        print(_table(preds, truth))
+        score = _score(preds, truth, clf.classes)
+        if score:
+            print(score)
+        print(f"{len(preds)} files in {seconds:.2f} s ({clf.backend})")
+    for e in errors:
+        print(f"skipped: {e}", file=sys.stderr)
+    return 1 if errors and not preds else 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("predict", help="predict the digit spoken in audio files", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS")
+    p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_predict)
