@@ -13,7 +13,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ _INVALID_AGE = re.compile(r"^speaker (\S+): invalid age (.+) -> unknown$")
 class AnalyzeConfig:
     """What the report measures against; `quality` holds the data-quality thresholds."""
 
-    window_ms: int = 1000  # the training window: the report says how many clips are longer
+    window_ms: int | None = None  # the report counts clips longer than this; None: the default training window
     balance_tolerance: float = 0.05  # balanced when max/min count <= 1 + tolerance
     max_seconds: float = 4.0  # longest stretch of a clip the analysis cache keeps
     max_rate: int = 16000  # analysis rate cap: speech lies below 8 kHz, and 48 kHz would triple the cache
@@ -46,7 +46,7 @@ class AnalyzeConfig:
     quality: QualityConfig = QualityConfig()
 
     def __post_init__(self) -> None:
-        if self.window_ms <= 0 or self.max_seconds <= 0 or self.max_rate <= 0 or self.balance_tolerance < 0:
+        if (self.window_ms or 1) <= 0 or self.max_seconds <= 0 or self.max_rate <= 0 or self.balance_tolerance < 0:
             raise AudiomnistError("analyze: window_ms, max_seconds and max_rate must be positive, tolerance >= 0")
 
 
@@ -70,7 +70,7 @@ class Analysis:
 
     def summary(self) -> dict:
         """JSON-ready numbers of the whole report (summary.json)."""
-        t, c = self.catalog.table, self.counts
+        t, c, per_digit = self.catalog.table, self.counts, self.lengths["per_digit"]
         flag_counts = self.flags["flag"].value_counts()
         return {
             "root": str(self.catalog.root),
@@ -85,7 +85,7 @@ class Analysis:
             "per_speaker": {str(k): int(v) for k, v in c["per_speaker"].items()},
             "digit_by_speaker": {str(s): {str(d): int(n) for d, n in col.items()} for s, col in c["matrix"].items()},
             "census": self.census,
-            "lengths": {**self.lengths, "per_digit": {str(d): r for d, r in self.lengths["per_digit"].to_dict("index").items()}},
+            "lengths": {**self.lengths, "per_digit": {str(d): r for d, r in per_digit.to_dict("index").items()}},
             "speaker_metadata": self.speakers,
             "quality": {
                 "thresholds": to_dict(self.cfg.quality),
@@ -157,7 +157,7 @@ def length_summary(table: pd.DataFrame, window_ms: int) -> dict:
     """Clip durations (from the headers): overall and per digit min/mean/max, and the share longer than the window."""
     dur = table["duration"]
     long = dur > window_ms / 1000
-    per_digit = table.groupby("digit")["duration"].agg(count="count", min="min", mean="mean", median="median", max="max")
+    per_digit = table.groupby("digit")["duration"].agg(["count", "min", "mean", "median", "max"])
     per_digit["longer_than_window"] = long.groupby(table["digit"]).mean()
     n = len(dur)
     return {
@@ -224,12 +224,17 @@ def training_view() -> tuple[AudioConfig, FeatureConfig, SpecAugmentConfig]:
     return t.audio, t.features, t.specaug
 
 
-def pick_examples(table: pd.DataFrame, ok: np.ndarray, candidates: int = 20) -> dict[int, int]:
-    """Per digit a decodable, typical row (duration near the digit's median), from as many speakers as possible:
-    among the `candidates` rows closest to the median, the closest one whose speaker is not shown yet."""
+def pick_examples(
+    table: pd.DataFrame, ok: np.ndarray, clean: np.ndarray | None = None, candidates: int = 20
+) -> dict[int, int]:
+    """Per digit a decodable, typical row: unflagged (`clean`) where the digit has one, duration near the digit's
+    median, from as many speakers as possible (the closest of the `candidates` nearest whose speaker is new)."""
+    ok = np.asarray(ok, bool)
+    clean = ok & (np.asarray(clean, bool) if clean is not None else True)
     out: dict[int, int] = {}
     used: set[str] = set()
-    for digit, g in table[np.asarray(ok, bool)].groupby("digit"):
+    for digit, g in table[ok].groupby("digit"):
+        g = g[clean[g.index]] if clean[g.index].any() else g
         near = (g["duration"] - g["duration"].median()).abs().sort_values(kind="stable").index[:candidates]
         fresh = [r for r in near if table["speaker"].at[r] not in used]
         row = int(fresh[0] if fresh else near[0])
@@ -257,8 +262,8 @@ def example_views(paths: list[str], seed: int = 0) -> dict:
     }
 
 
-def _examples(table: pd.DataFrame, ok: np.ndarray, seed: int) -> tuple[dict, dict]:
-    rows = pick_examples(table, ok)
+def _examples(table: pd.DataFrame, ok: np.ndarray, clean: np.ndarray, seed: int) -> tuple[dict, dict]:
+    rows = pick_examples(table, ok, clean)
     if not rows:
         return {}, {}
     views = example_views([table["path"].iat[r] for r in rows.values()], seed)
@@ -293,12 +298,16 @@ def analyze(
     examples: bool = True,
 ) -> Analysis:
     """Scan `paths`, build (or load) the analysis cache and compute every table of the report."""
+    if cfg.window_ms is None:
+        cfg = replace(cfg, window_ms=training_view()[0].duration_ms)
     catalog = _catalog(paths, layout, progress)
     t = catalog.table
     audio = analysis_audio_config(t, cfg.max_seconds, cfg.max_rate)
     cache = WaveformCache.for_catalog(catalog, audio, progress=progress)
     stats = clip_stats(cache, cfg.quality, progress=progress)
-    shown, meta = _examples(t, cache.ok, cfg.seed) if examples else ({}, {})
+    flags = quality_flags(catalog, cache, stats, cfg.quality)
+    clean = ~t["path"].isin(flags["path"]).to_numpy()
+    shown, meta = _examples(t, cache.ok, clean, cfg.seed) if examples else ({}, {})
     return Analysis(
         catalog=catalog,
         cfg=cfg,
@@ -310,7 +319,7 @@ def analyze(
         lengths=length_summary(t, cfg.window_ms),
         speakers=speaker_summary(t, catalog.notes),
         stats=stats,
-        flags=quality_flags(catalog, cache, stats, cfg.quality),
+        flags=flags,
         examples=shown,
         examples_meta=meta,
     )
@@ -331,7 +340,8 @@ def write_report(analysis: Analysis, out: str | os.PathLike) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t = analysis.catalog.table
-    per_file = pd.concat([t[["relpath", "digit", "speaker", "sample_rate", "channels", "duration"]], analysis.stats], axis=1)
+    columns = ["relpath", "digit", "speaker", "sample_rate", "channels", "duration"]
+    per_file = pd.concat([t[columns], analysis.stats], axis=1)
     with atomic_write(out / "per_file.csv", "w") as f:
         per_file.to_csv(f, index=False)
     with atomic_write(out / "flags.csv", "w") as f:
@@ -384,7 +394,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("path", nargs="+", help="dataset folder(s)")
     p.add_argument("--out", help="report folder (default: ./analysis/<folder name>)")
     p.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="file naming scheme (default: detect)")
-    p.add_argument("--window-ms", type=int, default=1000, help="training window: report clips longer than this")
+    p.add_argument("--window-ms", type=int, help="report clips longer than this (default: the training window)")
     p.add_argument("--silence-ms", type=int, default=300, help="flag leading/trailing silence longer than this")
     p.add_argument("--max-seconds", type=float, default=4.0, help="analyse at most this much of each clip")
     p.add_argument("--seed", type=int, default=0, help="seed of the example SpecAugment masks")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -12,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
 from .paths import atomic_write  # noqa: E402
 
@@ -38,8 +39,11 @@ STYLE = {
     "grid.alpha": 0.25,
     "axes.axisbelow": True,
 }
-SUBTYPES = {"PCM_S8": "8-bit PCM", "PCM_U8": "8-bit PCM (unsigned)", "PCM_16": "16-bit PCM", "PCM_24": "24-bit PCM",
-            "PCM_32": "32-bit PCM", "FLOAT": "32-bit float", "DOUBLE": "64-bit float", "VORBIS": "Vorbis"}  # fmt: skip
+SUBTYPES = {"PCM_S8": "8-bit\nPCM", "PCM_U8": "8-bit PCM\n(unsigned)", "PCM_16": "16-bit\nPCM",
+            "PCM_24": "24-bit\nPCM", "PCM_32": "32-bit\nPCM", "FLOAT": "32-bit\nfloat", "DOUBLE": "64-bit\nfloat"}
+CHANNELS = {"1": "mono", "2": "stereo"}
+META_TITLES = {"gender": "Speakers by gender", "accent": "Speakers by accent", "room": "Speakers by recording room",
+               "native_speaker": "Native speakers"}  # fmt: skip
 THOUSANDS = FuncFormatter(lambda v, _: f"{v:,.0f}")
 
 
@@ -83,7 +87,7 @@ def digit_counts_figure(per_digit: pd.Series, bal: dict) -> plt.Figure:
     vals = per_digit.to_numpy()
     colors = [WARN if v == bal["min"] and not bal["balanced"] else ACCENT for v in vals]
     _bars(ax, [str(d) for d in per_digit.index], vals, colors)
-    ax.axhline(vals.mean(), color=MUTED, ls="--", lw=1, label=f"mean {vals.mean():,.0f}")
+    ax.axhline(vals.mean(), color=MUTED, ls="--", lw=1, label=f"mean {vals.mean():,.1f}")
     state = "balanced" if bal["balanced"] else "NOT balanced, smallest in red"
     ax.set(title=f"Clips per digit ({state}, {_ratio(bal)})", xlabel="digit", ylabel="clips")
     ax.legend(loc="lower right", framealpha=0.9)
@@ -96,7 +100,7 @@ def speaker_counts_figure(per_speaker: pd.Series, bal: dict) -> plt.Figure:
     vals = per_speaker.to_numpy()
     _bars(ax, [], vals, annotate=n <= 30)
     _speaker_ticks(ax, [str(s) for s in per_speaker.index])
-    ax.axhline(vals.mean(), color=MUTED, ls="--", lw=1, label=f"mean {vals.mean():,.0f}")
+    ax.axhline(vals.mean(), color=MUTED, ls="--", lw=1, label=f"mean {vals.mean():,.1f}")
     ax.set(title=f"Clips per speaker ({n} speakers, {_ratio(bal)})", xlabel="speaker", ylabel="clips")
     ax.legend(loc="lower right", framealpha=0.9)
     return fig
@@ -117,14 +121,14 @@ def heatmap_figure(matrix: pd.DataFrame) -> plt.Figure:
     missing = int((m == 0).sum())
     ax.set(title="Clips per digit and speaker" + (f" ({missing} empty cells)" if missing else ""),
            xlabel="speaker", ylabel="digit")  # fmt: skip
-    fig.colorbar(im, ax=ax, label="clips", fraction=0.03, pad=0.01)
+    fig.colorbar(im, ax=ax, label="clips", fraction=0.03, pad=0.01).locator = MaxNLocator(integer=True)
     return fig
 
 
 def census_figure(census: dict) -> plt.Figure:
     panels = [
         ("sample_rates", "Sample rate", "sample rate (Hz)", lambda k: f"{int(k):,}"),
-        ("channels", "Channels", "channels", lambda k: {"1": "mono", "2": "stereo"}.get(k, k)),
+        ("channels", "Channels", "channels", lambda k: CHANNELS.get(k, k)),
         ("subtypes", "Sample format", "sample format", lambda k: SUBTYPES.get(k, k)),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
@@ -166,9 +170,10 @@ def length_strip_figure(digits: np.ndarray, durations: np.ndarray, window_ms: in
     ax.axhline(window_ms / 1000, color=WARN, ls="--", lw=1.2, label=f"training window {window_ms / 1000:g} s")
     ax.set_xticks(range(len(order)), [str(d) for d in order])
     ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_ylim(0, max(float(durations.max()), window_ms / 1000) * 1.05)
     ax.grid(axis="x", visible=False)
     ax.set(title="Clip length per digit (a dot per clip)", xlabel="digit", ylabel="duration (s)")
-    ax.legend(loc="upper right", framealpha=0.9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     return fig
 
 
@@ -215,20 +220,25 @@ def quality_figure(stats: pd.DataFrame, cfg: QualityConfig) -> plt.Figure:
     s = stats.dropna(subset=["rms"])
     fig, axes = plt.subplots(2, 2, figsize=(10.5, 6.4))
     (a, b), (c, d) = axes
-    _threshold_hist(a, s["rms_dbfs"].clip(lower=-100), [(cfg.silent_dbfs, f"near-silent below {cfg.silent_dbfs:g} dBFS")],
-                    "Loudness (RMS, DC removed)", "RMS (dBFS)")  # fmt: skip
+    silent = [(cfg.silent_dbfs, f"near-silent below {cfg.silent_dbfs:g} dBFS")]
+    _threshold_hist(a, s["rms_dbfs"].clip(lower=-100), silent, "Loudness (RMS, DC removed)", "RMS (dBFS)")
     clipped = int((s["clip_share"] >= cfg.clip_share).sum())
     _threshold_hist(b, s["peak"], [(cfg.clip_level, f"clipped at ≥ {cfg.clip_level:g}")],
-                    f"Peak level ({clipped:,} clips flagged as clipping)", "peak |sample| (full scale = 1)")
+                    f"Peak level ({clipped:,} flagged as clipping)", "peak |sample| (full scale = 1)")
     lim = max(cfg.dc_offset * 1.5, float(s["dc"].abs().max()) if len(s) else 0.0)
     _threshold_hist(c, s["dc"], [(cfg.dc_offset, f"DC offset beyond ±{cfg.dc_offset:g}"), (-cfg.dc_offset, "")],
                     "DC offset (mean sample)", "mean sample (full scale = 1)", bins=np.linspace(-lim, lim, 61))
     c.xaxis.set_major_locator(MaxNLocator(5, symmetric=True))
-    top = max(float(s[["lead_ms", "trail_ms"]].max().max()) if len(s) else 0.0, cfg.silence_ms * 1.2)
+    voiced = s[s["rms_dbfs"] >= cfg.silent_dbfs]
+    top = max(float(voiced[["lead_ms", "trail_ms"]].max().max()) if len(voiced) else 0.0, cfg.silence_ms * 1.2)
     bins = np.linspace(0, top * 1.02 + 1, 40)
-    _threshold_hist(d, s["lead_ms"], [(cfg.silence_ms, f"flagged above {cfg.silence_ms} ms")],
+    d.hist(voiced["trail_ms"], bins=bins, color=SECOND, alpha=0.7, label="trailing")
+    _threshold_hist(d, voiced["lead_ms"], [(cfg.silence_ms, f"flagged above {cfg.silence_ms} ms")],
                     "Silence before / after the sound", "silence (ms)", bins=bins, alpha=0.7, label="leading")
-    d.hist(s["trail_ms"], bins=bins, color=SECOND, alpha=0.7, label="trailing")
+    d.set_yscale("log")
+    d.set_ylabel("clips (log scale)")
+    d.yaxis.set_major_formatter(THOUSANDS)
+    d.yaxis.set_minor_formatter(NullFormatter())
     for ax in axes.flat:
         ax.legend(loc="upper right", framealpha=0.9)
     fig.tight_layout()
@@ -239,8 +249,10 @@ def examples_figure(examples: dict, meta: dict) -> plt.Figure:
     """Per digit: the training waveform, its log-mel and the SpecAugment-masked log-mel, on one time axis."""
     audio, feats = meta["audio"], meta["features"]
     cols = 3 if any(e["masked"] is not None for e in examples.values()) else 1
-    fig, axes = plt.subplots(len(examples), cols, figsize=(4.3 * cols, 1.6 * len(examples) + 0.8), squeeze=False,
-                             sharex=True, layout="constrained")  # fmt: skip
+    height = 1.5 * len(examples) + 1.2
+    fig, axes = plt.subplots(len(examples), cols, figsize=(4.3 * cols + 1, height), squeeze=False, sharex=True)
+    fig.subplots_adjust(left=0.08, right=0.9 if cols == 3 else 0.97, top=1 - 0.8 / height, bottom=0.5 / height,
+                        wspace=0.22, hspace=0.5)  # fmt: skip
     dur = audio.duration_ms / 1000
     for row, (digit, e) in zip(axes, sorted(examples.items())):
         wave = e["wave"]
@@ -256,13 +268,14 @@ def examples_figure(examples: dict, meta: dict) -> plt.Figure:
     heads = [f"Waveform as trained on ({audio.sample_rate:,} Hz, {audio.duration_ms} ms window, centred)"]
     if cols == 3:
         heads += [f"Log-mel spectrogram ({feats.n_mels} bands)", "With SpecAugment masks (as in training)"]
-        fig.colorbar(im, ax=axes[:, 1:], label="log-mel, normalised per clip (std. units)", shrink=0.4, aspect=30)
+        fig.colorbar(im, cax=fig.add_axes((0.92, 0.35, 0.012, 0.3)), label="log-mel, normalised per clip")
     for ax, head in zip(axes[0], heads):
-        ax.annotate(head, (0.5, 1.0), xycoords="axes fraction", xytext=(0, 18), textcoords="offset points",
+        ax.annotate(head, (0.5, 1.0), xycoords="axes fraction", xytext=(0, 22), textcoords="offset points",
                     ha="center", fontsize=10, fontweight="bold")  # fmt: skip
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
-    fig.suptitle("One typical clip per digit (duration near the digit's median)", fontweight="bold", fontsize=13)
+    fig.suptitle("One typical clip per digit (duration near the digit's median)", fontweight="bold", fontsize=13,
+                 y=1 - 0.15 / height)  # fmt: skip
     return fig
 
 
@@ -279,13 +292,12 @@ def _figure_plan(a: Analysis) -> list[tuple[str, str, Callable[[], plt.Figure]]]
         ("length_digit", "lengths_per_digit.png",
          lambda: length_strip_figure(t["digit"].to_numpy(), dur, cfg.window_ms, cfg.seed)),
     ]  # fmt: skip
-    for key, title in (("gender", "Speakers by gender"), ("age", ""), ("accent", "Speakers by accent"),
-                       ("room", "Speakers by recording room"), ("native_speaker", "Native speakers")):  # fmt: skip
-        if key == "age" and sp.get("age") and sp["age"]["values"]:
-            plan.append(("meta_age", "speakers_age.png", lambda: age_figure(sp["age"])))
-        elif key != "age" and sp.get(key):
-            label = key.replace("_", " ")
-            plan.append((f"meta_{key}", f"speakers_{key}.png", lambda k=key, ti=title, la=label: category_figure(sp[k], ti, la)))
+    for key in ("gender", "age", "accent", "room", "native_speaker"):
+        if key == "age" and sp["age"] and sp["age"]["values"]:
+            plan.append(("meta_age", "speakers_age.png", partial(age_figure, sp["age"])))
+        elif key != "age" and sp[key]:
+            draw = partial(category_figure, sp[key], META_TITLES[key], key.replace("_", " "))
+            plan.append((f"meta_{key}", f"speakers_{key}.png", draw))
     if a.stats["rms"].notna().any():
         plan.append(("quality", "quality.png", lambda: quality_figure(a.stats, cfg.quality)))
     if a.examples:

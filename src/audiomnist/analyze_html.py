@@ -8,6 +8,7 @@ import datetime as dt
 import html
 from pathlib import Path
 
+from .analyze_figures import CHANNELS
 from .analyze_quality import FLAGS
 
 MAX_LISTED = 200  # files listed per flag in the HTML; flags.csv has them all
@@ -67,6 +68,10 @@ def _counts(d: dict, unit: str = "") -> str:
     return ", ".join(f"{_esc(k)}{unit}: {v:,}" for k, v in d.items())
 
 
+def _hours(h: float) -> str:
+    return f"{h:,.2f} h" if h >= 1 else f"{h * 60:.1f} min"
+
+
 def _ratio(bal: dict) -> str:
     return f"{bal['ratio']:.2f}" if bal["ratio"] is not None else "∞"
 
@@ -86,22 +91,23 @@ def _overview(s: dict) -> str:
     unreadable = q["counts"]["unreadable"]
     rows = [
         ["Dataset", f"<code>{_esc(s['root'])}</code> ({_esc(s['layout'])} layout)"],
-        ["Clips", f"{s['files']:,} ({s['decoded']:,} decoded)" + (f"; {unreadable:,} unreadable files" if unreadable else "")],
+        ["Clips", f"{s['files']:,} ({s['decoded']:,} decoded)" + (f"; {unreadable:,} unreadable" if unreadable else "")],
         ["Speakers", f"{s['speakers']:,}"],
         ["Digits", f"{s['digits']} ({d['min']:,}–{d['max']:,} clips each)"],
         ["Balance (digits)", _badge(d["balanced"], "balanced", "not balanced") + f" max/min {_ratio(d)}"
-         + ("" if d["balanced"] else f"; fewest: {_esc(', '.join(d['smallest']))}; most: {_esc(', '.join(d['largest']))}")],
+         + ("" if d["balanced"] else f"; fewest: {_esc(', '.join(d['smallest']))} ({d['min']:,} clips); "
+                                     f"most: {_esc(', '.join(d['largest']))} ({d['max']:,} clips)")],
         ["Balance (speakers)", _badge(spk["balanced"], "balanced", "not balanced") + f" max/min {_ratio(spk)}"
          + (f"; {b['missing_digit_speaker_pairs']:,} digit/speaker pairs without clips"
             if b["missing_digit_speaker_pairs"] else "")],
         ["Sample rates", _counts(c["sample_rates"], " Hz")],
-        ["Channels", _counts(c["channels"])],
+        ["Channels", _counts({CHANNELS.get(k, f"{k} channels"): v for k, v in c["channels"].items()})],
         ["Sample formats", _counts(c["subtypes"])],
-        ["Clip length", f"{L['min']:.2f}–{L['max']:.2f} s, mean {L['mean']:.2f} s, total {L['total_hours']:.2f} h"],
+        ["Clip length", f"{L['min']:.2f}–{L['max']:.2f} s, mean {L['mean']:.2f} s, total {_hours(L['total_hours'])}"],
         [f"Longer than {L['window_ms']} ms", f"{L['longer_than_window']:,} ({L['longer_than_window_share']:.1%})"],
         ["Speaker metadata", _esc(", ".join(k.replace("_", " ") for k in META_FIELDS if sp.get(k)) or "none")],
         ["Quality flags", _badge(not flagged, "none", f"{sum(flagged.values()):,} flags")
-         + "".join(f" {_esc(k.replace('_', ' '))}: {v:,}" for k, v in flagged.items())],
+         + " " + ", ".join(f"{_esc(k.replace('_', ' '))}: {v:,}" for k, v in flagged.items())],
     ]  # fmt: skip
     body = "".join(f"<tr><th>{_esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return _section("Summary", f'<table class="summary"><tbody>{body}</tbody></table>')
@@ -140,17 +146,16 @@ def _speakers_section(s: dict, fig: dict[str, Path]) -> str:
     sp = s["speaker_metadata"]
     shown = [k for k in META_FIELDS if f"meta_{k}" in fig]
     if not shown:
-        return _section("Speakers", _note("No speaker metadata (gender, age, accent, room) was found for this dataset."))
+        return _section("Speakers", _note("No speaker metadata (gender, age, accent, room) found for this dataset."))
     body = ['<div class="grid">' + "".join(_img(fig[f"meta_{k}"], k.replace("_", " ")) for k in shown) + "</div>"]
     absent = [k.replace("_", " ") for k in META_FIELDS if not sp.get(k)]
     if absent:
         body.append(_note(f"Not in this dataset's metadata: {_esc(', '.join(absent))}."))
     if a := sp.get("age"):
-        known = f"Ages {a['min']:g}–{a['max']:g} (mean {a['mean']:g}) for {a['known']} speakers" if a["known"] else "No age"
+        known = f"Ages {a['min']:g}–{a['max']:g} (mean {a['mean']:g}) of {a['known']} speakers" if a["known"] else "No age"
         bad = ", ".join(f"speaker {k}: {v}" for k, v in a["impossible_values"].items())
-        body.append(_note(f"{known}; {a['unknown']} unknown"
-                          + (f", of which {a['impossible']} impossible in the metadata file ({_esc(bad)})" if bad else "")
-                          + "."))  # fmt: skip
+        bad = f", of which {a['impossible']} impossible in the metadata file ({_esc(bad)})" if bad else ""
+        body.append(_note(f"{known}; {a['unknown']} unknown{bad}."))
     return _section("Speakers", *body)
 
 
@@ -171,8 +176,8 @@ def _quality_section(s: dict, fig: dict[str, Path]) -> str:
         f"Clipping: at least {thr['clip_share']:.1%} of samples at or above {thr['clip_level']:g} of full scale. "
         f"Near-silent: RMS (DC removed) below {thr['silent_dbfs']:g} dBFS. DC offset: mean sample beyond "
         f"±{thr['dc_offset']:g}. Silence: {thr['frame_ms']} ms frames more than {-thr['silence_db']:g} dB below the "
-        f"clip's loudest frame, flagged when longer than {thr['silence_ms']} ms. Duplicates: identical decoded samples. "
-        f"Measured on each clip as decoded to {audio['sample_rate']:,} Hz mono, at most {audio['duration_ms']:,} ms "
+        f"clip's loudest frame, flagged when longer than {thr['silence_ms']} ms. Duplicates: identical decoded "
+        f"samples. Measured on each clip as decoded to {audio['sample_rate']:,} Hz mono, at most {audio['duration_ms']:,} ms "
         "(the loudest stretch of a longer clip)."
     )]  # fmt: skip
     if "quality" in fig:

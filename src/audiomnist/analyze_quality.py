@@ -10,7 +10,7 @@ import hashlib
 import math
 import sys
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -150,7 +150,7 @@ def _relpath(path: str, root: Path) -> str:
 
 
 def _name_problem(rel: str, layout: str, digit: int, speaker: str) -> str | None:
-    folders = PurePosixPath(rel).parts[:-1]
+    folders = rel.split("/")[:-1]
     if layout == "audiomnist" and folders and folders[-1].isdigit() and f"{int(folders[-1]):02d}" != speaker:
         return f"speaker {speaker} in the name, but folder {folders[-1]}"
     if layout == "folder":
@@ -163,8 +163,8 @@ def _name_problem(rel: str, layout: str, digit: int, speaker: str) -> str | None
 def name_problems(catalog: Catalog) -> pd.DataFrame:
     """Files whose name disagrees with their folder, and files skipped because the name holds no digit label."""
     rows = []
-    t = catalog.table
-    for path, rel, layout, digit, speaker in t[["path", "relpath", "dataset", "digit", "speaker"]].itertuples(index=False):
+    columns = ["path", "relpath", "dataset", "digit", "speaker"]
+    for path, rel, layout, digit, speaker in catalog.table[columns].itertuples(index=False):
         if (problem := _name_problem(rel, layout, digit, speaker)) is not None:
             rows.append((path, rel, problem))
     for path, reason in catalog.skipped[["path", "reason"]].itertuples(index=False):
@@ -211,11 +211,12 @@ def _threshold_flags(table: pd.DataFrame, stats: pd.DataFrame, ok: np.ndarray, c
         ("trailing_silence", (stats["trail_ms"] > cfg.silence_ms) & ~silent, "trail_ms",
          lambda v: f"{v:.0f} ms of silence after the sound"),
     ]  # fmt: skip
+    paths, rels = table["path"].to_numpy(), table["relpath"].to_numpy()
     rows = []
     for name, mask, col, describe in checks:
-        for r in np.flatnonzero(mask.to_numpy() & ok):
-            v = float(stats[col].iat[r])
-            rows.append((name, table["path"].iat[r], table["relpath"].iat[r], v, describe(v)))
+        r = np.flatnonzero(mask.to_numpy() & ok)
+        values = stats[col].to_numpy(np.float64)[r].tolist()
+        rows += [(name, p, rel, v, describe(v)) for p, rel, v in zip(paths[r], rels[r], values)]
     return rows
 
 
@@ -223,7 +224,8 @@ def quality_flags(catalog: Catalog, cache: WaveformCache, stats: pd.DataFrame, c
     """One row per (flag, file): flag (a FLAGS key), path, relpath, value (the measured number) and detail."""
     t, ok = catalog.table, np.asarray(cache.ok, bool)
     rows = _unreadable(catalog, cache)
-    rows += [("name", path, rel, math.nan, detail) for path, rel, detail in name_problems(catalog).itertuples(index=False)]
+    names = name_problems(catalog)
+    rows += [("name", path, rel, math.nan, detail) for path, rel, detail in names.itertuples(index=False)]
     rows += _duplicates(t, stats["hash"].where(ok, ""))
     rows += _threshold_flags(t, stats, ok, cfg)
     flags = pd.DataFrame(rows, columns=FLAG_COLUMNS)
