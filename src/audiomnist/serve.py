@@ -1,0 +1,178 @@
+"""Web page and REST API for predictions (FastAPI + uvicorn).
+
+    audiomnist serve [--model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME] [--backend torch|onnx] [--host 127.0.0.1] [--port 8000]
+                     [--max-upload-mb 10] [--threads 1]
+
+    GET  /          a page that records from the microphone (or sends a chosen file) and draws the class probabilities
+    GET  /health    {"status": "ok", "model", "backend", "classes", "sample_rate", "max_upload_bytes"}
+    POST /predict   multipart/form-data, audio (WAV, FLAC, OGG, ...) in field "file":
+                    {"digit", "label", "probability", "probabilities", "latency_ms", "model", "filename", ...}
+
+    curl -F file=@7_jackson_0.wav http://127.0.0.1:8000/predict
+
+Errors are JSON {"detail": "..."}: 413 upload too large, 415 not audio, 422 unusable audio or no file, 400 broken form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+import threading
+import time
+from importlib import resources
+
+import numpy as np
+import soundfile as sf
+import torch
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
+
+from .errors import AudiomnistError
+from .infer import BACKENDS, Classifier
+
+FORM_OVERHEAD = 16 * 1024  # multipart boundaries and part headers around the file
+MAX_DECODED_SAMPLES = 4 * 2**20  # frames x channels decoded per upload (16 MB float32), whatever the rate
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _capped(receive, limit: int):
+    """An ASGI receive that stops the upload as soon as more than `limit` body bytes have arrived."""
+    seen = 0
+
+    async def receive_capped():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise _TooLarge
+        return message
+
+    return receive_capped
+
+
+def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Uploaded bytes -> ((frames, channels) float32, sample rate): at most max_seconds and MAX_DECODED_SAMPLES.
+
+    Raises HTTPException 415 for bytes soundfile cannot read, 422 for a readable file without samples.
+    """
+    if not data:
+        raise HTTPException(422, "empty file (0 bytes)")
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            frames = min(f.frames, math.ceil(max_seconds * f.samplerate), MAX_DECODED_SAMPLES // f.channels)
+            x, sr = f.read(frames, dtype="float32", always_2d=True), f.samplerate
+    except Exception as e:  # libsndfile reports unreadable input through several exception types
+        reason = getattr(e, "error_string", None) or str(e)
+        raise HTTPException(415, f"not a readable audio file ({reason}); send WAV, FLAC or OGG") from None
+    if len(x) == 0:
+        raise HTTPException(422, "no audio samples (0 frames)")
+    return x, sr
+
+
+def create_app(
+    classifier: Classifier, max_upload_bytes: int = 10 * 2**20, name: str | None = None, workers: int = 2
+) -> FastAPI:
+    """The page and the API around one loaded classifier.
+
+    Uploads are decoded in worker threads, at most `workers` at a time (which bounds memory), and the model
+    sees one clip at a time. Bodies are read only up to the limit; nothing is kept between requests.
+    """
+    name = name or classifier.cfg.model
+    page = resources.files("audiomnist").joinpath("web/index.html").read_text(encoding="utf-8")
+    slots, model_lock = threading.BoundedSemaphore(workers), threading.Lock()
+    app = FastAPI(title="audiomnist", summary="spoken-digit recognition", version="1")
+
+    def too_large(what: str) -> HTTPException:
+        return HTTPException(413, f"{what} is larger than the upload limit of {max_upload_bytes} bytes (--max-upload-mb)")
+
+    def answer(file, filename: str) -> dict:
+        with slots:
+            data = file.read(max_upload_bytes + 1)
+            if len(data) > max_upload_bytes:
+                raise too_large(filename)
+            try:
+                x, sr = decode(data, classifier.cfg.audio.max_seconds)
+                with model_lock:
+                    pred = classifier.predict(x, sr)
+                if not np.isfinite(list(pred.probabilities.values())).all():
+                    raise HTTPException(422, "the model's output is not finite for this audio (samples far outside [-1, 1]?)")
+            except HTTPException as e:
+                raise HTTPException(e.status_code, f"{filename}: {e.detail}") from None
+            except (AudiomnistError, ValueError) as e:
+                raise HTTPException(422, f"{filename}: unusable audio ({e})") from None
+        digit = pred.label if classifier.cfg.target == "digit" else None
+        return {"digit": digit, "label": pred.label, "probability": pred.probability, "probabilities": pred.probabilities,
+                "model": name, "backend": classifier.backend, "filename": filename, "sample_rate": sr,
+                "duration_s": round(len(x) / sr, 4)}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return page
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "model": name, "backend": classifier.backend, "classes": classifier.classes,
+                "sample_rate": classifier.sample_rate, "max_upload_bytes": max_upload_bytes}
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict:
+        t0 = time.perf_counter()
+        limit = max_upload_bytes + FORM_OVERHEAD
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large(f"request body ({declared} bytes)")
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise HTTPException(415, "send the audio as multipart/form-data with the file in field 'file' "
+                                     "(e.g. curl -F file=@clip.wav URL/predict)")
+        try:
+            async with Request(request.scope, _capped(request.receive, limit)).form(max_files=1, max_fields=16) as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise HTTPException(422, "no file in form field 'file'")
+                result = await run_in_threadpool(answer, upload.file, upload.filename or "upload")
+        except _TooLarge:
+            raise too_large("request body") from None
+        except ClientDisconnect:
+            raise HTTPException(400, "the client went away during the upload") from None
+        return {**result, "latency_ms": round((time.perf_counter() - t0) * 1000, 3)}
+
+    return app
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.max_upload_mb <= 0:
+        raise AudiomnistError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    if args.threads < 1:
+        raise AudiomnistError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    name = args.model or "default"
+    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
+    clf.predict(np.zeros(clf.sample_rate, np.float32), clf.sample_rate)  # the first call is slow; pay it before serving
+    app = create_app(clf, int(args.max_upload_mb * 2**20), name)
+    print(f"audiomnist: serving {name} ({clf.backend}) on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("serve", help="web page and REST API for predictions", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload in MiB (bigger: 413)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads per inference (requests run one at a time; 1 is fastest for the small models)")
+    p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default="info")
+    p.set_defaults(func=cmd_serve)

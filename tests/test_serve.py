@@ -1,0 +1,276 @@
+"""audiomnist serve: the REST API in-process, the CLI server on loopback, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from fastapi.testclient import TestClient
+
+from audiomnist import cli
+from audiomnist.catalog import sample_root
+from audiomnist.infer import Classifier
+from audiomnist.serve import create_app
+
+LIMIT = 200_000
+CHROMIUM = Path("/usr/bin/chromium")
+CANDIDATES = ["7_jackson_0.wav", "3_theo_0.wav", "4_george_0.wav", "2_nicolas_0.wav"]
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier.load()
+
+
+@pytest.fixture(scope="module")
+def client(clf) -> TestClient:
+    return TestClient(create_app(clf, max_upload_bytes=LIMIT))
+
+
+@pytest.fixture(scope="module")
+def clip() -> tuple[np.ndarray, int]:
+    x, sr = sf.read(sorted(sample_root().glob("*/*.flac"))[0], dtype="float32")
+    return x, sr
+
+
+def encode(x: np.ndarray, sr: int, fmt: str, subtype: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def post(client, name: str, data: bytes, **kw) -> httpx.Response:
+    return client.post("/predict", files={"file": (name, data, "application/octet-stream")}, **kw)
+
+
+def test_health(client, clf):
+    h = client.get("/health").json()
+    assert h["status"] == "ok"
+    assert h["classes"] == clf.classes and h["sample_rate"] == clf.sample_rate and h["max_upload_bytes"] == LIMIT
+
+
+def test_page_is_self_contained(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    for element in ('id="record"', 'id="file"', 'id="digit"', 'id="bars"', 'id="seconds"'):
+        assert element in r.text
+    assert "http://" not in r.text and "https://" not in r.text
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG"])
+def test_predict_formats(client, clf, clip, fmt):
+    data = encode(*clip, fmt)
+    r = post(client, f"clip.{fmt.lower()}", data)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    expected = clf.predict(*sf.read(io.BytesIO(data), dtype="float32"))
+    assert body["digit"] == body["label"] == expected.label
+    assert body["probability"] == pytest.approx(expected.probability, abs=1e-5)
+    assert list(body["probabilities"]) == clf.classes and sum(body["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert body["filename"] == f"clip.{fmt.lower()}" and body["sample_rate"] == clip[1] and body["latency_ms"] >= 0
+
+
+def test_stereo_at_another_rate(client, clf, clip):
+    x = soxr.resample(clip[0], clip[1], 44100)
+    r = post(client, "stereo.wav", encode(np.stack([x, x], axis=1), 44100, "WAV"))
+    assert r.status_code == 200 and r.json()["sample_rate"] == 44100
+    assert r.json()["label"] == clf.predict(x, 44100).label
+
+
+def test_oversize_is_413(client):
+    r = post(client, "big.wav", b"RIFF" + bytes(LIMIT))
+    assert r.status_code == 413 and r.json()["detail"].startswith("big.wav is larger than the upload limit of 200000 bytes")
+    r = post(client, "huge.wav", bytes(5 * LIMIT))
+    assert r.status_code == 413 and "request body" in r.json()["detail"] and f"{LIMIT} bytes" in r.json()["detail"]
+
+
+def test_oversize_streamed_is_413(client):
+    def body():
+        for _ in range(100):
+            yield b"-" * 10_000
+
+    r = client.post("/predict", content=body(), headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413 and "upload limit" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("name, data", [("notes.txt", b"just some text\n" * 20), ("noise.wav", bytes(range(256)) * 8)])
+def test_not_audio_is_415_naming_the_file(client, name, data):
+    r = post(client, name, data)
+    assert r.status_code == 415
+    assert r.json()["detail"].startswith(f"{name}: not a readable audio file")
+
+
+def test_unusable_audio_is_422(client):
+    r = post(client, "empty.wav", b"")
+    assert r.status_code == 422 and r.json()["detail"] == "empty.wav: empty file (0 bytes)"
+    r = post(client, "nan.wav", encode(np.full(800, np.nan, np.float32), 8000, "WAV", "FLOAT"))
+    assert r.status_code == 422 and r.json()["detail"].startswith("nan.wav: unusable audio")
+    r = post(client, "silent.wav", encode(np.zeros(0, np.float32), 8000, "WAV"))
+    assert r.status_code == 422 and "0 frames" in r.json()["detail"]
+    r = post(client, "loud.wav", encode(np.full(8000, 1e30, np.float32), 8000, "WAV", "FLOAT"))
+    assert r.status_code == 422 or np.isfinite(list(r.json()["probabilities"].values())).all()
+
+
+def test_bad_requests(client):
+    r = client.post("/predict", files={"audio": ("a.wav", b"x")})
+    assert r.status_code == 422 and "'file'" in r.json()["detail"]
+    r = client.post("/predict", data={"file": "not a file"}, files={"other": ("a.wav", b"x")})
+    assert r.status_code == 422 and "'file'" in r.json()["detail"]
+    r = client.post("/predict", json={"file": "a.wav"})
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
+    r = client.post("/predict", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 400 and r.json()["detail"]
+    assert client.get("/predict").status_code == 405
+
+
+def test_cli_rejects_bad_settings(capsys):
+    assert cli.main(["serve", "--max-upload-mb", "0"]) == 2
+    assert "--max-upload-mb" in capsys.readouterr().err
+    assert cli.main(["serve", "--threads", "0"]) == 2
+    assert "--threads" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server() -> str:
+    """`audiomnist serve` with the shipped model in a subprocess on a free loopback port (1 MiB upload limit)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "audiomnist.cli", "serve", "--port", str(port), "--max-upload-mb", "1", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"audiomnist serve exited with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"audiomnist serve did not answer on {url} within 90 s")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_live_server_concurrent_and_bad_uploads(server, clf, fsdd_dir):
+    paths = [fsdd_dir / f"{d}_{s}_0.wav" for d in range(10) for s in ("jackson", "theo")]
+
+    def ask(path: Path) -> tuple[str, int, dict]:
+        with open(path, "rb") as f:
+            r = httpx.post(f"{server}/predict", files={"file": (path.name, f, "audio/wav")}, timeout=60)
+        return path.name, r.status_code, r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, paths))
+    for (name, status, body), path in zip(answers, paths):
+        assert status == 200 and body["filename"] == name
+        assert body["label"] == clf.predict_file(path).label
+    r = httpx.post(f"{server}/predict", files={"file": ("huge.wav", bytes(3 * 2**20))}, timeout=60)
+    assert r.status_code == 413
+    r = httpx.post(f"{server}/predict", files={"file": ("notes.txt", b"hello")}, timeout=60)
+    assert r.status_code == 415 and r.json()["detail"].startswith("notes.txt:")
+    assert httpx.get(f"{server}/health").status_code == 200
+
+
+def fake_capture_wav(fsdd_dir: Path, out: Path, server: str) -> tuple[Path, Path]:
+    """A spoken-digit clip at 48 kHz, 16-bit, in a 2 s loop period, and its source: the first candidate the server gets right.
+
+    Chromium loops the file, so a 3 s recording holds at least one whole utterance, with more than a
+    1 s gap of silence to the next: the model's 1 s energy window sees exactly one.
+    """
+    for name in CANDIDATES:
+        x, sr = sf.read(fsdd_dir / name, dtype="float32")
+        period = np.zeros(2 * 48000, np.float32)
+        y = soxr.resample(x, sr, 48000)[: 48000 // 2]
+        period[12000 : 12000 + len(y)] = y
+        sf.write(out, period, 48000, subtype="PCM_16")
+        with open(out, "rb") as f:
+            body = httpx.post(f"{server}/predict", files={"file": (name, f)}, timeout=60).json()
+        if body["label"] == name[0] and body["probability"] > 0.8:
+            return out, fsdd_dir / name
+    pytest.fail(f"the shipped model misclassifies every candidate clip {CANDIDATES}; choose others")
+
+
+@pytest.fixture(scope="module")
+def browser(server, fsdd_dir, tmp_path_factory):
+    """Headless Debian Chromium with a fake microphone playing a spoken digit, and the FSDD clip of that digit."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright python package not installed (pip install playwright)")
+    wav, source = fake_capture_wav(fsdd_dir, tmp_path_factory.mktemp("fake_mic") / "digit.wav", server)
+    args = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}"]
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        yield b, source
+        b.close()
+
+
+def open_page(browser, server):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/")
+    page.wait_for_selector("#bars .row")
+    return page, errors
+
+
+def wait_done(page) -> None:
+    page.wait_for_function("['done', 'error'].includes(document.body.dataset.state)", timeout=30_000)
+    assert page.evaluate("document.body.dataset.state") == "done", page.text_content("#error")
+
+
+@pytest.mark.browser
+def test_page_records_from_the_microphone(browser, server):
+    b, source = browser
+    digit = source.name[0]
+    page, errors = open_page(b, server)
+    page.fill("#seconds", "3")
+    page.click("#record")
+    wait_done(page)
+    assert page.text_content("#digit") == digit
+    assert page.locator("#bars .row").count() == 10
+    assert page.text_content("#bars .top span") == digit
+    assert "recording.wav" in page.text_content("#meta")
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.browser
+def test_page_sends_a_chosen_file(browser, server):
+    b, source = browser
+    page, errors = open_page(b, server)
+    page.set_input_files("#file", str(source))
+    wait_done(page)
+    assert page.text_content("#digit") == source.name[0]
+    assert page.text_content("#meta").startswith(source.name)
+    assert errors == []
+    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+    page.wait_for_function("document.body.dataset.state === 'error'", timeout=30_000)
+    assert page.text_content("#error").startswith("notes.txt: not a readable audio file")
+    assert page.text_content("#digit") == ""
+    page.close()
