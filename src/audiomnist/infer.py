@@ -65,6 +65,7 @@ def _onnx_session(path: Path, threads: int | None):
     except ImportError:
         raise AudiomnistError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
     opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not burn a shared CPU
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -72,6 +73,12 @@ def _onnx_session(path: Path, threads: int | None):
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models
         raise AudiomnistError(f"{path}: not a loadable ONNX model ({e})") from None
+
+
+def _full_scale(x: np.ndarray) -> np.ndarray:
+    """Float audio beyond +-1 scaled back into range: the features ignore level, but float32 power would overflow."""
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    return x / peak if peak > 1.0 else x
 
 
 class Classifier:
@@ -92,7 +99,8 @@ class Classifier:
     ) -> "Classifier":
         """From a run folder, checkpoint, shipped name (None: the default model) or .onnx file (with its .json sidecar).
 
-        backend "onnx" runs the network on ONNX Runtime: an .onnx file is used as is; a checkpoint is exported first.
+        backend "onnx" runs the network on ONNX Runtime: an .onnx file is used as is; a checkpoint is exported once
+        into data_home()/onnx (keyed by its content) and that export reused.
         """
         from .train import config_from_dict, load_trained
 
@@ -104,12 +112,12 @@ class Classifier:
 
             side = read_sidecar(path)
             return cls(None, config_from_dict(side["config"]), side["classes"], "onnx", _onnx_session(path, threads))
-        net, cfg, classes = load_trained(path, device)
         if backend == "onnx":
-            from .export import export_onnx
+            from .export import cached_export
 
-            onnx_path = export_onnx(net, cfg, classes, path.with_suffix(".onnx"))
-            return cls(None, cfg, classes, "onnx", _onnx_session(onnx_path, threads))
+            net, cfg, classes = load_trained(path, "cpu")
+            return cls(None, cfg, classes, "onnx", _onnx_session(cached_export(path, net, cfg, classes), threads))
+        net, cfg, classes = load_trained(path, device)
         return cls(net, cfg, classes, "torch", device=device)
 
     @property
@@ -129,7 +137,7 @@ class Classifier:
 
     def windows(self, clips: list[np.ndarray]) -> torch.Tensor:
         """Clips already at the model's rate -> (B, num_samples) centred windows, long clips cropped on their energy."""
-        prepared = [prepare(np.asarray(c, dtype=np.float32), self.cfg.audio) for c in clips]
+        prepared = [prepare(_full_scale(np.asarray(c, dtype=np.float32)), self.cfg.audio) for c in clips]
         width = max(1, max((n for _, n in prepared), default=1))
         batch = np.zeros((len(prepared), width), dtype=np.float32)
         for i, (x, n) in enumerate(prepared):

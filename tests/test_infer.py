@@ -1,0 +1,246 @@
+"""Classifier API and `audiomnist predict`, on the shipped default model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+
+from audiomnist import cli
+from audiomnist.catalog import sample_root
+from audiomnist.errors import AudioError, AudiomnistError
+from audiomnist.infer import PRETRAINED, Classifier, Prediction, find_audio, label_from_name, resolve_model
+
+CLASSES = [str(d) for d in range(10)]
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Single clips gain nothing from intra-op threads, and on a busy machine waiting for them dominates."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier.load()
+
+
+def sample_clip(digit: int, rep: int = 0) -> tuple[np.ndarray, int]:
+    """A synthetic spoken digit shipped with the package (16 kHz FLAC)."""
+    x, sr = sf.read(sample_root() / "01" / f"{digit}_01_{rep}.flac", dtype="float32")
+    return x, sr
+
+
+def write_wav(path, digit: int, rate: int = 8000):
+    x, sr = sample_clip(digit)
+    sf.write(path, soxr.resample(x, sr, rate), rate)
+    return path
+
+
+def assert_same(a: Prediction, b: Prediction, atol: float) -> None:
+    assert a.label == b.label
+    assert max(abs(a.probabilities[c] - b.probabilities[c]) for c in CLASSES) < atol
+
+
+def test_default_model_loads(clf):
+    assert clf.classes == CLASSES and clf.sample_rate == 8000 and clf.backend == "torch"
+    assert resolve_model(None) == resolve_model("default") == PRETRAINED / "default.pt"
+
+
+def test_prediction_holds_label_probability_and_all_classes(clf):
+    p = clf.predict(*sample_clip(3))
+    assert p.label in CLASSES and list(p.probabilities) == CLASSES
+    assert p.probability == max(p.probabilities.values()) == p.probabilities[p.label]
+    assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert p.to_dict() == {"label": p.label, "probability": p.probability, "probabilities": p.probabilities, "path": None}
+
+
+@pytest.mark.parametrize("digit", [0, 4, 7])
+def test_any_input_rate_gives_the_same_answer(clf, digit):
+    x, sr = sample_clip(digit)
+    at = {rate: clf.predict(soxr.resample(x, sr, rate), rate) for rate in (8000, 16000, 44100)}
+    assert_same(at[8000], at[16000], 0.02)
+    assert_same(at[8000], at[44100], 0.02)
+
+
+def test_stereo_frames_by_channels_is_downmixed(clf, tmp_path):
+    x, sr = sample_clip(5)
+    mono = clf.predict(x, sr)
+    assert_same(clf.predict(np.stack([x, x], axis=1), sr), mono, 1e-6)
+    sf.write(tmp_path / "mono.wav", x, sr)
+    sf.write(tmp_path / "stereo.wav", np.stack([x, x], axis=1), sr)
+    assert_same(clf.predict_file(tmp_path / "stereo.wav"), clf.predict_file(tmp_path / "mono.wav"), 1e-6)
+
+
+def test_file_array_and_batch_agree(clf, tmp_path):
+    paths = [write_wav(tmp_path / f"{d}.wav", d) for d in (1, 2, 8)]
+    waves = [sf.read(p, dtype="float32")[0] for p in paths]
+    batch = clf.predict_batch(waves, 8000)
+    for p, w, b in zip(paths, waves, batch):
+        f = clf.predict_file(p)
+        assert f.path == str(p)
+        assert_same(f, clf.predict(w, 8000), 1e-6)
+        assert_same(b, f, 1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.zeros(0, np.float32), np.array([0.1, np.nan, 0.2], np.float32)])
+def test_empty_or_nan_waveform_is_refused(clf, bad):
+    with pytest.raises(AudiomnistError, match="empty or has NaN"):
+        clf.predict(bad, 8000)
+
+
+def test_predict_files_reports_a_corrupt_file_and_predicts_the_rest(clf, tmp_path):
+    good = [write_wav(tmp_path / f"{d}_x.wav", d) for d in (0, 6, 9)]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 10)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    paths = [good[0], corrupt, good[1], empty, good[2]]
+    preds, errors = clf.predict_files(paths, batch_size=2)
+    assert [p.path for p in preds] == [str(p) for p in good]
+    assert [type(e) for e in errors] == [AudioError, AudioError]
+    assert [e.path for e in errors] == [str(corrupt), str(empty)]
+    assert str(corrupt) in str(errors[0]) and "empty file" in str(errors[1])
+    for p, path in zip(preds, good):
+        assert_same(p, clf.predict_file(path), 1e-5)
+
+
+def test_real_fsdd_digits_are_recognised(clf, fsdd_dir):
+    for speaker in ("george", "jackson", "lucas", "nicolas", "theo", "yweweler"):
+        paths = [fsdd_dir / f"{d}_{speaker}_0.wav" for d in range(10)]
+        preds, errors = clf.predict_files(paths)
+        assert not errors
+        right = sum(p.label == str(d) for d, p in zip(range(10), preds))
+        assert right >= 9, f"{speaker}: {right}/10 digits right"
+
+
+@pytest.mark.parametrize(
+    "name, label",
+    [("7_theo_3.wav", "7"), ("seven.wav", "7"), ("Zero-2.flac", "0"), ("nine_take1.ogg", "9"), ("clip.wav", None), ("sevenish.wav", None)],
+)
+def test_label_from_name(name, label):
+    assert label_from_name(f"/some/3/{name}") == label
+
+
+def test_find_audio_walks_folders_and_keeps_given_files(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for rel in ("d/b.wav", "d/sub/a.flac", "d/notes.txt", "x.wav"):
+        (tmp_path / rel).write_bytes(b"")
+    got = find_audio([str(tmp_path / "d"), str(tmp_path / "x.wav")])
+    assert got == [tmp_path / "d" / "b.wav", tmp_path / "d" / "sub" / "a.flac", tmp_path / "x.wav"]
+    with pytest.raises(AudiomnistError, match="no such file or folder"):
+        find_audio([str(tmp_path / "missing")])
+
+
+def test_resolve_model(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(AudiomnistError, match="not a run folder"):
+        resolve_model(run)
+    shutil.copy(PRETRAINED / "default.pt", run / "best.pt")
+    assert resolve_model(run) == run / "best.pt"
+    assert resolve_model(run / "best.pt") == run / "best.pt"
+    with pytest.raises(AudiomnistError, match=r"no-such-model: no such run folder.*shipped: default"):
+        resolve_model("no-such-model")
+
+
+def test_loading_a_broken_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(AudiomnistError, match="bad.pt"):
+        Classifier.load(bad)
+    with pytest.raises(AudiomnistError, match="unknown backend"):
+        Classifier.load(backend="tensorrt")
+
+
+@pytest.fixture
+def named_clips(tmp_path):
+    """Files whose names carry their label ('seven.wav', '3_x.wav') and one that does not."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for d in (0, 3, 7):
+        write_wav(folder / f"{WORDS[d]}.wav", d)
+        write_wav(folder / f"{d}_x.wav", d)
+    write_wav(folder / "mystery.wav", 5)
+    return folder
+
+
+def run_predict(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main(["predict", *map(str, argv), "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_table_prints_accuracy_and_confusion_for_labelled_names(named_clips, capsys):
+    code, out, err = run_predict(capsys, named_clips)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["file", "pred", "prob", "true"]
+    assert sum(str(named_clips) in line for line in lines) == 7
+    assert any(line.startswith("accuracy ") and line.endswith(" on 6 files labelled by their names") for line in lines)
+    header = lines.index("confusion (rows true, columns predicted):")
+    assert lines[header + 1].split() == CLASSES
+    rows = [list(map(int, line.split()[1:])) for line in lines[header + 2 : header + 12]]
+    assert [sum(r) for r in rows] == [2, 0, 0, 2, 0, 0, 0, 2, 0, 0]
+    assert "7 files in" in lines[-1]
+
+
+def test_cli_table_without_labels_has_no_accuracy(tmp_path, capsys):
+    write_wav(tmp_path / "clip.wav", 2)
+    code, out, _ = run_predict(capsys, tmp_path / "clip.wav")
+    assert code == 0 and not any(line.startswith(("accuracy", "confusion")) for line in out.splitlines())
+
+
+def test_cli_json(named_clips, capsys, clf):
+    code, out, _ = run_predict(capsys, named_clips, "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 7
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert by_name["seven.wav"]["true"] == "7" and by_name["3_x.wav"]["true"] == "3" and by_name["mystery.wav"]["true"] is None
+    seven = clf.predict_file(named_clips / "seven.wav")
+    assert by_name["seven.wav"]["label"] == seven.label
+    assert by_name["seven.wav"]["probability"] == pytest.approx(seven.probability, abs=1e-6)
+    assert list(by_name["seven.wav"]["probabilities"]) == CLASSES
+
+
+def test_cli_csv(named_clips, capsys):
+    code, out, _ = run_predict(capsys, named_clips, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 7
+    assert list(rows[0]) == ["path", "prediction", "probability", "true", *(f"p_{c}" for c in CLASSES)]
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert by_name["zero.wav"]["true"] == "0" and by_name["mystery.wav"]["true"] == ""
+    for r in rows:
+        assert sum(float(r[f"p_{c}"]) for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
+        assert float(r["probability"]) == pytest.approx(float(r[f"p_{r['prediction']}"]))
+
+
+def test_cli_skips_a_corrupt_file_and_fails_only_when_nothing_was_read(named_clips, tmp_path, capsys):
+    bad = named_clips / "broken.wav"
+    bad.write_bytes(b"garbage")
+    code, out, err = run_predict(capsys, named_clips, "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 7
+    assert f"skipped: {bad}: not a readable audio file" in err
+    code, _, err = run_predict(capsys, bad)
+    assert code == 1 and str(bad) in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["missing.wav"], "no such file or folder"), (["."], "no audio files"), ([".", "--model", "nope"], "nope: no such run folder")],
+)
+def test_cli_errors(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_predict(capsys, *argv)
+    assert code == 2 and err.startswith("error: ") and message in err
