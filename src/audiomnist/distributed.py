@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -17,8 +17,9 @@ import torch.distributed as dist
 
 from .errors import AudiomnistError
 
-# Long enough for the other ranks to wait while the first process of each machine builds the waveform cache.
+# Long enough for the other ranks to wait while rank 0 builds the waveform cache.
 TIMEOUT = datetime.timedelta(minutes=60)
+T = TypeVar("T")
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -49,7 +50,7 @@ def is_main() -> bool:
 
 
 def is_local_main() -> bool:
-    """The first process on this machine: the one that scans the data and builds the waveform cache."""
+    """The first process on this machine: the one that builds its waveform cache where none is shared (in_turns)."""
     return local_rank() == 0
 
 
@@ -101,16 +102,19 @@ def barrier() -> None:
             dist.barrier()
 
 
-@contextlib.contextmanager
-def local_main_first() -> Iterator[None]:
-    """Run the block on each machine's first process, then on the others (which then only open what it built)."""
-    if not is_local_main():
+def in_turns(fn: Callable[[], T]) -> T:
+    """fn() on rank 0, then on the first process of every other machine, then on the rest, a barrier after each turn.
+
+    Rank 0 alone builds what lands on a filesystem all machines share (the waveform cache, the catalog), the first
+    process of another machine builds what is local to it, and every other process only opens finished files.
+    """
+    turn = 0 if is_main() else 1 if is_local_main() else 2
+    result: Any = None
+    for t in range(3):
+        if t == turn:
+            result = fn()
         barrier()
-    try:
-        yield
-    finally:
-        if is_local_main():
-            barrier()
+    return result
 
 
 @contextlib.contextmanager
@@ -149,6 +153,28 @@ def all_same(obj: Any) -> bool:
     values: list[Any] = [None] * world_size()
     dist.all_gather_object(values, obj)
     return all(v == values[0] for v in values)
+
+
+def gather_rows(local: np.ndarray, n: int) -> np.ndarray:
+    """Put back together, on every rank, the n rows that each rank computed for its rows[rank::world]."""
+    world = world_size()
+    if world == 1:
+        return local
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, np.asarray(local))
+    full = next(p for p in parts if len(p))
+    out = np.empty((n, *full.shape[1:]), dtype=full.dtype)
+    for r, part in enumerate(parts):
+        if len(part):
+            out[r::world] = part
+    return out
+
+
+def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Give every rank rank `src`'s buffers (BatchNorm running statistics), so all evaluate the model rank 0 saves."""
+    if world_size() > 1:
+        for b in module.buffers():
+            dist.broadcast(b, src)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

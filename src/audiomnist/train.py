@@ -27,7 +27,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import from_dict, load_json, save_json, to_dict
 from .errors import AudiomnistError
 from .features import FeatureConfig, SpecAugmentConfig, build_frontend, spec_augment
-from .paths import atomic_write_text, data_home, runs_home
+from .paths import atomic_write_text, data_home, runs_home, short_hash
 from .splits import Split, balanced_gender_speakers, paper_split, random_split, speaker_split
 
 DEFAULT_MODEL = "bcresnet"
@@ -149,6 +149,16 @@ def load_data(cfg: TrainConfig, progress: bool = True, save_catalog: bool = True
     return Data(catalog, cache, labels, classes)
 
 
+def load_data_everywhere(cfg: TrainConfig, progress: bool = True) -> Data:
+    """load_data on every torchrun rank, in turns (distributed.in_turns): rank 0 alone prints, saves the catalog and
+    builds the cache; the others open it (where it is not shared, the first process of each machine builds one)."""
+    main = distributed.is_main()
+    data = distributed.in_turns(lambda: load_data(cfg, progress=progress and main, save_catalog=main))
+    if not distributed.all_same(short_hash(data.catalog.table["relpath"].tolist(), data.labels.tolist())):
+        raise AudiomnistError("the processes see different data: give every machine the same --data folders and files")
+    return data
+
+
 def make_split(cfg: TrainConfig, data: Data) -> Split:
     """The configured split over usable rows, as global row indices."""
     rows = data.usable
@@ -208,26 +218,44 @@ def predict_rows(net, frontend, cache: WaveformCache, rows: np.ndarray, device, 
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
+def predict_sharded(net, frontend, cache: WaveformCache, rows: np.ndarray, device) -> np.ndarray:
+    """predict_rows with every torchrun rank taking every world-th row; all ranks get all rows back, in order."""
+    rank, world = distributed.rank(), distributed.world_size()
+    return distributed.gather_rows(predict_rows(net, frontend, cache, rows[rank::world], device), len(rows))
+
+
 def run_dir_for(cfg: TrainConfig, root: Path | None = None) -> Path:
     name = cfg.name or (cfg.preset or cfg.model)
     return (root or runs_home()) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
 
 
 def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train on split.train, keep the best model on split.val (or the last if there is none), test on split.test."""
+    """Train on split.train, keep the best model on split.val (or the last if there is none), test on split.test.
+
+    Under torchrun every rank runs this after distributed.init: cfg.batch_size is the global batch, split evenly over
+    the ranks (DistributedDataParallel averages their gradients); rank 0 alone writes the run folder, logs and prints.
+    """
+    from torch.nn.parallel import DistributedDataParallel
     from torch.utils.tensorboard import SummaryWriter
 
     from . import evaluate
     from .report import confusion_figure, curves_figure, save_figure, spectrogram_grid
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_json(cfg, run_dir / "config.json")
-    device = pick_device(cfg.device)
+    rank, world = distributed.rank(), distributed.world_size()
+    main = rank == 0
+    progress = progress and main
+    if cfg.batch_size % world:
+        raise AudiomnistError(f"--batch-size {cfg.batch_size} is the global batch: use a multiple of the {world} processes")
+    local_batch = cfg.batch_size // world
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_json(cfg, run_dir / "config.json")
+    device = distributed.local_device(pick_device(cfg.device))
     sr = cfg.audio.sample_rate
     torch.manual_seed(cfg.seed)
-    net = build_model(cfg, len(data.classes)).to(device)
+    model = build_model(cfg, len(data.classes)).to(device)
     frontend = build_frontend(cfg.features, sr).to(device)
-    params = [p for p in net.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     elif cfg.optimizer == "adamw":
@@ -246,9 +274,11 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
 
     history: list[dict] = []
     best_val, start_epoch, step = -1.0, 0, 0
-    if resume and (run_dir / "last.pt").exists():
-        state = load_checkpoint(run_dir / "last.pt", map_location=device)
-        net.load_state_dict(state["model"])
+    # Rank 0 reads last.pt and hands it to the others: only its machine needs to see the run folder.
+    state = load_checkpoint(run_dir / "last.pt") if resume and main and (run_dir / "last.pt").exists() else None
+    state = distributed.broadcast_object(state)
+    if state is not None:
+        model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
@@ -259,27 +289,36 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None)
+    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None) if main else None
     speakers = data.speakers
     base = {"model": cfg.model, "model_args": dict(cfg.model_args), "classes": data.classes, "target": cfg.target, "config": to_dict(cfg)}
 
     for epoch in range(start_epoch, cfg.epochs):
-        # Every epoch's randomness comes from (seed, epoch), so a resumed run replays exactly what it missed.
-        epoch_seed = cfg.seed * 100_003 + epoch
-        torch.manual_seed(epoch_seed)
-        gen = torch.Generator().manual_seed(epoch_seed)
-        gen_dev = gen if device.type == "cpu" else torch.Generator(device).manual_seed(epoch_seed)
-        order = train_rows[torch.randperm(len(train_rows), generator=gen).numpy()]
+        # Every epoch's randomness comes from (seed, epoch), so a resumed run replays exactly what it missed. All ranks
+        # draw the same permutation; rank r takes every world-th row of it (see distributed.shard_rows), so its
+        # consecutive blocks of batch_size/world rows together make up the global batch one process would take.
+        # Then each rank draws its own augmentation and dropout.
+        seed = distributed.epoch_seed(cfg.seed, epoch)
+        gen = torch.Generator().manual_seed(seed)
+        order = distributed.shard_rows(train_rows, rank, world, generator=gen)
+        if world > 1:
+            seed = seed * world + rank
+            gen.manual_seed(seed)
+        torch.manual_seed(seed)
+        gen_dev = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
         net.train()
         t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for b in bar:
-            rows = order[b * cfg.batch_size : (b + 1) * cfg.batch_size] if drop_last else order
-            y = torch.from_numpy(data.labels[rows]).to(device)
-            wave = augment_waveforms(data.cache.batch(rows, train=True, generator=gen), cfg.augment, sr, gen)
-            wave = wave.to(device, non_blocking=True)
+            rows = order[b * local_batch : (b + 1) * local_batch] if drop_last else order
+            y = torch.from_numpy(data.labels[rows]).to(device, non_blocking=True)
+            wave = data.cache.batch(rows, train=True, generator=gen_dev, device=device)
+            wave = augment_waveforms(wave, cfg.augment, sr, gen_dev)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                x = spec_augment(frontend(wave), cfg.specaug, gen_dev)
+                x = frontend(wave)
+                if x.dim() == 4:
+                    x = spec_augment(x, cfg.specaug, gen_dev)
                 logits = net(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -288,21 +327,29 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
             scaler.update()
             sched.step()
             step += 1
-            n = len(rows)
+            # Sums over all ranks: the loss and accuracy of the whole global batch.
+            batch_loss, batch_correct, n = distributed.all_reduce_sum(
+                [loss.item() * len(rows), (logits.argmax(1) == y).sum().item(), len(rows)], device
+            )
             seen += n
-            loss_sum += loss.item() * n
-            correct += (logits.argmax(1) == y).sum().item()
-            writer.add_scalar("train/loss", loss.item(), step)
-            writer.add_scalar("train/lr", sched.get_last_lr()[0], step)
+            loss_sum += batch_loss
+            correct += batch_correct
+            if main:
+                writer.add_scalar("train/loss", batch_loss / n, step)
+                writer.add_scalar("train/lr", sched.get_last_lr()[0], step)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        writer.add_scalar("train/accuracy", correct / seen, step)
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen, "seconds": time.time() - t0}
+        record = {"epoch": epoch + 1, "train_loss": float(loss_sum / seen), "train_acc": float(correct / seen),
+                  "seconds": time.time() - t0}
+        if main:
+            writer.add_scalar("train/accuracy", record["train_acc"], step)
+        distributed.broadcast_buffers(model)
 
         if len(split.val):
-            probs = predict_rows(net, frontend, data.cache, split.val, device)
+            probs = predict_sharded(model, frontend, data.cache, split.val, device)
             y_val = data.labels[split.val]
             record["val_loss"] = float(-np.log(np.clip(probs[np.arange(len(y_val)), y_val], 1e-12, None)).mean())
             record["val_acc"] = float((probs.argmax(1) == y_val).mean())
+        if main and len(split.val):
             writer.add_scalar("val/loss", record["val_loss"], step)
             writer.add_scalar("val/accuracy", record["val_acc"], step)
             cm = evaluate.confusion(y_val, probs.argmax(1), len(data.classes))
@@ -310,7 +357,7 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
             pick = split.val[:: max(1, len(split.val) // 8)][:8]
             with torch.no_grad():
                 specs = frontend(data.cache.batch(pick, train=False).to(device))
-                pred = net.eval()(specs).argmax(1).cpu().numpy()
+                pred = model.eval()(specs).argmax(1).cpu().numpy()
             if specs.dim() == 4:
                 writer.add_figure(
                     "val/examples",
@@ -322,27 +369,34 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
         improved = score >= best_val if not len(split.val) else score > best_val
         if improved:
             best_val = score
-            save_checkpoint({**base, "model_state": "best", "epoch": epoch, "model": net.state_dict()}, run_dir / "best.pt")
-        save_checkpoint(
-            {**base, "epoch": epoch, "step": step, "model": net.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "history": history, "best_val": best_val},
-            run_dir / "last.pt",
-        )
+            if main:
+                save_checkpoint({**base, "model_state": "best", "epoch": epoch, "model": model.state_dict()}, run_dir / "best.pt")
+        if main:
+            save_checkpoint(
+                {**base, "epoch": epoch, "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "history": history, "best_val": best_val},
+                run_dir / "last.pt",
+            )
         _write_metrics(run_dir, cfg, split, speakers, history, None)
         line = f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.4f}  acc {record['train_acc']:.4f}"
         if "val_acc" in record:
             line += f"  val_loss {record['val_loss']:.4f}  val_acc {record['val_acc']:.4f}"
         print(line + f"  ({record['seconds']:.1f}s)", flush=True)
-    writer.flush()
-    save_figure(curves_figure(history), run_dir / "curves.png")
+    if main:
+        writer.flush()
+        save_figure(curves_figure(history), run_dir / "curves.png")
 
     test = None
     if len(split.test):
-        best, _, _ = load_trained(run_dir / "best.pt", device)
-        probs = predict_rows(best, frontend, data.cache, split.test, device)
-        test = evaluate.write_report(run_dir / "report", data, split.test, probs, leaky=split.leaky)
-        writer.add_figure("test/confusion_matrix", confusion_figure(np.array(test["confusion"]), data.classes, "test"), step)
-    writer.close()
+        best = distributed.broadcast_object(load_checkpoint(run_dir / "best.pt") if main else None)
+        model.load_state_dict(best["model"])
+        probs = predict_sharded(model, frontend, data.cache, split.test, device)
+        if main:
+            test = evaluate.write_report(run_dir / "report", data, split.test, probs, leaky=split.leaky)
+            writer.add_figure("test/confusion_matrix", confusion_figure(np.array(test["confusion"]), data.classes, "test"), step)
+        test = distributed.broadcast_object(test)
+    if main:
+        writer.close()
     return _write_metrics(run_dir, cfg, split, speakers, history, test)
 
 
@@ -357,7 +411,8 @@ def _write_metrics(run_dir: Path, cfg: TrainConfig, split: Split, speakers: np.n
         "history": history,
         "test": None if test is None else {k: v for k, v in test.items() if k != "confusion"},
     }
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if distributed.is_main():
+        atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -426,20 +481,26 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    progress = not args.no_progress
+    """Plain or under torchrun (one process per device, every one runs this; rank 0 alone prints and writes)."""
     if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.json").is_file():
-            raise AudiomnistError(f"{run_dir}: not a run folder (no config.json)")
-        cfg = config_from_dict(load_json(run_dir / "config.json"))
+        if not (Path(args.resume) / "config.json").is_file():
+            raise AudiomnistError(f"{args.resume}: not a run folder (no config.json)")
+        cfg = config_from_dict(load_json(Path(args.resume) / "config.json"))
     else:
         cfg = config_from_args(args)
-        run_dir = run_dir_for(cfg, args.runs)
+    with distributed.process_group(pick_device(cfg.device)), distributed.quiet_unless_main():
+        return _train(args, cfg)
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig) -> int:
+    progress = not args.no_progress
+    # The run folder is named after rank 0's clock.
+    run_dir = Path(args.resume or distributed.broadcast_object(str(run_dir_for(cfg, args.runs))))
     if not cfg.data:
         root, note = default_data()
         print(note)
         cfg = dataclasses.replace(cfg, data=(root,))
-    data = load_data(cfg, progress=progress)
+    data = load_data_everywhere(cfg, progress=progress)
     split = make_split(cfg, data)
     print(split.describe(data.speakers))
     print(f"run folder: {run_dir}")
