@@ -72,7 +72,7 @@ def load_audio(
     Raises AudioError for anything a model should not see: unreadable, empty, NaN/inf samples.
     """
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: names that are not valid UTF-8 open too
             sr = f.samplerate
             frames = f.frames
             if max_seconds is not None:

@@ -246,7 +246,7 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
             skipped.append((path, "empty file (0 bytes)"))
             continue
         try:
-            with sf.SoundFile(path) as f:
+            with sf.SoundFile(os.fsencode(path)) as f:
                 sr, ch, frames, fmt, subtype = f.samplerate, f.channels, f.frames, f.format, f.subtype
         except Exception as e:  # libsndfile raises LibsndfileError/RuntimeError/TypeError for garbage
             skipped.append((path, _unreadable_reason(e)))

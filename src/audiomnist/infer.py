@@ -214,12 +214,18 @@ def label_from_name(path: str | os.PathLike) -> str | None:
     return None if label is None else str(label.digit)
 
 
+def _printable(path: str) -> str:
+    """A path whose name holds bytes that are not UTF-8 (surrogate escapes), shown with backslash escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _table(preds: list[Prediction], truth: list[str | None]) -> str:
-    width = max([len(p.path or "") for p in preds] + [4])
+    names = [_printable(p.path or "") for p in preds]
+    width = max([len(n) for n in names] + [4])
     lines = [f"{'file':<{width}}  pred  prob    true"]
-    for p, t in zip(preds, truth):
+    for p, name, t in zip(preds, names, truth):
         mark = "" if t is None else (t if t == p.label else f"{t}  WRONG")
-        lines.append(f"{p.path:<{width}}  {p.label:>4}  {p.probability:.3f}  {mark}")
+        lines.append(f"{name:<{width}}  {p.label:>4}  {p.probability:.3f}  {mark}")
     return "\n".join(lines)
 
 
@@ -254,7 +260,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         w = csv.writer(sys.stdout)
         w.writerow(["path", "prediction", "probability", "true", *(f"p_{c}" for c in clf.classes)])
         for p, t in zip(preds, truth):
-            w.writerow([p.path, p.label, f"{p.probability:.6f}", t or "", *(f"{p.probabilities[c]:.6f}" for c in clf.classes)])
+            w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "", *(f"{p.probabilities[c]:.6f}" for c in clf.classes)])
     else:
         print(_table(preds, truth))
         score = _score(preds, truth, clf.classes)

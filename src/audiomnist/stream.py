@@ -267,7 +267,7 @@ def read_blocks(path: str | os.PathLike, block_ms: float = 100.0) -> tuple[int, 
     Raises AudioError when the file cannot be opened; a block with NaN/inf samples raises AudioError when reached.
     """
     try:
-        f = sf.SoundFile(path)
+        f = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
         if not os.path.exists(path):
             raise AudioError(path, "file not found") from None
