@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -96,6 +97,17 @@ def test_pink_noise_is_lowpass():
     assert spec[1 : n // 10].mean() > 5 * spec[n // 2 :].mean()
 
 
+def test_tilt_changes_spectral_slope_both_ways():
+    """White noise through the random first-order filter: high/low band power ratio spreads to both sides of 1."""
+    x = torch.randn(64, 4096)
+    out = augment_waveforms(x, dataclasses.replace(OFF, tilt=0.6), SR, torch.Generator().manual_seed(0))
+    spec = torch.fft.rfft(out, dim=1).abs().square()
+    n = spec.shape[1]
+    ratio_db = 10 * torch.log10(spec[:, -n // 8 :].mean(1) / spec[:, 1 : n // 8].mean(1))
+    assert ratio_db.min() < -6 and ratio_db.max() > 6
+    assert torch.equal(augment_waveforms(x, OFF, SR), x)
+
+
 def test_noise_probability():
     x = torch.randn(2000, 100)
     cfg = AugmentConfig(shift_ms=0, gain_db=0.0, noise_prob=0.3)
@@ -112,7 +124,7 @@ def test_silent_clips_stay_silent():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(shift_ms=-1), dict(noise_prob=1.5), dict(speed=(1.1, 0.9)), dict(snr_db=(30, 10)), dict(noise_color="blue")],
+    [dict(shift_ms=-1), dict(noise_prob=1.5), dict(speed=(1.1, 0.9)), dict(snr_db=(30, 10)), dict(noise_color="blue"), dict(tilt=1.0), dict(tilt=-0.1)],
 )
 def test_bad_config(kwargs):
     with pytest.raises(AudiomnistError):

@@ -17,6 +17,8 @@ class AugmentConfig:
 
     shift_ms: uniform shift in [-shift_ms, +shift_ms], zero-filled (no wrap-around).
     speed: uniform resampling factor range, e.g. (0.9, 1.1); changes tempo and pitch together, anchored at the centre.
+    tilt: a random first-order filter y[t] = x[t] - a x[t-1], a uniform in [-tilt, +tilt]: tilts the spectrum by up
+    to ~20*log10((1+tilt)/(1-tilt)) dB from DC to Nyquist, as a different microphone or room would.
     gain_db: uniform gain in [-gain_db, +gain_db].
     noise_prob, snr_db, noise_color: add white or pink noise with probability noise_prob at a uniform SNR (dB)
     relative to the item's own mean power over the whole clip.
@@ -24,12 +26,15 @@ class AugmentConfig:
 
     shift_ms: float = 100.0
     speed: tuple[float, float] = (1.0, 1.0)
+    tilt: float = 0.0
     gain_db: float = 6.0
     noise_prob: float = 0.5
     snr_db: tuple[float, float] = (10.0, 40.0)
     noise_color: str = "white"
 
     def __post_init__(self) -> None:
+        if not 0 <= self.tilt < 1:
+            raise AudiomnistError(f"augment: tilt must be in [0, 1), got {self.tilt}")
         if self.shift_ms < 0 or self.gain_db < 0 or not 0 <= self.noise_prob <= 1:
             raise AudiomnistError("augment: shift_ms and gain_db must be >= 0 and noise_prob in [0, 1]")
         if not 0 < self.speed[0] <= self.speed[1]:
@@ -83,6 +88,9 @@ def augment_waveforms(
         shift = torch.randint(-max_shift, max_shift + 1, (b,), generator=generator, device=x.device).to(x.dtype)
         speed = _uniform(b, cfg.speed[0], cfg.speed[1], x, generator)
         x = _warp(x, speed, shift)
+    if cfg.tilt > 0:
+        a = _uniform(b, -cfg.tilt, cfg.tilt, x, generator)[:, None]
+        x = x - a * torch.nn.functional.pad(x[:, :-1], (1, 0))
     if cfg.gain_db > 0:
         x = x * 10 ** (_uniform(b, -cfg.gain_db, cfg.gain_db, x, generator) / 20)[:, None]
     if cfg.noise_prob > 0:
