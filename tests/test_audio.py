@@ -184,6 +184,17 @@ def test_noise_padding_stays_in_the_clips_own_range():
     assert out[2].abs().sum() == 0
 
 
+def test_noise_padding_in_evaluation_is_repeatable_and_batch_independent():
+    cfg = AudioConfig(sample_rate=1000, duration_ms=1000, pad_mode="noise")
+    clips = torch.from_numpy(np.random.default_rng(1).uniform(-0.05, 0.05, (3, 400)).astype(np.float32))
+    lengths = torch.tensor([400, 300, 200])
+    once, again = fit_batch(clips, lengths, cfg, train=False), fit_batch(clips, lengths, cfg, train=False)
+    torch.testing.assert_close(once, again, rtol=0, atol=0)
+    alone = fit_batch(clips[1:2], lengths[1:2], cfg, train=False)
+    torch.testing.assert_close(alone[0], once[1], rtol=0, atol=0)
+    assert once[0, :300].std() > 0, "still noise, not zeros"
+
+
 def test_load_clip_is_one_centred_window(tmp_path):
     sf.write(tmp_path / "c.wav", sine(500, 8000, 0.5), 8000, subtype="PCM_16")
     y = load_clip(tmp_path / "c.wav", AudioConfig())

@@ -226,9 +226,14 @@ def test_float16_mode(tree, tmp_path):
     assert b.dtype == torch.float32 and torch.isfinite(b).all()
 
 
-def test_process_pool_build_matches_in_process(tree, tmp_path):
+def test_process_pool_build_matches_in_process(tree, tmp_path, monkeypatch):
     a = build(tree, root=tmp_path / "one", workers=1)
+    monkeypatch.setattr(cache_mod, "CHUNK", 8)  # several chunks, so two workers really share the files
+    pools = []
+    real_pool = cache_mod._pool
+    monkeypatch.setattr(cache_mod, "_pool", lambda n: pools.append(n) or real_pool(n))
     b = build(tree, root=tmp_path / "two", workers=2)
+    assert pools == [2]
     np.testing.assert_array_equal(np.asarray(a.waves), np.asarray(b.waves))
     np.testing.assert_array_equal(a.lengths, b.lengths)
     assert a.errors == b.errors

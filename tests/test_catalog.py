@@ -212,3 +212,15 @@ def test_cli_data_sample(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cat, "sample_root", lambda: tmp_path / "missing")
     assert cli.main(["data", "sample"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_parquet_roundtrip(tmp_path):
+    pytest.importorskip("pyarrow", reason="--format parquet needs pyarrow (in the dev extra)")
+    root = audiomnist_tree(tmp_path / "data", speakers=("01", "02"), digits=(3, 4), reps=(0,))
+    (root / "02" / "4_02_0.wav").write_text("not audio")
+    c = scan(root, progress=False)
+    out = c.save(tmp_path / "cat", format="parquet")
+    assert {p.name for p in out.iterdir()} == {"catalog.parquet", "skipped.parquet", "catalog.json"}
+    back = load_catalog(out)
+    pd.testing.assert_frame_equal(back.table, c.table)
+    assert back.fingerprint == c.fingerprint and len(back.skipped) == 1

@@ -36,7 +36,13 @@ ARGS = [
     "--batch-size", str(BATCH), "--epochs", str(EPOCHS), "--device", "cpu", "--no-progress",
 ]
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
-NO_AUGMENT = {"augment": {"shift_ms": 0, "gain_db": 0, "noise_prob": 0}, "specaug": {"freq_masks": 0, "time_masks": 0}}
+# Per-clip standardisation, not the default per-band: steady tones that fill the window have no spectral shape left
+# once each band's own mean is removed, and this test needs a task the tiny net visibly learns in a few steps.
+NO_AUGMENT = {
+    "augment": {"shift_ms": 0, "gain_db": 0, "noise_prob": 0},
+    "specaug": {"freq_masks": 0, "time_masks": 0},
+    "features": {"normalize": "utterance"},
+}
 
 
 class TinyNet(nn.Module):

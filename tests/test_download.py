@@ -49,7 +49,8 @@ class Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         srv.ranges_seen.append(rng)
         data, start = srv.payload, 0
-        if rng and srv.honour_range:
+        if_range = self.headers.get("If-Range")
+        if rng and srv.honour_range and (if_range is None or if_range == srv.etag):
             start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
             if start >= len(data):
                 self.send_response(416)
@@ -62,6 +63,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
+        if srv.etag:
+            self.send_header("ETag", srv.etag)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if srv.drop_after is not None:
@@ -77,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
 def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.payload = audiomnist_zip()
-    srv.ranges_seen, srv.honour_range, srv.drop_after = [], True, None
+    srv.ranges_seen, srv.honour_range, srv.drop_after, srv.etag = [], True, None, None
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}/master.zip"
@@ -224,3 +227,35 @@ def test_archive_left_by_an_interrupted_unpack_is_reused(server, tmp_path):
     (tmp_path / "audiomnist.zip").write_bytes(server.payload)
     assert len(fetch(server.url, tmp_path / "ds")) == 6
     assert server.ranges_seen == [] and not (tmp_path / "audiomnist.zip").exists()
+
+
+def test_changed_archive_is_fetched_whole_not_spliced(server, tmp_path):
+    """A resume names the version it started with (If-Range); a server with a newer archive sends all of it."""
+    server.etag, server.drop_after = '"v1"', 2000
+    with pytest.raises(AudiomnistError, match="resume"):
+        fetch(server.url, tmp_path / "ds", retries=0)
+    members = {f"AudioMNIST-master/data/03/{d}_03_0.wav": wav_bytes() for d in range(4)}
+    server.payload, server.etag = make_zip(members), '"v2"'
+    c = fetch(server.url, tmp_path / "ds", sha256=hashlib.sha256(server.payload).hexdigest())
+    assert server.ranges_seen == [None, "bytes=2000-"] and len(c) == 4 and set(c.table["speaker"]) == {"03"}
+
+
+def test_partial_file_from_another_url_is_dropped(server, tmp_path):
+    server.drop_after = 2000
+    with pytest.raises(AudiomnistError, match="resume"):
+        fetch(server.url + "?mirror=a", tmp_path / "ds", retries=0)
+    c = fetch(server.url, tmp_path / "ds", sha256=hashlib.sha256(server.payload).hexdigest())
+    assert server.ranges_seen == [None, None] and len(c) == 6
+
+
+def test_damaged_archive_is_a_clear_error_and_is_fetched_again(server, tmp_path, capsys):
+    good = server.payload
+    i = good.index(b"RIFF", good.index(b"data/01/1_01_0.wav"))
+    server.payload = good[: i + 100] + bytes([good[i + 100] ^ 0xFF]) + good[i + 101 :]  # flips a byte: bad CRC
+    with pytest.raises(AudiomnistError, match=r"damaged archive.*1_01_0\.wav"):
+        fetch(server.url, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists() and leftovers(tmp_path) == []
+    assert not list(tmp_path.glob("*.source.json"))
+    server.payload = good
+    assert len(fetch(server.url, tmp_path / "ds")) == 6
+    assert server.ranges_seen == [None, None]

@@ -151,6 +151,7 @@ def test_presets_reproduce_the_original_recipes():
     for p in PRESETS.values():
         assert p["model"] == "seed-cnn" and p["audio"].sample_rate == 48000
         assert p["features"].n_fft == 1024 and p["features"].n_mels == 64
+        assert p["features"].normalize == "utterance", "per clip: the original's per-batch statistics leak the batch"
         assert (p["optimizer"], p["lr"], p["epochs"], p["batch_size"]) == ("adam", 1e-3, 10, 16)
 
 
@@ -165,3 +166,37 @@ def test_bad_arguments_are_clear_errors(tone_set, tmp_path, capsys):
     assert "unknown --preset" in capsys.readouterr().err
     assert run(["train", "--resume", str(tmp_path / "nope")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_random_split_is_the_original_80_20(tone_set, tmp_path):
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--split", "random", *FAST]) == 0
+    split = json.loads((only_run(tmp_path) / "metrics.json").read_text())["split"]
+    assert (split["train_clips"], split["val_clips"], split["test_clips"]) == (160, 0, 40)
+
+
+def test_partial_config_changes_only_what_it_names(tone_set, tmp_path):
+    cfg_file = tmp_path / "partial.json"
+    cfg_file.write_text(json.dumps({"audio": {"duration_ms": 800}, "augment": {"tilt": 0.2}}))
+    runs = tmp_path / "runs"
+    assert run(["train", "--data", str(tone_set), "--runs", str(runs), "--config", str(cfg_file), "--n-mels", "32", *FAST]) == 0
+    cfg = json.loads((only_run(runs) / "config.json").read_text())
+    assert cfg["audio"]["duration_ms"] == 800 and cfg["audio"]["sample_rate"] == 8000, "the rest of audio is kept"
+    assert cfg["augment"]["tilt"] == 0.2 and cfg["features"]["n_mels"] == 32
+
+
+def test_cv_then_evaluate_a_fold_on_its_own_test_speakers(tone_set, tmp_path, capsys):
+    from audiomnist.evaluate import evaluate_run
+
+    runs = tmp_path / "cv"
+    assert run(["cv", "--data", str(tone_set), "--runs", str(runs), "--folds", "5", "--only", "1", *FAST]) == 0
+    (cv_dir,) = list(runs.iterdir())
+    fold = cv_dir / "fold-1"
+    summary = json.loads((cv_dir / "cv.json").read_text())
+    held_out = summary["per_fold"][0]["test_speakers"]
+    assert len(held_out) == 1 and summary["per_fold"][0]["clips"] == 40
+    assert held_out[0] not in json.loads((fold / "metrics.json").read_text())["split"]["train_speakers"]
+    state = torch.load(fold / "best.pt", weights_only=True)
+    assert state["epoch"] == 2, "without validation speakers the last epoch is kept"
+    report = evaluate_run(fold, out=tmp_path / "again", progress=False)
+    assert report["clips"] == 40 and set(report["per_speaker_accuracy"]) == set(held_out)
+    assert report["accuracy"] == pytest.approx(summary["per_fold"][0]["accuracy"])

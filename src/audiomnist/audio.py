@@ -81,7 +81,7 @@ def load_audio(
                 x = np.multiply(f.read(frames, dtype="int16", always_2d=True), np.float32(1 / 32768))
             else:
                 x = f.read(frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
         if not os.path.exists(path):
             raise AudioError(path, "file not found") from None
         if os.path.isfile(path) and os.path.getsize(path) == 0:
@@ -155,6 +155,8 @@ def fit_batch(
     cropped the same way. Padding is zeros, or for pad_mode "noise" uniform noise between the min
     and max of the clip's quietest 10 ms: its own background, so the pad looks like its silence and
     never leaves the clip's amplitude range. Samples past a clip's length are never used.
+    In evaluation without a generator the noise is one fixed seeded pattern shared by every row, so a
+    clip's features never depend on the call or on the other clips in the batch.
     """
     B, L = clips.shape
     n = cfg.num_samples
@@ -170,7 +172,11 @@ def fit_batch(
         offset = torch.div(slack, 2, rounding_mode="floor")
     if cfg.pad_mode == "noise":
         lo, hi = _noise_floor(clips, lengths, max(1, cfg.sample_rate // 100))
-        out = torch.rand(B, n, generator=generator, device=gdev, dtype=clips.dtype).to(dev)
+        if train or generator is not None:
+            out = torch.rand(B, n, generator=generator, device=gdev, dtype=clips.dtype).to(dev)
+        else:
+            fixed = torch.Generator().manual_seed(0)
+            out = torch.rand(1, n, generator=fixed, dtype=clips.dtype).to(dev).expand(B, n).clone()
         out.mul_((hi - lo).view(B, 1)).add_(lo.view(B, 1))
     else:
         out = clips.new_zeros(B, n)

@@ -78,6 +78,14 @@ def _decode_rows(
     return start, lengths, errors
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def _pool(workers: int) -> cf.Executor:
     """Processes (fork on Linux: no re-import, safe since children never touch torch; spawn elsewhere)."""
     method = "fork" if sys.platform == "linux" else "spawn"
@@ -173,9 +181,9 @@ class WaveformCache:
                 lengths, ok = index["lengths"], index["ok"]
             if lengths.shape != (N,) or ok.shape != (N,):
                 return None
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+            errors = {int(r): str(msg) for r, msg in meta["errors"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError):
             return None
-        errors = {int(r): msg for r, msg in meta["errors"].items()}
         return cls(mcfg, meta["key"], folder, waves, lengths, ok, errors)
 
     def batch(
@@ -237,7 +245,7 @@ def _build(
         lengths = np.zeros(N, np.int32)
         errors: dict[int, str] = {}
         chunks = [(s, paths[s : s + CHUNK]) for s in range(0, N, CHUNK)]
-        workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
+        workers = max(1, min(workers or _usable_cores(), len(chunks)))
         bar = tqdm(total=N, desc="caching waveforms", unit="file", disable=None if progress else True)
         with bar:
             if workers == 1:

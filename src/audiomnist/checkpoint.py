@@ -29,6 +29,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        if "weights_only" not in str(e).lower() and "unsupported global" not in str(e).lower():
+            raise AudiomnistError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0]})") from None
         raise AudiomnistError(
             f"{path}: refused to load: it is not a plain-weights checkpoint "
             f"(weights_only=True rejected it: {str(e).splitlines()[0]})"

@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -100,12 +101,34 @@ def _content_range_total(value: str | None) -> tuple[int | None, int | None]:
     return start, int(m.group(2)) if m.group(2) != "*" else None
 
 
+def _origin_file(archive: Path) -> Path:
+    """Beside a (partial) archive: the URL it came from and the server's validator (ETag or Last-Modified)."""
+    return archive.with_name(archive.name.removesuffix(".part") + ".source.json")
+
+
+def _read_origin(archive: Path) -> dict:
+    try:
+        return json.loads(_origin_file(archive).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
-    """One HTTP attempt: resume `part` from its current size; raise _Transient when the transfer is cut short."""
+    """One HTTP attempt: resume `part` from its current size; raise _Transient when the transfer is cut short.
+
+    A partial file from another URL is dropped, and a resume sends If-Range with the validator the server gave
+    first, so a changed archive (a branch zip after a new commit) comes back whole instead of being spliced.
+    """
+    origin = _read_origin(part)
+    if part.exists() and origin.get("url", url) != url:
+        part.unlink()
+        origin = {}
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "audiomnist", "Accept-Encoding": "identity"})
     if have:
         req.add_header("Range", f"bytes={have}-")
+        if origin.get("validator"):
+            req.add_header("If-Range", origin["validator"])
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -119,6 +142,9 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
             raise _Transient(f"HTTP {e.code} {e.reason}") from None
         raise AudiomnistError(f"{url}: HTTP {e.code} {e.reason}") from None
     with resp:
+        validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+        if resp.status != 206 or not origin:
+            atomic_write_text(_origin_file(part), json.dumps({"url": url, "validator": validator}) + "\n")
         if resp.status == 206:
             start, total = _content_range_total(resp.headers.get("Content-Range"))
             if start != have:
@@ -157,9 +183,10 @@ def fetch(
     progress: bool = True,
 ) -> Path:
     """Download `url` to `target` via `target`.part, resuming and retrying transient failures with backoff."""
-    if target.is_file():
+    if target.is_file() and _read_origin(target).get("url", url) == url:
         print(f"using the archive downloaded earlier: {target}")
         return target
+    target.unlink(missing_ok=True)
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(retries + 1):
@@ -267,8 +294,11 @@ def extract(archive: Path, dest: Path, source: Source, origin: dict, progress: b
             for info in tqdm(members, desc=f"unpack {dest.name}", unit="file", disable=quiet):
                 out = tmp / info.filename[len(prefix) :]
                 out.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
+                try:
+                    with zf.open(info) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst, CHUNK)
+                except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+                    raise AudiomnistError(f"{archive}: damaged archive, member {info.filename!r}: {e}") from None
             if source.name == "fsdd" and not (tmp / "speakers.json").exists():
                 speakers = _fsdd_speakers(zf)
                 if speakers:
@@ -333,6 +363,7 @@ def download(
         if expected and digest != expected:
             if local is None:
                 archive.unlink()
+                _origin_file(archive).unlink(missing_ok=True)
             raise AudiomnistError(
                 f"{archive}: sha256 mismatch (expected {expected}, got {digest}); "
                 + ("the download was deleted, run the command again" if local is None else "wrong or damaged file")
@@ -345,9 +376,11 @@ def download(
         except AudiomnistError:
             if local is None:
                 archive.unlink()  # a damaged or unsafe download is useless; the next run fetches it again
+                _origin_file(archive).unlink(missing_ok=True)
             raise
         if local is None:
             archive.unlink()
+            _origin_file(archive).unlink(missing_ok=True)
     return load_or_scan(dest, layout=source.layout, progress=progress)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
+from .errors import AudiomnistError
 from .paths import atomic_write, atomic_write_text
 
 
@@ -82,7 +83,7 @@ def evaluate_run(run_dir: Path, data_paths: list[str] | None = None, out: Path |
 
     import torch
 
-    from .train import load_data, load_trained, make_split, pick_device, predict_rows
+    from .train import load_data, load_trained, pick_device, predict_rows
     from .features import build_frontend
 
     device = pick_device("auto")
@@ -93,8 +94,7 @@ def evaluate_run(run_dir: Path, data_paths: list[str] | None = None, out: Path |
     if data_paths:
         rows, leaky, where = data.usable, False, "all usable clips of " + ", ".join(data_paths)
     else:
-        split = make_split(cfg, data)
-        rows, leaky, where = split.test, split.leaky, f"the run's {split.kind} test split"
+        rows, leaky, where = _test_rows(Path(run_dir), cfg, data)
     frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(device)
     with torch.no_grad():
         probs = predict_rows(net, frontend, data.cache, rows, device)
@@ -106,6 +106,28 @@ def evaluate_run(run_dir: Path, data_paths: list[str] | None = None, out: Path |
     print("lowest per-speaker accuracy: " + ", ".join(f"{s} {a:.3f}" for s, a in worst))
     print(f"report: {out}")
     return summary
+
+
+def _test_rows(run_dir: Path, cfg, data) -> tuple[np.ndarray, bool, str]:
+    """The run's own test clips: its recorded test speakers (so speakers added to the data later never leak in),
+    or for a speaker-leaking random split the same seeded split again."""
+    from .train import make_split
+
+    recorded = None
+    if (run_dir / "metrics.json").is_file():
+        recorded = json.loads((run_dir / "metrics.json").read_text()).get("split")
+    if recorded and not recorded.get("speaker_leaking") and recorded.get("test_speakers"):
+        speakers = recorded["test_speakers"]
+        rows = data.usable[np.isin(data.speakers[data.usable], speakers)]
+        if len(rows) == 0:
+            raise AudiomnistError(f"{run_dir}: none of its test speakers ({', '.join(speakers)}) are in the data")
+        return rows, False, f"the run's {len(speakers)} test speaker(s) ({recorded.get('kind', 'speaker')} split)"
+    if cfg.split == "fold":
+        raise AudiomnistError(f"{run_dir}: a cross-validation fold without a readable metrics.json; pass --data")
+    split = make_split(cfg, data)
+    if len(split.test) == 0:
+        raise AudiomnistError(f"{run_dir}: the run has no test split (trained on everything); pass --data")
+    return split.test, split.leaky, f"the run's {split.kind} test split"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -23,10 +23,11 @@ class FeatureConfig:
 
     top_db floors each clip relative to its own loudest cell (like librosa.power_to_db(top_db=...)), so a quiet
     recording and a loud one of the same word give the same features; an absolute floor would flatten more of
-    the quiet one. normalize="band" then standardises each mel band of each clip over its frames (cepstral
-    mean and variance normalisation): it removes a microphone's or room's fixed colouring, and on FSDD that is
-    what separates speakers most (george's recordings carry ~10 dB more high-frequency energy than the others';
-    leave-george-out accuracy rose from 74.8 % with "utterance", one mean and std per clip, to 90.8 %).
+    the quiet one. normalize="band" then removes each mel band's own mean over the clip's frames (cepstral mean
+    normalisation) and divides by the clip's one remaining standard deviation: it removes a microphone's or
+    room's fixed colouring, and on FSDD that is what separates speakers most (george's recordings carry ~10 dB
+    more high-frequency energy than the others'; leave-george-out accuracy rose from 74.8 % with "utterance",
+    one mean and std per clip, to 90.8 %).
     Statistics are per clip either way, never per batch.
     """
 

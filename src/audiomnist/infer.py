@@ -111,7 +111,11 @@ class Classifier:
             from .export import read_sidecar
 
             side = read_sidecar(path)
-            return cls(None, config_from_dict(side["config"]), side["classes"], "onnx", _onnx_session(path, threads))
+            session = _onnx_session(path, threads)
+            width = session.get_outputs()[0].shape[-1]
+            if isinstance(width, int) and width != len(side["classes"]):
+                raise AudiomnistError(f"{path}: the network has {width} outputs but its sidecar names {len(side['classes'])} classes")
+            return cls(None, config_from_dict(side["config"]), side["classes"], "onnx", session)
         if backend == "onnx":
             from .export import cached_export
 
@@ -253,7 +257,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     truth = [label_from_name(p.path) for p in preds]
     if args.format == "json":
-        print(json.dumps([{**p.to_dict(), "true": t} for p, t in zip(preds, truth)], indent=2))
+        rows = [{**p.to_dict(), "path": _printable(p.path) if p.path else p.path, "true": t} for p, t in zip(preds, truth)]
+        print(json.dumps(rows, indent=2))
     elif args.format == "csv":
         import csv
 
@@ -263,10 +268,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "", *(f"{p.probabilities[c]:.6f}" for c in clf.classes)])
     else:
         print(_table(preds, truth))
-        score = _score(preds, truth, clf.classes)
-        if score:
-            print(score)
-        print(f"{len(preds)} files in {seconds:.2f} s ({clf.backend})")
+    # With json/csv on stdout the score goes to stderr, so the output stays machine-readable.
+    out = sys.stdout if args.format == "table" else sys.stderr
+    score = _score(preds, truth, clf.classes)
+    if score:
+        print(score, file=out)
+    print(f"{len(preds)} files in {seconds:.2f} s ({clf.backend})", file=out)
     for e in errors:
         print(f"skipped: {e}", file=sys.stderr)
     return 1 if errors and not preds else 0

@@ -167,7 +167,10 @@ def cmd_listen(args: argparse.Namespace) -> int:
         devices = load_sounddevice().query_devices()
         print(devices if len(devices) else "no audio devices found (is a microphone connected, and may this user use it?)")
         return 0
-    vad = VadConfig() if args.end_silence_ms is None else replace(VadConfig(), end_silence_ms=args.end_silence_ms)
+    try:
+        vad = VadConfig() if args.end_silence_ms is None else replace(VadConfig(), end_silence_ms=args.end_silence_ms)
+    except ValueError as e:
+        raise AudiomnistError(f"--end-silence-ms: {e}") from None
     if args.threads:
         torch.set_num_threads(args.threads)
     kept: list[str] = []

@@ -129,7 +129,7 @@ def create_app(
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large(f"request body ({declared} bytes)")
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise HTTPException(415, "send the audio as multipart/form-data with the file in field 'file' "
                                      "(e.g. curl -F file=@clip.wav URL/predict)")
         try:

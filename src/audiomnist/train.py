@@ -63,10 +63,15 @@ class TrainConfig:
 
 
 def _original(duration_ms: int, pad_mode: str) -> dict:
-    """The original project's recipe: 48 kHz, n_fft 1024, 64 mels, seed-cnn, Adam 1e-3 one-cycle, 10 epochs, batch 16."""
+    """The original project's recipe: 48 kHz, n_fft 1024, 64 mels, seed-cnn, Adam 1e-3 one-cycle, 10 epochs, batch 16.
+
+    Its dB spectrogram had no top_db floor and was standardised by each batch's own mean and std; the closest
+    batch-independent equivalent is one mean and std per clip ("utterance").
+    """
     return dict(
         audio=AudioConfig(sample_rate=48000, duration_ms=duration_ms, pad_mode=pad_mode),
-        features=FeatureConfig(n_fft=1024, win_length=1024, hop_length=512, n_mels=64, f_min=0.0, f_max=None),
+        features=FeatureConfig(n_fft=1024, win_length=1024, hop_length=512, n_mels=64, f_min=0.0, f_max=None,
+                               normalize="utterance", top_db=None, log_floor=1e-10),
         specaug=SpecAugmentConfig(freq_masks=2, time_masks=2, max_freq_frac=0.1, max_time_frac=0.1),
         augment=AugmentConfig(shift_ms=0, gain_db=0.0, noise_prob=0.0),
         model="seed-cnn", optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=10, batch_size=16, label_smoothing=0.0,
@@ -142,7 +147,8 @@ def load_data(cfg: TrainConfig, progress: bool = True, save_catalog: bool = True
     else:
         gender = table["gender"].fillna("").astype(str).str.lower().to_numpy()
         labels = np.array([classes.index(g) if g in classes else -1 for g in gender], dtype=np.int64)
-        if (labels >= 0).any():
+        # The paper's gender folds pick their own balanced 12 + 12 speakers; a random pick would break them.
+        if (labels >= 0).any() and cfg.split != "paper":
             keep = balanced_gender_speakers(table["speaker"].to_numpy(), gender, seed=cfg.seed)
             labels[~keep] = -1
     labels[~cache.ok] = -1
@@ -195,9 +201,15 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu"):
     if path.is_dir():
         path = path / "best.pt"
     state = load_checkpoint(path, map_location=device)
-    cfg = config_from_dict(state["config"])
-    net = build_model(cfg, len(state["classes"]))
-    net.load_state_dict(state["model"])
+    try:
+        cfg = config_from_dict(state["config"])
+        net = build_model(cfg, len(state["classes"]))
+        net.load_state_dict(state["model"])
+    except AudiomnistError as e:
+        raise AudiomnistError(f"{path}: {e}") from None
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        reason = f"missing entry {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        raise AudiomnistError(f"{path}: checkpoint does not match this version of audiomnist ({reason})") from None
     return net.to(device).eval(), cfg, list(state["classes"])
 
 
@@ -287,8 +299,10 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
         print(f"resuming {run_dir} after epoch {start_epoch}")
 
     use_amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    if state is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None) if main else None
     speakers = data.speakers
@@ -336,6 +350,7 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
             correct += batch_correct
             if main:
                 writer.add_scalar("train/loss", batch_loss / n, step)
+                writer.add_scalar("train/accuracy_step", batch_correct / n, step)
                 writer.add_scalar("train/lr", sched.get_last_lr()[0], step)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         record = {"epoch": epoch + 1, "train_loss": float(loss_sum / seen), "train_acc": float(correct / seen),
@@ -366,7 +381,8 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
                 )
         history.append(record)
         score = record.get("val_acc", record["train_acc"] if not len(split.val) else -1.0)
-        improved = score >= best_val if not len(split.val) else score > best_val
+        # Without validation speakers there is nothing honest to choose by: best.pt is the last epoch.
+        improved = score > best_val if len(split.val) else True
         if improved:
             best_val = score
             if main:
@@ -374,7 +390,7 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
         if main:
             save_checkpoint(
                 {**base, "epoch": epoch, "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "history": history, "best_val": best_val},
+                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": torch.get_rng_state(), "history": history, "best_val": best_val},
                 run_dir / "last.pt",
             )
         _write_metrics(run_dir, cfg, split, speakers, history, None)
@@ -416,6 +432,14 @@ def _write_metrics(run_dir: Path, cfg: TrainConfig, split: Split, speakers: np.n
     return metrics
 
 
+def _merged(base: dict, over: dict) -> dict:
+    """`over` applied onto `base`, recursing into nested sections, so a partial config changes only what it names."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "model_args" else v
+    return out
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults < preset < explicit flags."""
     cfg = TrainConfig()
@@ -425,7 +449,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         cfg = dataclasses.replace(cfg, preset=args.preset, **PRESETS[args.preset])
     if args.model and args.model != cfg.model:
         # A model's own recommendations (e.g. audionet's 8 kHz raw waveform) apply unless a preset fixed them.
-        rec = getattr(models.get(args.model), "recommended", {}) or {}
+        rec = {} if args.preset else getattr(models.get(args.model), "recommended", {}) or {}
         cfg = dataclasses.replace(
             cfg, model=args.model, model_args={},
             audio=dataclasses.replace(cfg.audio, **rec.get("audio", {})),
@@ -433,6 +457,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         )
     flat = {k: getattr(args, k) for k in ("target", "split", "fold", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "seed", "device", "name", "schedule", "val_frac", "test_frac") if getattr(args, k, None) is not None}
     cfg = dataclasses.replace(cfg, **flat)
+    if cfg.split == "random" and args.val_frac is None:
+        cfg = dataclasses.replace(cfg, val_frac=0.0)  # the original's 80/20 train/test, no validation set
     if args.data:
         cfg = dataclasses.replace(cfg, data=tuple(str(Path(d).resolve()) for d in args.data))
     if args.layout:
@@ -449,7 +475,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             extra[key] = json.loads(value) if value else True
         cfg = dataclasses.replace(cfg, model_args=extra)
     if args.config:
-        cfg = config_from_dict({**to_dict(cfg), **load_json(args.config)})
+        cfg = config_from_dict(_merged(to_dict(cfg), load_json(args.config)))
     return cfg
 
 
