@@ -129,3 +129,11 @@ def test_silent_clips_stay_silent():
 def test_bad_config(kwargs):
     with pytest.raises(AudiomnistError):
         AugmentConfig(**kwargs)
+
+
+def test_integer_shift_fast_path_matches_the_interpolating_warp():
+    from audiomnist.augment import _shift, _warp
+
+    x = torch.randn(6, 50, generator=torch.Generator().manual_seed(0))
+    shift = torch.tensor([-60, -49, -3, 0, 7, 49])
+    torch.testing.assert_close(_shift(x, shift), _warp(x, torch.ones(6), shift.float()), rtol=0, atol=1e-6)

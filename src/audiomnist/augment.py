@@ -67,6 +67,18 @@ def _warp(x: torch.Tensor, speed: torch.Tensor, shift: torch.Tensor) -> torch.Te
     return take(lo) * (1 - frac) + take(hi) * frac
 
 
+def _shift(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """out[t] = x[t - shift], zero outside the clip: _warp at speed 1, as one slice copy per row (~10x cheaper)."""
+    n = x.shape[1]
+    out = torch.zeros_like(x)
+    for i, s in enumerate(shift.long().tolist()):
+        if 0 <= s < n:
+            out[i, s:] = x[i, : n - s]
+        elif -n < s < 0:
+            out[i, : n + s] = x[i, -s:]
+    return out
+
+
 def _pink(shape: tuple[int, int], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Noise with a 1/f power spectrum: white noise shaped in the frequency domain."""
     white = torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
@@ -86,8 +98,10 @@ def augment_waveforms(
     max_shift = round(cfg.shift_ms * sample_rate / 1000)
     if max_shift > 0 or cfg.speed != (1.0, 1.0):
         shift = torch.randint(-max_shift, max_shift + 1, (b,), generator=generator, device=x.device).to(x.dtype)
-        speed = _uniform(b, cfg.speed[0], cfg.speed[1], x, generator)
-        x = _warp(x, speed, shift)
+        if cfg.speed == (1.0, 1.0):
+            x = _shift(x, shift)
+        else:
+            x = _warp(x, _uniform(b, cfg.speed[0], cfg.speed[1], x, generator), shift)
     if cfg.tilt > 0:
         a = _uniform(b, -cfg.tilt, cfg.tilt, x, generator)[:, None]
         x = x - a * torch.nn.functional.pad(x[:, :-1], (1, 0))
@@ -96,12 +110,14 @@ def augment_waveforms(
     if cfg.noise_prob > 0:
         apply = torch.rand(b, generator=generator, device=x.device) < cfg.noise_prob
         snr = _uniform(b, cfg.snr_db[0], cfg.snr_db[1], x, generator)
-        if cfg.noise_color == "pink":
-            noise = _pink((b, n), x, generator)
-        else:
-            noise = torch.randn((b, n), generator=generator, device=x.device, dtype=x.dtype)
-        noise = noise / noise.square().mean(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
-        signal_power = x.square().mean(dim=1)
-        scale = (signal_power / 10 ** (snr / 10)).sqrt() * apply
-        x = x + noise * scale[:, None]
+        rows = apply.nonzero().squeeze(1)  # noise is drawn only for the rows that get it: randn is the costly part
+        if len(rows):
+            if cfg.noise_color == "pink":
+                noise = _pink((len(rows), n), x, generator)
+            else:
+                noise = torch.randn((len(rows), n), generator=generator, device=x.device, dtype=x.dtype)
+            noise = noise / noise.square().mean(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
+            signal_power = x[rows].square().mean(dim=1)
+            scale = (signal_power / 10 ** (snr[rows] / 10)).sqrt()
+            x = x.index_add(0, rows, noise * scale[:, None])
     return x
