@@ -2,7 +2,7 @@
 
     python benchmarks/bench_epoch.py [--data PATH] [--model seed-cnn] [--batch-size 64] [--preset v3] [--threads N]
 
-Without --data it uses /tmp/audiomnist-corpus (30,000 files, generated first when missing). The cache is built
+Without --data it uses /tmp/audiomnist-corpus (30,000 files, generated first when missing). The catalog and cache are built
 (or found) first and not timed; then train.fit runs --epochs epochs over every usable clip (the default recipe's
 augmentation, log-mel and SpecAugment, or the preset's) and the fastest epoch is printed. Only fit's epoch loop is
 timed, not validation or checkpoints.
@@ -26,8 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cache import corpus  # noqa: E402
 
 from audiomnist import train  # noqa: E402
-from audiomnist.cache import WaveformCache  # noqa: E402
-from audiomnist.catalog import load_or_scan  # noqa: E402
 from audiomnist.splits import Split  # noqa: E402
 
 
@@ -50,13 +48,9 @@ def main() -> None:
         cfg = dataclasses.replace(cfg, preset=args.preset, **train.PRESETS[args.preset])
     cfg = dataclasses.replace(cfg, model=args.model, batch_size=args.batch_size, epochs=args.epochs, device=args.device,
                               data=(str(root),))
-    catalog = load_or_scan(root, progress=False)
     t0 = time.perf_counter()
-    cache = WaveformCache.for_catalog(catalog, cfg.audio, progress=True)
+    data = train.load_data(cfg, progress=True)  # scan (or saved catalog) + waveform cache, built when missing
     cache_s = time.perf_counter() - t0
-    labels = catalog.table["digit"].to_numpy(dtype=np.int64).copy()
-    labels[~cache.ok] = -1
-    data = train.Data(catalog, cache, labels, train.class_names("digit"))
     empty = np.zeros(0, np.int64)
     with tempfile.TemporaryDirectory(prefix="bench-epoch-") as work:
         metrics = train.fit(cfg, data, Split(data.usable, empty, empty, "all"), Path(work) / "run", progress=False)
@@ -71,7 +65,7 @@ def main() -> None:
     }
     print(f"{cfg.model} ({cfg.preset or 'default recipe'}, {cfg.audio.sample_rate} Hz, {cfg.features.n_mels} mels), "
           f"batch {cfg.batch_size}, {result['device']}, {result['threads']} threads: epoch of {clips:,} clips in "
-          f"{result['epoch_seconds']:.1f} s ({result['clips_per_s']:,} clips/s); cache ready in {cache_s:.1f} s")
+          f"{result['epoch_seconds']:.1f} s ({result['clips_per_s']:,} clips/s); catalog and cache ready in {cache_s:.1f} s")
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
