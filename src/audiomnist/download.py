@@ -113,6 +113,12 @@ def _read_origin(archive: Path) -> dict:
         return {}
 
 
+def _discard(archive: Path) -> None:
+    """Delete a downloaded archive and the record of where it came from."""
+    archive.unlink(missing_ok=True)
+    _origin_file(archive).unlink(missing_ok=True)
+
+
 def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
     """One HTTP attempt: resume `part` from its current size; raise _Transient when the transfer is cut short.
 
@@ -362,8 +368,7 @@ def download(
         digest = sha256_file(archive)
         if expected and digest != expected:
             if local is None:
-                archive.unlink()
-                _origin_file(archive).unlink(missing_ok=True)
+                _discard(archive)
             raise AudiomnistError(
                 f"{archive}: sha256 mismatch (expected {expected}, got {digest}); "
                 + ("the download was deleted, run the command again" if local is None else "wrong or damaged file")
@@ -375,12 +380,10 @@ def download(
             extract(archive, dest, source, origin, progress)
         except AudiomnistError:
             if local is None:
-                archive.unlink()  # a damaged or unsafe download is useless; the next run fetches it again
-                _origin_file(archive).unlink(missing_ok=True)
+                _discard(archive)  # a damaged or unsafe download is useless; the next run fetches it again
             raise
         if local is None:
-            archive.unlink()
-            _origin_file(archive).unlink(missing_ok=True)
+            _discard(archive)
     return load_or_scan(dest, layout=source.layout, progress=progress)
 
 
