@@ -137,3 +137,15 @@ def test_integer_shift_fast_path_matches_the_interpolating_warp():
     x = torch.randn(6, 50, generator=torch.Generator().manual_seed(0))
     shift = torch.tensor([-60, -49, -3, 0, 7, 49])
     torch.testing.assert_close(_shift(x, shift), _warp(x, torch.ones(6), shift.float()), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("color", ["white", "pink"])
+def test_noise_differs_between_rows_and_calls(color):
+    x = torch.zeros(8, SR)
+    x[:, ::100] = 1.0
+    cfg = AugmentConfig(shift_ms=0, gain_db=0.0, noise_prob=1.0, snr_db=(20.0, 20.0), noise_color=color)
+    gen = torch.Generator().manual_seed(0)
+    a, b = augment_waveforms(x, cfg, SR, gen) - x, augment_waveforms(x, cfg, SR, gen) - x
+    corr = torch.corrcoef(torch.cat([a, b]))
+    off_diagonal = corr[~torch.eye(16, dtype=torch.bool)]
+    assert off_diagonal.abs().max() < 0.3  # no two rows share a stretch of the noise bank

@@ -180,11 +180,26 @@ def fit_batch(
         out.mul_((hi - lo).view(B, 1)).add_(lo.view(B, 1))
     else:
         out = clips.new_zeros(B, n)
-    # One slice copy per row: ~4x faster than gathering every sample through an index tensor.
-    for i, (off, m) in enumerate(zip(offset.tolist(), lengths.tolist())):
-        a, e = max(off, 0), min(off + m, n)
-        if e > a:
-            out[i, a:e] = clips[i, a - off : e - off]
+    start = offset.clamp(min=0)
+    return copy_spans(out, clips, start, start - offset, (offset + lengths).clamp(max=n) - start)
+
+
+def copy_spans(
+    out: torch.Tensor, src: torch.Tensor, out_start: torch.Tensor, src_start: torch.Tensor, length: torch.Tensor
+) -> torch.Tensor:
+    """out[i, out_start[i]:][:length[i]] = src[i, src_start[i]:][:length[i]] for each row (none where length <= 0).
+
+    One slice copy per row, ~4x faster than gathering every sample through an index tensor; on the CPU as numpy
+    slices, which cost ~1 us a row where a torch slice assignment costs ~10.
+    """
+    spans = zip(out_start.tolist(), src_start.tolist(), length.tolist())
+    if out.device.type == "cpu" and src.device.type == "cpu" and out.dtype == src.dtype:
+        o, x = out.numpy(), src.detach().numpy()
+    else:
+        o, x = out, src
+    for i, (a, b, m) in enumerate(spans):
+        if m > 0:
+            o[i, a : a + m] = x[i, b : b + m]
     return out
 
 

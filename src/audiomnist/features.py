@@ -65,6 +65,12 @@ def _standardize(x: torch.Tensor, dims: tuple[int, ...], eps: float = 1e-5) -> t
     return (x - mean) / (std + eps)
 
 
+def _unit_rms(centred: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Divide each clip of zero-mean (B, T, F) features by its standard deviation, i.e. its root mean square
+    (~30x cheaper than torch.std over two dimensions)."""
+    return centred / (centred.square().mean(dim=(1, 2), keepdim=True).sqrt() + eps)
+
+
 class LogMel(nn.Module):
     """(B, T) waveform -> (B, 1, n_mels, frames) natural-log mel power; matches librosa.feature.melspectrogram.
 
@@ -83,6 +89,9 @@ class LogMel(nn.Module):
         mel = librosa.filters.mel(sr=sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=f_max)
         self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=True), persistent=False)
         self.register_buffer("mel_fb", torch.from_numpy(mel).float(), persistent=False)
+        # The filterbank with each row twice, to multiply squared (re, im) pairs: the sum re^2 + im^2 happens in
+        # the one matrix product, on the FFT's own contiguous (frames, bins) layout.
+        self.register_buffer("mel_fb_pairs", self.mel_fb.T.repeat_interleave(2, dim=0).contiguous(), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.dim() != 2:
@@ -102,17 +111,18 @@ class LogMel(nn.Module):
             pad_mode="constant",
             return_complex=True,
         )
-        power = spec.real.square() + spec.imag.square()
-        logmel = torch.log(torch.matmul(self.mel_fb, power) + cfg.log_floor)
+        # Everything after the STFT works on its contiguous (B, frames, bins) layout, turned to (B, mels, frames)
+        # at the end: reductions over the transposed view cost ~2x the whole STFT.
+        pairs = torch.view_as_real(spec.transpose(1, 2)).square().flatten(2)  # (B, frames, 2 * bins)
+        logmel = torch.log(torch.matmul(pairs, self.mel_fb_pairs) + cfg.log_floor)  # (B, frames, mels)
         if cfg.top_db is not None:
             peak = logmel.amax(dim=(1, 2), keepdim=True)
             logmel = torch.maximum(logmel, peak - cfg.top_db * math.log(10) / 10)
         if cfg.normalize == "utterance":
-            return _standardize(logmel, dims=(1, 2))
-        if cfg.normalize == "band":
-            centred = logmel - logmel.mean(dim=2, keepdim=True)
-            return centred / (centred.std(dim=(1, 2), keepdim=True, unbiased=False) + 1e-5)
-        return logmel
+            logmel = _unit_rms(logmel - logmel.mean(dim=(1, 2), keepdim=True))
+        elif cfg.normalize == "band":
+            logmel = _unit_rms(logmel - logmel.mean(dim=1, keepdim=True))
+        return logmel.transpose(1, 2).contiguous()
 
 
 class WaveformFrontend(nn.Module):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed, models
+from .allocator import retain_freed_memory
 from .audio import AudioConfig
 from .augment import AugmentConfig, augment_waveforms
 from .cache import WaveformCache
@@ -241,6 +242,20 @@ def run_dir_for(cfg: TrainConfig, root: Path | None = None) -> Path:
     return (root or runs_home()) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
 
 
+def make_optimizer(cfg: TrainConfig, params: list, device: torch.device) -> torch.optim.Optimizer:
+    """Adam or AdamW, fused where this torch has a fused kernel for the device (CPU and CUDA): one kernel for
+    every parameter instead of several per tensor; bcresnet's update drops from ~6.5 to ~1 ms on 2 CPU cores."""
+    if cfg.optimizer not in ("adam", "adamw"):
+        raise AudiomnistError(f"unknown --optimizer {cfg.optimizer!r}: choose adam or adamw")
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    if device.type in ("cpu", "cuda"):
+        try:
+            return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        except (RuntimeError, TypeError):  # an older torch without this fused kernel
+            pass
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool = False, progress: bool = True) -> dict:
     """Train on split.train, keep the best model on split.val (or the last if there is none), test on split.test.
 
@@ -263,17 +278,12 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
         run_dir.mkdir(parents=True, exist_ok=True)
         save_json(cfg, run_dir / "config.json")
     device = distributed.local_device(pick_device(cfg.device))
+    retain_freed_memory()
     sr = cfg.audio.sample_rate
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, len(data.classes)).to(device)
     frontend = build_frontend(cfg.features, sr).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        raise AudiomnistError(f"unknown --optimizer {cfg.optimizer!r}: choose adam or adamw")
+    opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad], device)
     train_rows = split.train
     if len(train_rows) == 0:
         raise AudiomnistError("the training split is empty")
