@@ -163,6 +163,36 @@ def test_fit_batch_train_offsets_reach_both_ends():
     assert set(offsets(out)) == set(range(11))
 
 
+def test_fit_batch_shift_equals_shifting_the_placed_window():
+    """A shift given to fit_batch is the same as placing the clip and then shifting the window (zero fill), cropped
+    at both edges, including shifts that push a clip out of the window entirely; a clip longer than the window
+    shows more of itself instead of zeros."""
+    from audiomnist.augment import _shift
+
+    cfg = AudioConfig(sample_rate=1000, duration_ms=1000)
+    lengths = [300, 300, 300, 1000, 1200, 50, 300]
+    clips = ramps(lengths, 1200)
+    L = torch.tensor(lengths)
+    shift = torch.tensor([0, 450, -600, 120, -80, 1500, -1400])
+    for train in (False, True):
+        placed = fit_batch(clips, L, cfg, train=train, generator=torch.Generator().manual_seed(3))
+        fused = fit_batch(clips, L, cfg, train=train, generator=torch.Generator().manual_seed(3), shift=shift)
+        fits = L <= 1000
+        torch.testing.assert_close(fused[fits], _shift(placed, shift.float())[fits], rtol=0, atol=0)
+        if not train:
+            torch.testing.assert_close(fused[4], clips[4, 180:1180])  # centred crop at 100, then 80 further on
+    assert fused[5].abs().sum() == 0 and fused[6].abs().sum() == 0
+
+
+def test_fit_batch_shift_keeps_noise_padding_at_the_edges():
+    cfg = AudioConfig(sample_rate=1000, duration_ms=1000, pad_mode="noise")
+    clips = torch.from_numpy(np.random.default_rng(2).uniform(-0.05, 0.05, (1, 400)).astype(np.float32))
+    out = fit_batch(clips, torch.tensor([400]), cfg, train=False, generator=torch.Generator().manual_seed(0),
+                    shift=torch.tensor([400]))
+    torch.testing.assert_close(out[0, 700:], clips[0, :300])
+    assert (out[0, :700] != 0).all(), "the pad's noise, not a stripe of digital silence"
+
+
 def test_noise_padding_stays_in_the_clips_own_range():
     sr = 1000
     cfg = AudioConfig(sample_rate=sr, duration_ms=1000, pad_mode="noise")

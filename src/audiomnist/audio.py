@@ -148,11 +148,13 @@ def fit_batch(
     cfg: AudioConfig,
     train: bool,
     generator: torch.Generator | None = None,
+    shift: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Place left-aligned float clips (B, L) of `lengths` in a (B, num_samples) window.
 
     Offsets are random in training and centred in evaluation; a clip longer than the window is
-    cropped the same way. Padding is zeros, or for pad_mode "noise" uniform noise between the min
+    cropped the same way. `shift` (B,) samples, if given, moves each clip further (a time-shift augmentation,
+    cropped at the window's edges, done here in the same copy and with the pad's own fill). Padding is zeros, or for pad_mode "noise" uniform noise between the min
     and max of the clip's quietest 10 ms: its own background, so the pad looks like its silence and
     never leaves the clip's amplitude range. Samples past a clip's length are never used.
     In evaluation without a generator the noise is one fixed seeded pattern shared by every row, so a
@@ -170,6 +172,8 @@ def fit_batch(
         offset = lo + (u * (hi - lo + 1)).long().clamp(max=hi - lo)
     else:
         offset = torch.div(slack, 2, rounding_mode="floor")
+    if shift is not None:
+        offset = offset + shift.to(device=dev, dtype=torch.long)
     if cfg.pad_mode == "noise":
         lo, hi = _noise_floor(clips, lengths, max(1, cfg.sample_rate // 100))
         if train or generator is not None:
@@ -180,7 +184,7 @@ def fit_batch(
         out.mul_((hi - lo).view(B, 1)).add_(lo.view(B, 1))
     else:
         out = clips.new_zeros(B, n)
-    start = offset.clamp(min=0)
+    start = offset.clamp(0, n)
     return copy_spans(out, clips, start, start - offset, (offset + lengths).clamp(max=n) - start)
 
 

@@ -89,26 +89,39 @@ NOISE_BANK_SAMPLES = 1 << 20  # ~2 minutes at 8 kHz, 4 MB: each clip's noise is 
 
 
 @functools.lru_cache(maxsize=8)
-def _noise_bank(color: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """One fixed stretch of white or pink noise, made once per device (seed 0)."""
+def _noise_bank(color: str, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """One fixed stretch of white or pink noise, made once per device (seed 0), and the running sum of its
+    squares (float64, one longer), from which any stretch's power is two lookups."""
     like = torch.empty(0, dtype=dtype)
     gen = torch.Generator().manual_seed(0)
     bank = _pink((1, NOISE_BANK_SAMPLES), like, gen) if color == "pink" else torch.randn(1, NOISE_BANK_SAMPLES, generator=gen)
-    return bank[0].to(device=device, dtype=dtype)
+    energy = torch.nn.functional.pad(bank[0].double().square().cumsum(0), (1, 0))
+    return bank[0].to(device=device, dtype=dtype), energy.to(device)
 
 
-def _noise(k: int, n: int, color: str, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """(k, n) noise. Short clips cut random stretches, each with a random sign, from the noise bank: ~10x cheaper
-    than drawing fresh samples, which took a sixth of a seed-cnn training step; clips longer than a quarter of the
-    bank draw fresh noise."""
+def _noise(k: int, n: int, color: str, like: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k, n) noise and each row's mean power. Short clips cut random stretches, each with a random sign, from the
+    noise bank: ~10x cheaper than drawing fresh samples, which took a sixth of a seed-cnn training step; clips longer
+    than a quarter of the bank draw fresh noise."""
     if 4 * n > NOISE_BANK_SAMPLES:
         if color == "pink":
-            return _pink((k, n), like, generator)
-        return torch.randn((k, n), generator=generator, device=like.device, dtype=like.dtype)
-    bank = _noise_bank(color, like.device, like.dtype)
+            noise = _pink((k, n), like, generator)
+        else:
+            noise = torch.randn((k, n), generator=generator, device=like.device, dtype=like.dtype)
+        return noise, noise.square().mean(dim=1)
+    bank, energy = _noise_bank(color, like.device, like.dtype)
     start = torch.randint(0, len(bank) - n + 1, (k,), generator=generator, device=like.device)
     sign = torch.randint(0, 2, (k, 1), generator=generator, device=like.device).to(like.dtype) * 2 - 1
-    return bank.unfold(0, n, 1)[start] * sign
+    power = ((energy[start + n] - energy[start]) / n).to(like.dtype)
+    return bank.unfold(0, n, 1)[start].mul_(sign), power
+
+
+def time_shifts(
+    batch: int, cfg: AugmentConfig, sample_rate: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """(batch,) whole-sample shifts, uniform in [-shift_ms, +shift_ms], as augment_waveforms draws them."""
+    max_shift = round(cfg.shift_ms * sample_rate / 1000)
+    return torch.randint(-max_shift, max_shift + 1, (batch,), generator=generator, device=device)
 
 
 def augment_waveforms(
@@ -120,7 +133,7 @@ def augment_waveforms(
     b, n = x.shape
     max_shift = round(cfg.shift_ms * sample_rate / 1000)
     if max_shift > 0 or cfg.speed != (1.0, 1.0):
-        shift = torch.randint(-max_shift, max_shift + 1, (b,), generator=generator, device=x.device).to(x.dtype)
+        shift = time_shifts(b, cfg, sample_rate, generator, x.device).to(x.dtype)
         if cfg.speed == (1.0, 1.0):
             x = _shift(x, shift)
         else:
@@ -135,9 +148,8 @@ def augment_waveforms(
         snr = _uniform(b, cfg.snr_db[0], cfg.snr_db[1], x, generator)
         rows = apply.nonzero().squeeze(1)  # noise only for the rows that get it
         if len(rows):
-            noise = _noise(len(rows), n, cfg.noise_color, x, generator)
-            noise = noise / noise.square().mean(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
-            signal_power = x[rows].square().mean(dim=1)
-            scale = (signal_power / 10 ** (snr[rows] / 10)).sqrt()
-            x = x.index_add(0, rows, noise * scale[:, None])
+            noise, noise_power = _noise(len(rows), n, cfg.noise_color, x, generator)
+            signal_power = torch.linalg.vector_norm(x, dim=1)[rows].square() / n
+            scale = (signal_power / 10 ** (snr[rows] / 10) / noise_power.clamp(min=1e-24)).sqrt()
+            x = x.index_add(0, rows, noise.mul_(scale[:, None]))
     return x

@@ -192,8 +192,9 @@ class WaveformCache:
         train: bool,
         generator: torch.Generator | None = None,
         device: str | torch.device = "cpu",
+        shift: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Rows `indices` as a (B, num_samples) float32 batch on `device`, placed by fit_batch.
+        """Rows `indices` as a (B, num_samples) float32 batch on `device`, placed (and shifted) by fit_batch.
 
         Rows travel as stored (int16/float16: half the bytes of float32), to CUDA from pinned memory without blocking.
         """
@@ -207,7 +208,7 @@ class WaveformCache:
         x = buf.to(device, non_blocking=pin)
         x = x.float().mul_(1.0 / INT16_SCALE) if rows.dtype == np.int16 else x.float()
         lengths = torch.from_numpy(self.lengths[idx].astype(np.int64))
-        return fit_batch(x, lengths, self.cfg, train, generator)
+        return fit_batch(x, lengths, self.cfg, train, generator, shift)
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "waves"}

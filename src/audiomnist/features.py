@@ -65,12 +65,6 @@ def _standardize(x: torch.Tensor, dims: tuple[int, ...], eps: float = 1e-5) -> t
     return (x - mean) / (std + eps)
 
 
-def _unit_rms(centred: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Divide each clip of zero-mean (B, T, F) features by its standard deviation, i.e. its root mean square
-    (~30x cheaper than torch.std over two dimensions)."""
-    return centred / (centred.square().mean(dim=(1, 2), keepdim=True).sqrt() + eps)
-
-
 class LogMel(nn.Module):
     """(B, T) waveform -> (B, 1, n_mels, frames) natural-log mel power; matches librosa.feature.melspectrogram.
 
@@ -113,16 +107,18 @@ class LogMel(nn.Module):
         )
         # Everything after the STFT works on its contiguous (B, frames, bins) layout, turned to (B, mels, frames)
         # at the end: reductions over the transposed view cost ~2x the whole STFT.
-        pairs = torch.view_as_real(spec.transpose(1, 2)).square().flatten(2)  # (B, frames, 2 * bins)
-        logmel = torch.log(torch.matmul(pairs, self.mel_fb_pairs) + cfg.log_floor)  # (B, frames, mels)
+        pairs = torch.view_as_real(spec.transpose(1, 2)).square_().flatten(2)  # (B, frames, 2 * bins)
+        logmel = torch.matmul(pairs, self.mel_fb_pairs).add_(cfg.log_floor).log_()  # (B, frames, mels), in place from here
         if cfg.top_db is not None:
-            peak = logmel.amax(dim=(1, 2), keepdim=True)
-            logmel = torch.maximum(logmel, peak - cfg.top_db * math.log(10) / 10)
-        if cfg.normalize == "utterance":
-            logmel = _unit_rms(logmel - logmel.mean(dim=(1, 2), keepdim=True))
-        elif cfg.normalize == "band":
-            logmel = _unit_rms(logmel - logmel.mean(dim=1, keepdim=True))
-        return logmel.transpose(1, 2).contiguous()
+            logmel = logmel.clamp_(min=logmel.amax(dim=(1, 2), keepdim=True) - cfg.top_db * math.log(10) / 10)
+        if cfg.normalize == "none":
+            return logmel.transpose(1, 2).contiguous()
+        logmel = logmel.sub_(logmel.mean(dim=(1, 2) if cfg.normalize == "utterance" else 1, keepdim=True))
+        # Divide by each clip's standard deviation (its RMS, now that it is centred: ~30x cheaper than torch.std
+        # over two dimensions), writing the (B, mels, frames) result in the same pass.
+        rms = torch.linalg.vector_norm(logmel, dim=(1, 2), keepdim=True) / math.sqrt(logmel.shape[1] * logmel.shape[2])
+        out = torch.empty(logmel.shape[0], logmel.shape[2], logmel.shape[1], dtype=logmel.dtype, device=logmel.device)
+        return torch.div(logmel.transpose(1, 2), rms.transpose(1, 2) + 1e-5, out=out)
 
 
 class WaveformFrontend(nn.Module):
@@ -150,18 +146,16 @@ class SpecAugmentConfig:
 
 def _band_masks(
     batch: int, size: int, count: int, max_frac: float, generator: torch.Generator | None, device: torch.device
-) -> torch.Tensor:
-    """(batch, size) bool: the union of `count` random bands per item, each 0..floor(max_frac*size) wide."""
+) -> torch.Tensor | None:
+    """(batch, size) bool: the union of `count` random bands per item, each 0..floor(max_frac*size) wide; None
+    when the configuration masks nothing. All bands are drawn at once (a handful of ops whatever the count)."""
     max_width = int(max_frac * size)
-    mask = torch.zeros(batch, size, dtype=torch.bool, device=device)
     if count <= 0 or max_width <= 0:
-        return mask
-    positions = torch.arange(size, device=device)
-    for _ in range(count):
-        width = torch.randint(0, max_width + 1, (batch, 1), generator=generator, device=device)
-        start = (torch.rand(batch, 1, generator=generator, device=device) * (size - width + 1)).long()
-        mask |= (positions >= start) & (positions < start + width)
-    return mask
+        return None
+    width = torch.randint(0, max_width + 1, (batch, count, 1), generator=generator, device=device)
+    start = (torch.rand(batch, count, 1, generator=generator, device=device) * (size - width + 1)).long()
+    offset = torch.arange(size, device=device) - start  # position relative to each band's start
+    return ((offset >= 0) & (offset < width)).any(dim=1)
 
 
 def spec_augment(
@@ -170,14 +164,19 @@ def spec_augment(
     """Mask random bands and frame spans of (B, 1, F, T) features with each clip's own mean (0 once normalised).
 
     Filling with the clip's mean rather than a constant keeps masks neutral whether or not features are normalised.
+    The two kinds of mask are applied one after the other, each broadcast along the other axis, so no (B, F, T)
+    mask is ever built.
     """
     if x.dim() != 4:
         raise AudiomnistError(f"spec_augment expects (batch, channels, freq, time), got shape {tuple(x.shape)}")
     b, _, f, t = x.shape
     freq = _band_masks(b, f, cfg.freq_masks, cfg.max_freq_frac, generator, x.device)
     time = _band_masks(b, t, cfg.time_masks, cfg.max_time_frac, generator, x.device)
-    mask = (freq[:, None, :, None] | time[:, None, None, :])
-    if not mask.any():
+    if freq is None and time is None:
         return x
     fill = x.mean(dim=(1, 2, 3), keepdim=True)
-    return torch.where(mask, fill, x)
+    if freq is not None:
+        x = torch.where(freq[:, None, :, None], fill, x)
+    if time is not None:
+        x = torch.where(time[:, None, None, :], fill, x)
+    return x

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import distributed, models
 from .allocator import retain_freed_memory
 from .audio import AudioConfig
-from .augment import AugmentConfig, augment_waveforms
+from .augment import AugmentConfig, augment_waveforms, time_shifts
 from .cache import WaveformCache
 from .catalog import Catalog, combine, load_or_scan, sample_root, scan
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -316,6 +316,10 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
     net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None) if main else None
     speakers = data.speakers
+    # A plain time shift happens in the cache's placement copy (the same result, one copy fewer, and the pad's
+    # own fill at the edges); a speed change still needs augment's interpolation.
+    shift_on_placement = cfg.augment.shift_ms > 0 and cfg.augment.speed == (1.0, 1.0)
+    wave_augment = dataclasses.replace(cfg.augment, shift_ms=0.0) if shift_on_placement else cfg.augment
     base = {"model": cfg.model, "model_args": dict(cfg.model_args), "classes": data.classes, "target": cfg.target, "config": to_dict(cfg)}
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -337,8 +341,9 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
         for b in bar:
             rows = order[b * local_batch : (b + 1) * local_batch] if drop_last else order
             y = torch.from_numpy(data.labels[rows]).to(device, non_blocking=True)
-            wave = data.cache.batch(rows, train=True, generator=gen_dev, device=device)
-            wave = augment_waveforms(wave, cfg.augment, sr, gen_dev)
+            shift = time_shifts(len(rows), cfg.augment, sr, gen_dev, gen_dev.device) if shift_on_placement else None
+            wave = data.cache.batch(rows, train=True, generator=gen_dev, device=device, shift=shift)
+            wave = augment_waveforms(wave, wave_augment, sr, gen_dev)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 x = frontend(wave)
                 if x.dim() == 4:
