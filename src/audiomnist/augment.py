@@ -91,12 +91,12 @@ NOISE_BANK_SAMPLES = 1 << 20  # ~2 minutes at 8 kHz, 4 MB: each clip's noise is 
 @functools.lru_cache(maxsize=8)
 def _noise_bank(color: str, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """One fixed stretch of white or pink noise, made once per device (seed 0), and the running sum of its
-    squares (float64, one longer), from which any stretch's power is two lookups."""
+    squares (one longer; float64, float32 on MPS which has no float64), from which any stretch's power is two lookups."""
     like = torch.empty(0, dtype=dtype)
     gen = torch.Generator().manual_seed(0)
     bank = _pink((1, NOISE_BANK_SAMPLES), like, gen) if color == "pink" else torch.randn(1, NOISE_BANK_SAMPLES, generator=gen)
     energy = torch.nn.functional.pad(bank[0].double().square().cumsum(0), (1, 0))
-    return bank[0].to(device=device, dtype=dtype), energy.to(device)
+    return bank[0].to(device=device, dtype=dtype), energy.to(device, torch.float32 if device.type == "mps" else torch.float64)
 
 
 def _noise(k: int, n: int, color: str, like: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
