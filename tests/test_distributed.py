@@ -87,10 +87,10 @@ def record_and_run(log_path: Path, argv: list[str], watch: list[str] | None = No
 
     real_batch, real_sum = WaveformCache.batch, distributed.all_reduce_sum
 
-    def batch(self, indices, train, generator=None, device="cpu"):
+    def batch(self, indices, train, *args, **kwargs):
         if train:
             log["batches"].append(np.asarray(indices).tolist())
-        return real_batch(self, indices, train, generator, device)
+        return real_batch(self, indices, train, *args, **kwargs)
 
     def all_reduce_sum(values, device="cpu"):
         out = real_sum(values, device)
