@@ -154,9 +154,10 @@ def fit_batch(
 
     Offsets are random in training and centred in evaluation; a clip longer than the window is
     cropped the same way. `shift` (B,) samples, if given, moves each clip further (a time-shift augmentation,
-    cropped at the window's edges, done here in the same copy and with the pad's own fill). Padding is zeros, or for pad_mode "noise" uniform noise between the min
-    and max of the clip's quietest 10 ms: its own background, so the pad looks like its silence and
-    never leaves the clip's amplitude range. Samples past a clip's length are never used.
+    cropped at the window's edges, done here in the same copy and with the pad's own fill). Padding is zeros,
+    or for pad_mode "noise" uniform noise between the min and max of the clip's quietest 10 ms: its own
+    background, so the pad looks like its silence and never leaves the clip's amplitude range. Samples past a
+    clip's length are never used.
     In evaluation without a generator the noise is one fixed seeded pattern shared by every row, so a
     clip's features never depend on the call or on the other clips in the batch.
     """

@@ -118,7 +118,7 @@ class LogMel(nn.Module):
         # over two dimensions), writing the (B, mels, frames) result in the same pass.
         rms = torch.linalg.vector_norm(logmel, dim=(1, 2), keepdim=True) / math.sqrt(logmel.shape[1] * logmel.shape[2])
         out = torch.empty(logmel.shape[0], logmel.shape[2], logmel.shape[1], dtype=logmel.dtype, device=logmel.device)
-        return torch.div(logmel.transpose(1, 2), rms.transpose(1, 2) + 1e-5, out=out)
+        return torch.div(logmel.transpose(1, 2), rms + 1e-5, out=out)
 
 
 class WaveformFrontend(nn.Module):
