@@ -1,10 +1,11 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from audiomnist.augment import AugmentConfig, augment_waveforms
+from audiomnist.augment import AugmentConfig, augment_waveforms, mixup
 from audiomnist.errors import AudiomnistError
 
 SR = 8000
@@ -124,7 +125,8 @@ def test_silent_clips_stay_silent():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(shift_ms=-1), dict(noise_prob=1.5), dict(speed=(1.1, 0.9)), dict(snr_db=(30, 10)), dict(noise_color="blue"), dict(tilt=1.0), dict(tilt=-0.1)],
+    [dict(shift_ms=-1), dict(noise_prob=1.5), dict(speed=(1.1, 0.9)), dict(snr_db=(30, 10)), dict(noise_color="blue"), dict(tilt=1.0), dict(tilt=-0.1),
+     dict(trim=0.5), dict(trim=-0.1)],
 )
 def test_bad_config(kwargs):
     with pytest.raises(AudiomnistError):
@@ -149,3 +151,29 @@ def test_noise_differs_between_rows_and_calls(color):
     corr = torch.corrcoef(torch.cat([a, b]))
     off_diagonal = corr[~torch.eye(16, dtype=torch.bool)]
     assert off_diagonal.abs().max() < 0.3  # no two rows share a stretch of the noise bank
+
+
+def test_mixup_blends_pairs_and_returns_partner_labels():
+    x = torch.arange(8, dtype=torch.float32)[:, None].repeat(1, 5)
+    y = torch.arange(8)
+    mixed, partner, lam = mixup(x.clone(), y, 0.4, np.random.default_rng(0))
+    assert 0 <= lam <= 1
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[partner])
+    assert sorted(partner.tolist()) == y.tolist()
+    again = mixup(x.clone(), y, 0.4, np.random.default_rng(0))
+    assert torch.equal(again[0], mixed) and again[2] == lam
+    lams = [mixup(x, y, 0.4, np.random.default_rng(s))[2] for s in range(200)]
+    assert min(lams) < 0.1 and max(lams) > 0.9  # Beta(0.4, 0.4) is U-shaped
+
+
+def test_trim_cuts_only_the_edges_of_the_spoken_span():
+    x = _bursts(64)  # each clip: a burst at samples 3000..5000, silence around it
+    out = augment_waveforms(x, dataclasses.replace(OFF, trim=0.3), SR, torch.Generator().manual_seed(0))
+    for before, after in zip(x, out):
+        kept = after.nonzero().squeeze(1)
+        assert 3000 <= kept.min() <= 3000 + 0.3 * 2000 + 1 and 5000 - 0.3 * 2000 - 1 <= kept.max() < 5000
+        torch.testing.assert_close(after[kept], before[kept])  # inside the cut the clip is untouched
+        assert len(kept) == kept.max() - kept.min() + 1  # one contiguous piece
+    starts = torch.stack([r.nonzero().min() for r in out])
+    assert len(set(starts.tolist())) > 32  # each clip draws its own cut
+    assert torch.equal(augment_waveforms(torch.zeros(2, SR), dataclasses.replace(OFF, trim=0.3), SR), torch.zeros(2, SR))

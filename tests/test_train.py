@@ -97,6 +97,16 @@ def test_learns_tones_on_unseen_speakers(tone_set, tmp_path):
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
 
 
+def test_mixup_trains_and_is_recorded(tone_set, tmp_path):
+    """Mixup blends pairs of training clips; the recipe must still separate the tones and say it used mixup."""
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--epochs", "20", "--batch-size", "16",
+                "--mixup", "0.3", "--no-progress"]) == 0
+    run_dir = only_run(tmp_path)
+    assert json.loads((run_dir / "config.json").read_text())["mixup"] == 0.3
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
+
+
 def test_resume_finishes_like_an_uninterrupted_run(tone_set, tmp_path, monkeypatch):
     full, part = tmp_path / "full", tmp_path / "part"
     assert run(["train", "--data", str(tone_set), "--runs", str(full), *FAST]) == 0
@@ -166,6 +176,8 @@ def test_bad_arguments_are_clear_errors(tone_set, tmp_path, capsys):
     assert "unknown --preset" in capsys.readouterr().err
     assert run(["train", "--resume", str(tmp_path / "nope")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--mixup", "-1"]) == 2
+    assert "mixup alpha must be >= 0" in capsys.readouterr().err
 
 
 def test_random_split_is_the_original_80_20(tone_set, tmp_path):

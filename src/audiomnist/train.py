@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import distributed, models
 from .allocator import retain_freed_memory
 from .audio import AudioConfig
-from .augment import AugmentConfig, augment_waveforms, time_shifts
+from .augment import AugmentConfig, augment_waveforms, mixup, time_shifts
 from .cache import WaveformCache
 from .catalog import Catalog, combine, load_or_scan, sample_root, scan
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -56,11 +56,16 @@ class TrainConfig:
     weight_decay: float = 1e-2
     schedule: str = "onecycle"  # "onecycle" or "constant"
     label_smoothing: float = 0.05
+    mixup: float = 0.0  # mixup Beta(alpha, alpha) on the features, train only; 0: off
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only
     preset: str = ""
     name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mixup < 0:
+            raise AudiomnistError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
 
 
 def _original(duration_ms: int, pad_mode: str) -> dict:
@@ -335,6 +340,7 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
             gen.manual_seed(seed)
         torch.manual_seed(seed)
         gen_dev = gen if device.type == "cpu" else torch.Generator(device).manual_seed(seed)
+        mix_rng = np.random.default_rng(seed)
         net.train()
         t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
@@ -348,8 +354,14 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
                 x = frontend(wave)
                 if x.dim() == 4:
                     x = spec_augment(x, cfg.specaug, gen_dev)
-                logits = net(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                y_hit = y  # the label train accuracy counts: with mixup, the one with the larger share
+                if cfg.mixup > 0:
+                    x, y_other, lam = mixup(x, y, cfg.mixup, mix_rng)
+                    y_hit = y if lam >= 0.5 else y_other
+                logits = net(x).float()
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                if cfg.mixup > 0:
+                    loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y_other, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -358,7 +370,7 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
             step += 1
             # Sums over all ranks: the loss and accuracy of the whole global batch.
             batch_loss, batch_correct, n = distributed.all_reduce_sum(
-                [loss.item() * len(rows), (logits.argmax(1) == y).sum().item(), len(rows)], device
+                [loss.item() * len(rows), (logits.argmax(1) == y_hit).sum().item(), len(rows)], device
             )
             seen += n
             loss_sum += batch_loss
@@ -470,7 +482,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             audio=dataclasses.replace(cfg.audio, **rec.get("audio", {})),
             features=dataclasses.replace(cfg.features, **rec.get("features", {})),
         )
-    flat = {k: getattr(args, k) for k in ("target", "split", "fold", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "seed", "device", "name", "schedule", "val_frac", "test_frac") if getattr(args, k, None) is not None}
+    flat = {k: getattr(args, k) for k in ("target", "split", "fold", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "seed", "device", "name", "schedule", "val_frac", "test_frac", "mixup") if getattr(args, k, None) is not None}
     cfg = dataclasses.replace(cfg, **flat)
     if cfg.split == "random" and args.val_frac is None:
         cfg = dataclasses.replace(cfg, val_frac=0.0)  # the original's 80/20 train/test, no validation set
@@ -508,6 +520,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=["adam", "adamw"])
     p.add_argument("--schedule", choices=["onecycle", "constant"])
     p.add_argument("--weight-decay", type=float)
+    p.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup strength, Beta(ALPHA, ALPHA); 0 turns it off")
     p.add_argument("--sample-rate", type=int)
     p.add_argument("--duration-ms", type=int)
     p.add_argument("--pad-mode", choices=["zeros", "noise"])
