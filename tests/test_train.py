@@ -178,6 +178,11 @@ def test_bad_arguments_are_clear_errors(tone_set, tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
     assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--mixup", "-1"]) == 2
     assert "mixup alpha must be >= 0" in capsys.readouterr().err
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{not json")
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "broken.json")]) == 2
+    assert "broken.json: cannot read it as JSON" in capsys.readouterr().err
 
 
 def test_random_split_is_the_original_80_20(tone_set, tmp_path):
