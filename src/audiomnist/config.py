@@ -8,6 +8,7 @@ import os
 import typing
 from typing import Any, TypeVar
 
+from .errors import AudiomnistError
 from .paths import atomic_write_text
 
 T = TypeVar("T")
@@ -48,5 +49,9 @@ def save_json(obj: Any, path: str | os.PathLike) -> None:
 
 
 def load_json(path: str | os.PathLike) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    """Read a JSON file; a missing or malformed one is an AudiomnistError naming it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise AudiomnistError(f"{path}: cannot read it as JSON ({e})") from None

@@ -502,11 +502,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             extra[key] = json.loads(value) if value else True
         cfg = dataclasses.replace(cfg, model_args=extra)
     if args.config:
-        try:
-            overrides = load_json(args.config)
-        except (OSError, ValueError) as e:
-            raise AudiomnistError(f"--config {args.config}: cannot read it as JSON ({e})") from None
-        cfg = config_from_dict(_merged(to_dict(cfg), overrides))
+        cfg = config_from_dict(_merged(to_dict(cfg), load_json(args.config)))
     return cfg
 
 
