@@ -185,6 +185,20 @@ def test_bad_arguments_are_clear_errors(tone_set, tmp_path, capsys):
     assert "broken.json: cannot read it as JSON" in capsys.readouterr().err
 
 
+def test_a_corrupt_run_file_is_a_clear_error_naming_it(trained, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "run"
+    shutil.copytree(trained, broken)
+    (broken / "config.json").write_text("{cut off")
+    assert run(["train", "--resume", str(broken)]) == 2
+    assert "config.json: cannot read it as JSON" in capsys.readouterr().err
+    shutil.copy(trained / "config.json", broken / "config.json")
+    (broken / "metrics.json").write_text("")
+    assert run(["evaluate", str(broken)]) == 2
+    assert "metrics.json: cannot read it as JSON" in capsys.readouterr().err
+
+
 def test_random_split_is_the_original_80_20(tone_set, tmp_path):
     assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--split", "random", *FAST]) == 0
     split = json.loads((only_run(tmp_path) / "metrics.json").read_text())["split"]

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
+from .config import load_json
 from .errors import AudiomnistError
 from .paths import atomic_write, atomic_write_text
 
@@ -115,7 +116,7 @@ def _test_rows(run_dir: Path, cfg, data) -> tuple[np.ndarray, bool, str]:
 
     recorded = None
     if (run_dir / "metrics.json").is_file():
-        recorded = json.loads((run_dir / "metrics.json").read_text()).get("split")
+        recorded = load_json(run_dir / "metrics.json").get("split")
     if recorded and not recorded.get("speaker_leaking") and recorded.get("test_speakers"):
         speakers = recorded["test_speakers"]
         rows = data.usable[np.isin(data.speakers[data.usable], speakers)]
