@@ -97,6 +97,20 @@ def test_learns_tones_on_unseen_speakers(tone_set, tmp_path):
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_learns_on_cuda_with_mixed_precision(tone_set, tmp_path):
+    """The GPU path end to end: int16 rows from pinned memory, placement, augmentation, log-mel and SpecAugment on
+    the device, autocast; the checkpoint then loads and runs on the CPU."""
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--epochs", "20", "--batch-size", "16",
+                "--device", "cuda", "--model-arg", "mixstyle=0.5", "--no-progress"]) == 0
+    run_dir = only_run(tmp_path)
+    assert json.loads((run_dir / "config.json").read_text())["amp"] is True
+    assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] >= 0.9
+    net, cfg, _ = load_trained(run_dir, "cpu")
+    assert next(net.parameters()).device.type == "cpu"
+    assert torch.isfinite(net(torch.randn(2, 1, cfg.features.n_mels, cfg.features.num_frames(cfg.audio.num_samples)))).all()
+
+
 def test_mixup_trains_and_is_recorded(tone_set, tmp_path):
     """Mixup blends pairs of training clips; the recipe must still separate the tones and say it used mixup."""
     assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--epochs", "20", "--batch-size", "16",
