@@ -160,36 +160,3 @@ def test_bcresnet_subbands_must_divide():
     assert net(torch.randn(1, 1, 40, 101)).shape == (1, 10)
     with pytest.raises(AudiomnistError, match="subbands"):
         net(torch.randn(1, 1, 64, 101))
-
-
-def test_mixstyle_blends_channel_statistics_in_training_only():
-    from audiomnist.models.bcresnet import MixStyle
-
-    mix = MixStyle(p=1.0, alpha=0.1)
-    x = torch.randn(8, 4, 10, 20) * torch.linspace(0.5, 4, 8)[:, None, None, None] + torch.arange(8.0)[:, None, None, None]
-    torch.manual_seed(0)
-    y = mix.train()(x)
-    mean, std = x.mean(dim=(2, 3)), x.std(dim=(2, 3), unbiased=False)
-    y_mean, y_std = y.mean(dim=(2, 3)), y.std(dim=(2, 3), unbiased=False)
-    # every item's new statistics lie between its own and another item's; some really moved
-    lo, hi = mean.min(dim=0).values, mean.max(dim=0).values
-    assert ((y_mean >= lo - 1e-4) & (y_mean <= hi + 1e-4)).all()
-    assert (y_mean - mean).abs().max() > 0.5 and (y_std - std).abs().max() > 0.2
-    # the normalised pattern of each item is kept
-    torch.testing.assert_close((y - y_mean[..., None, None]) / y_std[..., None, None],
-                               (x - mean[..., None, None]) / std[..., None, None], atol=1e-3, rtol=1e-3)
-    assert torch.equal(mix.eval()(x), x)
-    with pytest.raises(AudiomnistError, match="mixstyle"):
-        MixStyle(p=1.5)
-
-
-def test_bcresnet_mixstyle_changes_training_but_not_evaluation():
-    torch.manual_seed(0)
-    plain = models.create("bcresnet", 10, width=1)
-    mixed = models.create("bcresnet", 10, width=1, mixstyle=1.0)
-    mixed.load_state_dict(plain.state_dict())  # no parameters of its own: the same checkpoint keys
-    x = torch.randn(4, 1, 40, 101)
-    with torch.no_grad():
-        torch.testing.assert_close(mixed.eval()(x), plain.eval()(x))
-        torch.manual_seed(1)
-        assert not torch.allclose(mixed.train()(x), plain.train()(x))

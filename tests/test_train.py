@@ -102,7 +102,7 @@ def test_learns_on_cuda_with_mixed_precision(tone_set, tmp_path):
     """The GPU path end to end: int16 rows from pinned memory, placement, augmentation, log-mel and SpecAugment on
     the device, autocast; the checkpoint then loads and runs on the CPU."""
     assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--epochs", "20", "--batch-size", "16",
-                "--device", "cuda", "--model-arg", "mixstyle=0.5", "--no-progress"]) == 0
+                "--device", "cuda", "--no-progress"]) == 0
     run_dir = only_run(tmp_path)
     assert json.loads((run_dir / "config.json").read_text())["amp"] is True
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] >= 0.9
@@ -197,6 +197,12 @@ def test_bad_arguments_are_clear_errors(tone_set, tmp_path, capsys):
     (tmp_path / "broken.json").write_text("{not json")
     assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "broken.json")]) == 2
     assert "broken.json: cannot read it as JSON" in capsys.readouterr().err
+    (tmp_path / "unknown.json").write_text(json.dumps({"epochs": 1, "epochz": 2}))
+    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "unknown.json")]) == 2
+    assert "unknown.json: TrainConfig: unknown config keys ['epochz']" in capsys.readouterr().err
+    (tmp_path / "bad-value.json").write_text(json.dumps({"mixup": -2}))
+    assert run(["cv", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "bad-value.json")]) == 2
+    assert "bad-value.json: mixup alpha must be >= 0" in capsys.readouterr().err
 
 
 def test_a_corrupt_run_file_is_a_clear_error_naming_it(trained, tmp_path, capsys):

@@ -84,7 +84,7 @@ def summarise(results: list[dict], recipes: list[Path], n_folds: int) -> tuple[s
     return "\n".join(lines), summary
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipes", nargs="+", type=Path, help="JSON files of TrainConfig fields")
     ap.add_argument("--data", action="append", required=True, help="dataset folder (repeatable)")
@@ -93,7 +93,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads of each fold's process (default 1)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     ap.add_argument("--out", type=Path, default=Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     for r in args.recipes:
         if not r.is_file():
             raise SystemExit(f"error: {r}: no such recipe file")
@@ -105,7 +105,7 @@ def main() -> int:
         try:
             cfg = recipe_config(r, args.data, args.device)
         except AudiomnistError as e:
-            raise SystemExit(f"error: {r}: {e}") from None
+            raise SystemExit(f"error: {e}" if str(e).startswith(str(r)) else f"error: {r}: {e}") from None
         key = json.dumps(dataclasses.asdict(cfg.audio), sort_keys=True) + cfg.target
         if key not in prepared:
             data = load_data(cfg, progress=False)

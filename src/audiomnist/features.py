@@ -29,10 +29,6 @@ class FeatureConfig:
     more high-frequency energy than the others'; leave-george-out accuracy rose from 74.8 % with "utterance",
     one mean and std per clip, to 90.8 %).
     Statistics are per clip either way, never per batch.
-
-    stats_top_db, when set, takes those statistics only over the clip's speech frames (frames whose loudest band
-    is within stats_top_db of the clip's peak), so how much silence or padding surrounds a word no longer shifts
-    its normalised values; None uses every frame.
     """
 
     kind: str = "logmel"
@@ -45,7 +41,6 @@ class FeatureConfig:
     normalize: str = "band"
     top_db: float | None = 80.0  # floor each clip's log-mel this far below its own peak; None: no floor
     log_floor: float = 1e-12  # added to mel power before the log, so digital silence stays finite
-    stats_top_db: float | None = None  # normalisation statistics over frames this close to the peak only; None: all
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
@@ -58,8 +53,6 @@ class FeatureConfig:
             raise AudiomnistError("hop_length, n_mels and log_floor must be positive")
         if self.top_db is not None and self.top_db <= 0:
             raise AudiomnistError(f"top_db must be positive or None, got {self.top_db}")
-        if self.stats_top_db is not None and self.stats_top_db <= 0:
-            raise AudiomnistError(f"stats_top_db must be positive or None, got {self.stats_top_db}")
 
     def num_frames(self, num_samples: int) -> int:
         """Frames a clip of num_samples gives (centred STFT)."""
@@ -120,29 +113,12 @@ class LogMel(nn.Module):
             logmel = logmel.clamp_(min=logmel.amax(dim=(1, 2), keepdim=True) - cfg.top_db * math.log(10) / 10)
         if cfg.normalize == "none":
             return logmel.transpose(1, 2).contiguous()
-        if cfg.stats_top_db is None:
-            logmel = logmel.sub_(logmel.mean(dim=(1, 2) if cfg.normalize == "utterance" else 1, keepdim=True))
-            # Divide by each clip's standard deviation (its RMS, now that it is centred: ~30x cheaper than torch.std
-            # over two dimensions), writing the (B, mels, frames) result in the same pass.
-            rms = torch.linalg.vector_norm(logmel, dim=(1, 2), keepdim=True) / math.sqrt(logmel.shape[1] * logmel.shape[2])
-        else:
-            logmel, rms = _speech_frame_centred(logmel, cfg.stats_top_db, per_band=cfg.normalize == "band")
+        logmel = logmel.sub_(logmel.mean(dim=(1, 2) if cfg.normalize == "utterance" else 1, keepdim=True))
+        # Divide by each clip's standard deviation (its RMS, now that it is centred: ~30x cheaper than torch.std
+        # over two dimensions), writing the (B, mels, frames) result in the same pass.
+        rms = torch.linalg.vector_norm(logmel, dim=(1, 2), keepdim=True) / math.sqrt(logmel.shape[1] * logmel.shape[2])
         out = torch.empty(logmel.shape[0], logmel.shape[2], logmel.shape[1], dtype=logmel.dtype, device=logmel.device)
         return torch.div(logmel.transpose(1, 2), rms + 1e-5, out=out)
-
-
-def _speech_frame_centred(logmel: torch.Tensor, top_db: float, per_band: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, frames, mels) log-mel minus its mean over speech frames (per band, or one per clip) and the RMS of the
-    result over those frames; speech frames have their loudest band within top_db of the clip's peak."""
-    frame_peak = logmel.amax(dim=2, keepdim=True)  # (B, frames, 1)
-    speech = (frame_peak >= frame_peak.amax(dim=1, keepdim=True) - top_db * math.log(10) / 10).to(logmel.dtype)
-    frames = speech.sum(dim=1, keepdim=True)  # (B, 1, 1), at least 1: the peak's own frame
-    mean = (logmel * speech).sum(dim=1, keepdim=True) / frames  # (B, 1, mels)
-    if not per_band:
-        mean = mean.mean(dim=2, keepdim=True)
-    logmel = logmel.sub_(mean)
-    rms = ((logmel.square() * speech).sum(dim=(1, 2), keepdim=True) / (frames * logmel.shape[2])).sqrt()
-    return logmel, rms
 
 
 class WaveformFrontend(nn.Module):

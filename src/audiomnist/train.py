@@ -225,6 +225,16 @@ def config_from_dict(d: dict) -> TrainConfig:
     return from_dict(TrainConfig, d)
 
 
+def config_from_file(path: str | Path, base: dict | None = None) -> TrainConfig:
+    """A TrainConfig from a JSON file (merged over `base`, a config as a dict, when given); an unknown field or a
+    bad value is an error naming the file."""
+    d = load_json(path)
+    try:
+        return config_from_dict(_merged(base, d) if base is not None else d)
+    except (AudiomnistError, ValueError, TypeError) as e:
+        raise AudiomnistError(f"{path}: {e}") from None
+
+
 @torch.no_grad()
 def predict_rows(net, frontend, cache: WaveformCache, rows: np.ndarray, device, batch_size: int = 256) -> np.ndarray:
     """Class probabilities for cache rows, each clip centred in the window (evaluation placement)."""
@@ -502,7 +512,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             extra[key] = json.loads(value) if value else True
         cfg = dataclasses.replace(cfg, model_args=extra)
     if args.config:
-        cfg = config_from_dict(_merged(to_dict(cfg), load_json(args.config)))
+        cfg = config_from_file(args.config, base=to_dict(cfg))
     return cfg
 
 
@@ -539,7 +549,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if not (Path(args.resume) / "config.json").is_file():
             raise AudiomnistError(f"{args.resume}: not a run folder (no config.json)")
-        cfg = config_from_dict(load_json(Path(args.resume) / "config.json"))
+        cfg = config_from_file(Path(args.resume) / "config.json")
     else:
         cfg = config_from_args(args)
     with distributed.process_group(pick_device(cfg.device)), distributed.quiet_unless_main():

@@ -7,7 +7,6 @@ Each block filters along frequency (depthwise 3x1), averages frequency away for 
 time (time_stride=2: 20 ms steps are plenty for one word and halve the CPU cost); so that any n_mels works, the
 head's 5x5 depthwise conv is padded on both axes and followed by a global average, and SubSpectral Norm
 (subbands > 1, which must divide the frequency size of every stage) is optional: plain BatchNorm by default.
-Optional MixStyle (mixstyle > 0, training only) after the stem and after the first stage.
 """
 
 from __future__ import annotations
@@ -35,30 +34,6 @@ class SubSpectralNorm(nn.Module):
         if f % self.subbands:
             raise AudiomnistError(f"bcresnet: subbands={self.subbands} does not divide a stage's {f} frequency rows")
         return self.bn(x.reshape(b, c * self.subbands, f // self.subbands, t)).reshape(b, c, f, t)
-
-
-class MixStyle(nn.Module):
-    """MixStyle (Zhou et al. 2021): with probability p, training only, each item's per-channel feature mean and
-    std are blended with those of another item of the batch (weight ~ Beta(alpha, alpha)). Early layers' channel
-    statistics carry much of the recording and voice "style", so the network trains on voices and rooms that lie
-    between the ones it has; at evaluation it is the identity."""
-
-    def __init__(self, p: float, alpha: float = 0.1, eps: float = 1e-6):
-        super().__init__()
-        if not 0 <= p <= 1 or alpha <= 0:
-            raise AudiomnistError(f"mixstyle: need 0 <= p <= 1 and alpha > 0, got p={p}, alpha={alpha}")
-        self.p, self.alpha, self.eps = p, alpha, eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or len(x) < 2 or torch.rand(()).item() >= self.p:
-            return x
-        mean = x.mean(dim=(2, 3), keepdim=True).detach()
-        std = (x.var(dim=(2, 3), keepdim=True) + self.eps).sqrt().detach()
-        lam = torch.distributions.Beta(self.alpha, self.alpha).sample((len(x), 1, 1, 1)).to(x.device, x.dtype)
-        perm = torch.randperm(len(x)).to(x.device)
-        mixed_mean = lam * mean + (1 - lam) * mean[perm]
-        mixed_std = lam * std + (1 - lam) * std[perm]
-        return (x - mean) / std * mixed_std + mixed_mean
 
 
 def _norm(channels: int, subbands: int) -> nn.Module:
@@ -104,8 +79,7 @@ class BCResNet(nn.Module):
     recommended: dict = {}
 
     def __init__(
-        self, num_classes: int = 10, width: float = 3, subbands: int = 1, dropout: float = 0.1, time_stride: int = 2,
-        mixstyle: float = 0.0,
+        self, num_classes: int = 10, width: float = 3, subbands: int = 1, dropout: float = 0.1, time_stride: int = 2
     ):
         super().__init__()
 
@@ -116,8 +90,6 @@ class BCResNet(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(1, cin, 5, stride=(2, time_stride), padding=2, bias=False), nn.BatchNorm2d(cin), nn.ReLU()
         )
-        self.mixstyle = MixStyle(mixstyle) if mixstyle > 0 else None
-        self.mix_after = STAGES[0][0] - 1  # the first stage's last block
         blocks: list[nn.Module] = []
         for n, c, stride, dilation in STAGES:
             for i in range(n):
@@ -133,13 +105,5 @@ class BCResNet(nn.Module):
         self.classifier = nn.Linear(ch(32), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        if self.mixstyle is None:
-            x = self.blocks(x)
-        else:
-            x = self.mixstyle(x)
-            for i, block in enumerate(self.blocks):
-                x = block(x)
-                if i == self.mix_after:
-                    x = self.mixstyle(x)
-        return self.classifier(self.head(x).mean(dim=(2, 3)))
+        x = self.head(self.blocks(self.stem(x)))
+        return self.classifier(x.mean(dim=(2, 3)))
