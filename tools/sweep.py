@@ -23,21 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from audiomnist.config import load_json
+from audiomnist.config import load_json, to_dict
 from audiomnist.errors import AudiomnistError
 from audiomnist.paths import atomic_write_text
 from audiomnist.splits import speaker_folds
-from audiomnist.train import config_from_args, load_data
-
-
-def recipe_config(recipe: Path, data: list[str], device: str):
-    """The TrainConfig `audiomnist cv --config recipe` would run, to prepare its data once before the jobs start."""
-    from audiomnist.train import add_train_arguments
-
-    p = argparse.ArgumentParser()
-    add_train_arguments(p)
-    args = p.parse_args(["--config", str(recipe), "--device", device, *sum((["--data", d] for d in data), [])])
-    return config_from_args(args)
+from audiomnist.train import TrainConfig, config_from_file, load_data
 
 
 def run_fold(recipe: Path, fold: int, args: argparse.Namespace, out: Path) -> dict:
@@ -99,18 +89,20 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: {r}: no such recipe file")
     args.out.mkdir(parents=True, exist_ok=True)
 
-    # Scan and build each distinct waveform cache once, here, before the jobs would race to build it.
+    # Scan and build each distinct waveform cache once, here, before the jobs would race to build it. The configs
+    # are the ones `cv --config RECIPE --data ... --device ...` builds (data paths resolved, as its flags do).
+    base = to_dict(TrainConfig(data=tuple(str(Path(d).resolve()) for d in args.data), device=args.device))
     n_folds, prepared = 0, set()
-    for r in args.recipes:
-        try:
-            cfg = recipe_config(r, args.data, args.device)
-        except AudiomnistError as e:
-            raise SystemExit(f"error: {e}" if str(e).startswith(str(r)) else f"error: {r}: {e}") from None
-        key = json.dumps(dataclasses.asdict(cfg.audio), sort_keys=True) + cfg.target
-        if key not in prepared:
-            data = load_data(cfg, progress=False)
-            n_folds = len(speaker_folds(data.speakers[data.usable], args.folds if args.folds == "loso" else int(args.folds)))
-            prepared.add(key)
+    try:
+        for r in args.recipes:
+            cfg = config_from_file(r, base=base)
+            key = json.dumps(dataclasses.asdict(cfg.audio), sort_keys=True) + cfg.target
+            if key not in prepared:
+                data = load_data(cfg, progress=False)
+                n_folds = len(speaker_folds(data.speakers[data.usable], args.folds if args.folds == "loso" else int(args.folds)))
+                prepared.add(key)
+    except AudiomnistError as e:
+        raise SystemExit(f"error: {e}") from None
     jobs = [(r, k) for r in args.recipes for k in range(n_folds)]
     print(f"{len(args.recipes)} recipes x {n_folds} folds = {len(jobs)} jobs, {args.jobs} at a time on {args.device} "
           f"-> {args.out}", flush=True)
