@@ -127,9 +127,9 @@ def select(root: Path, subset: int | None, seed: int = 0):
 
 
 def v3_config(root: Path):
-    from audiomnist.train import PRESETS, TrainConfig
+    from audiomnist.runconfig import TrainConfig, with_preset
 
-    return dataclasses.replace(TrainConfig(), preset="v3", data=(str(root),), split="random", **PRESETS["v3"])
+    return dataclasses.replace(with_preset(TrainConfig(), "v3"), data=(str(root),), split="random")
 
 
 # --- 1. the original project's data path -------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def synchronize(device) -> None:
 def phase_ours(args: argparse.Namespace) -> dict:
     import torch
 
-    from audiomnist import train
+    from audiomnist import dataset, train
     from audiomnist.cache import WaveformCache
     from audiomnist.splits import Split
 
@@ -270,7 +270,7 @@ def phase_ours(args: argparse.Namespace) -> dict:
             load_s = time.perf_counter() - t0
             labels = catalog.table["digit"].to_numpy(dtype=np.int64).copy()
             labels[~cache.ok] = -1
-            data = train.Data(catalog, cache, labels, train.class_names("digit"))
+            data = dataset.Data(catalog, cache, labels, dataset.class_names("digit"))
             empty = np.zeros(0, np.int64)
             split = Split(data.usable, empty, empty, "all")
             metrics = train.fit(cfg, data, split, work / "run", progress=False)

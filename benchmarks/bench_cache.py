@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audiomnist.audio import AudioConfig, _resample, crop_on_energy
+from audiomnist.audio import AudioConfig, resample, crop_on_energy
 from audiomnist.cache import WaveformCache
 from audiomnist.paths import short_hash
 
@@ -102,7 +102,7 @@ def profile(paths: list[str], cfg: AudioConfig, n: int = 1000) -> None:
             np.isfinite(x.sum(dtype=np.float64))
             c = time.perf_counter()
             if sr != cfg.sample_rate:
-                x = _resample(x, sr, cfg.sample_rate, cfg.resample_quality)
+                x = resample(x, sr, cfg.sample_rate, cfg.resample_quality)
             d = time.perf_counter()
             x = crop_on_energy(x, cfg.num_samples)
             e = time.perf_counter()

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cache import corpus  # noqa: E402
 
-from audiomnist import train  # noqa: E402
+from audiomnist import checkpoint, dataset, runconfig, train  # noqa: E402
 from audiomnist.splits import Split  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="AudioMNIST-layout folder (default: /tmp/audiomnist-corpus)")
     ap.add_argument("--model", default="seed-cnn")
-    ap.add_argument("--preset", choices=sorted(train.PRESETS), help="the original recipe's audio and features")
+    ap.add_argument("--preset", choices=sorted(runconfig.PRESETS), help="the original recipe's audio and features")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--threads", type=int, help="torch threads (default: one per core)")
@@ -43,13 +43,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     root = corpus(args.data)
-    cfg = train.TrainConfig()
+    cfg = runconfig.TrainConfig()
     if args.preset:
-        cfg = dataclasses.replace(cfg, preset=args.preset, **train.PRESETS[args.preset])
+        cfg = runconfig.with_preset(cfg, args.preset)
     cfg = dataclasses.replace(cfg, model=args.model, batch_size=args.batch_size, epochs=args.epochs, device=args.device,
                               data=(str(root),))
     t0 = time.perf_counter()
-    data = train.load_data(cfg, progress=True)  # scan (or saved catalog) + waveform cache, built when missing
+    data = dataset.load_data(cfg, progress=True)  # scan (or saved catalog) + waveform cache, built when missing
     cache_s = time.perf_counter() - t0
     empty = np.zeros(0, np.int64)
     with tempfile.TemporaryDirectory(prefix="bench-epoch-") as work:
@@ -59,7 +59,7 @@ def main() -> None:
     result = {
         "data": str(root), "clips": clips, "model": cfg.model, "preset": cfg.preset or None, "batch_size": cfg.batch_size,
         "sample_rate": cfg.audio.sample_rate, "n_mels": cfg.features.n_mels, "n_fft": cfg.features.n_fft,
-        "device": str(train.pick_device(cfg.device)), "threads": torch.get_num_threads(), "cores": os.cpu_count(),
+        "device": str(checkpoint.pick_device(cfg.device)), "threads": torch.get_num_threads(), "cores": os.cpu_count(),
         "cache_seconds": round(cache_s, 2), "epoch_seconds": round(min(epochs), 2), "epoch_seconds_all": epochs,
         "clips_per_s": round(clips / min(epochs)), "train_acc": metrics["history"][-1]["train_acc"],
     }

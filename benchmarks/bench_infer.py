@@ -27,7 +27,7 @@ import torch
 from audiomnist import models
 from audiomnist.export import export_onnx
 from audiomnist.infer import Classifier
-from audiomnist.train import TrainConfig
+from audiomnist.runconfig import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AUDIOMNIST_SHARED", REPO.parent / "shared"))

@@ -15,7 +15,7 @@ from audiomnist import cli, models
 from audiomnist.errors import AudiomnistError
 from audiomnist.export import INPUT, OPSET, OUTPUT, export_onnx, read_sidecar, sidecar_path
 from audiomnist.infer import PRETRAINED, Classifier
-from audiomnist.train import TrainConfig, config_from_dict
+from audiomnist.runconfig import TrainConfig, config_from_dict
 
 CLASSES = [str(d) for d in range(10)]
 TOL = 1e-4

@@ -10,7 +10,8 @@ import torch
 
 from audiomnist import cli
 from audiomnist.checkpoint import load_checkpoint
-from audiomnist.train import PRESETS, TrainConfig, config_from_dict, load_trained
+from audiomnist.checkpoint import load_trained
+from audiomnist.runconfig import PRESETS, TrainConfig, config_from_dict, with_preset
 
 SR = 8000
 
@@ -169,14 +170,16 @@ def test_gender_target_balances_speakers(tone_set, tmp_path):
 
 
 def test_presets_reproduce_the_original_recipes():
-    assert PRESETS["v1"]["audio"].duration_ms == 1500 and PRESETS["v1"]["audio"].pad_mode == "zeros"
-    assert PRESETS["v2"]["audio"].duration_ms == 1000 and PRESETS["v2"]["audio"].pad_mode == "zeros"
-    assert PRESETS["v3"]["audio"].pad_mode == "noise"
-    for p in PRESETS.values():
-        assert p["model"] == "seed-cnn" and p["audio"].sample_rate == 48000
-        assert p["features"].n_fft == 1024 and p["features"].n_mels == 64
-        assert p["features"].normalize == "utterance", "per clip: the original's per-batch statistics leak the batch"
-        assert (p["optimizer"], p["lr"], p["epochs"], p["batch_size"]) == ("adam", 1e-3, 10, 16)
+    v1, v2, v3 = (with_preset(TrainConfig(), name) for name in ("v1", "v2", "v3"))
+    assert v1.audio.duration_ms == 1500 and v1.audio.pad_mode == "zeros"
+    assert v2.audio.duration_ms == 1000 and v2.audio.pad_mode == "zeros"
+    assert v3.audio.pad_mode == "noise"
+    for p in (v1, v2, v3):
+        assert p.model == "seed-cnn" and p.audio.sample_rate == 48000
+        assert p.features.n_fft == 1024 and p.features.n_mels == 64
+        assert p.features.normalize == "utterance", "per clip: the original's per-batch statistics leak the batch"
+        assert (p.optimizer, p.lr, p.epochs, p.batch_size) == ("adam", 1e-3, 10, 16)
+    assert set(PRESETS) == {"v1", "v2", "v3"}
 
 
 def test_preset_v2_trains(tone_set, tmp_path):

@@ -27,7 +27,7 @@ from audiomnist import __version__, cli
 from audiomnist.checkpoint import load_checkpoint, save_checkpoint
 from audiomnist.models import count_parameters
 from audiomnist.paths import atomic_write_text, runs_home
-from audiomnist.train import load_trained
+from audiomnist.checkpoint import load_trained
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "src" / "audiomnist" / "pretrained" / "default.pt"
@@ -38,8 +38,8 @@ def default_data() -> Path:
     return Path(os.environ.get("FSDD") or REPO.parent / "shared" / "data" / "fsdd" / "recordings")
 
 
-# FSDD's 3,000 clips make ~47 steps an epoch; leave-one-speaker-out, 60 epochs scored higher than the default 20
-# on a GPU (+2.8 points) and on the CPU (+0.4): experiments/fsdd-loso/README.md.
+# FSDD is small, so an epoch is few steps; longer training scored higher leave-one-speaker-out
+# (experiments/fsdd-loso/README.md).
 EPOCHS = 60
 
 

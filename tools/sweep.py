@@ -27,7 +27,9 @@ from audiomnist.config import load_json, to_dict
 from audiomnist.errors import AudiomnistError
 from audiomnist.paths import atomic_write_text
 from audiomnist.splits import speaker_folds
-from audiomnist.train import TrainConfig, config_from_file, load_data
+from audiomnist.dataset import load_data
+from audiomnist.paths import new_run_dir
+from audiomnist.runconfig import TrainConfig, config_from_file
 
 
 def run_fold(recipe: Path, fold: int, args: argparse.Namespace, out: Path) -> dict:
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="folds run at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of each fold's process (default 1)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    ap.add_argument("--out", type=Path, default=Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep")
+    ap.add_argument("--out", type=Path, default=new_run_dir("sweep", "runs"))
     args = ap.parse_args(argv)
     for r in args.recipes:
         if not r.is_file():

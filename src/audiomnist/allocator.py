@@ -1,9 +1,8 @@
 """Keep freed memory in the process for reuse: glibc's default hands large blocks back to the kernel on free.
 
 A training step allocates and frees tensors of a few MB each (STFT frames, activations). With glibc's defaults each
-such block is its own mmap, returned on free, so every step page-faults the same memory back in: ~2 million minor
-faults per seed-cnn epoch over 30,000 clips, about a quarter of its time (`benchmarks/bench_epoch.py`: 18.8 s ->
-14.5 s with the settings below). Set once per process; peak memory grows by the few MB that stay cached.
+such block is its own mmap, returned on free, so every step page-faults the same memory back in (benchmarks/README.md
+has the measured cost). Set once per process; peak memory grows by the few MB that stay cached.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import analyze_figures, analyze_html
 from .analyze_quality import FLAGS, QualityConfig, clip_stats, quality_flags
+from .analyze_result import AnalyzeConfig, Analysis
 from .audio import AudioConfig, load_clip
 from .cache import WaveformCache
 from .catalog import Catalog, combine, scan
@@ -29,75 +31,10 @@ from .config import to_dict
 from .errors import AudiomnistError
 from .features import FeatureConfig, SpecAugmentConfig, build_frontend, spec_augment
 from .paths import atomic_write, atomic_write_text
+from .runconfig import TrainConfig
 from .sources import LAYOUTS, UNKNOWN
 
 _INVALID_AGE = re.compile(r"^speaker (\S+): invalid age (.+) -> unknown$")
-
-
-@dataclass(frozen=True)
-class AnalyzeConfig:
-    """What the report measures against; `quality` holds the data-quality thresholds."""
-
-    window_ms: int | None = None  # the report counts clips longer than this; None: the default training window
-    balance_tolerance: float = 0.05  # balanced when max/min count <= 1 + tolerance
-    max_seconds: float = 4.0  # longest stretch of a clip the analysis cache keeps
-    max_rate: int = 16000  # analysis rate cap: speech lies below 8 kHz, and 48 kHz would triple the cache
-    seed: int = 0  # SpecAugment masks of the examples
-    quality: QualityConfig = QualityConfig()
-
-    def __post_init__(self) -> None:
-        if (self.window_ms or 1) <= 0 or self.max_seconds <= 0 or self.max_rate <= 0 or self.balance_tolerance < 0:
-            raise AudiomnistError("analyze: window_ms, max_seconds and max_rate must be positive, tolerance >= 0")
-
-
-@dataclass
-class Analysis:
-    """Everything the report shows; `stats` has one row per catalog row (NaN where the file failed to decode)."""
-
-    catalog: Catalog
-    cfg: AnalyzeConfig
-    audio: AudioConfig
-    cache_dir: Path
-    decoded: int
-    counts: dict
-    census: dict
-    lengths: dict
-    speakers: dict
-    stats: pd.DataFrame
-    flags: pd.DataFrame
-    examples: dict = field(default_factory=dict)  # digit -> relpath, speaker, duration, wave, feat, masked
-    examples_meta: dict = field(default_factory=dict)  # audio/features/specaug configs the examples used
-
-    def summary(self) -> dict:
-        """JSON-ready numbers of the whole report (summary.json)."""
-        t, c, per_digit = self.catalog.table, self.counts, self.lengths["per_digit"]
-        flag_counts = self.flags["flag"].value_counts()
-        return {
-            "root": str(self.catalog.root),
-            "layout": self.catalog.layout,
-            "files": len(t),
-            "decoded": self.decoded,
-            "unreadable": int(flag_counts.get("unreadable", 0)),
-            "speakers": int(t["speaker"].nunique()),
-            "digits": len(c["per_digit"]),
-            "balance": c["balance"],
-            "per_digit": {str(k): int(v) for k, v in c["per_digit"].items()},
-            "per_speaker": {str(k): int(v) for k, v in c["per_speaker"].items()},
-            "digit_by_speaker": {str(s): {str(d): int(n) for d, n in col.items()} for s, col in c["matrix"].items()},
-            "census": self.census,
-            "lengths": {**self.lengths, "per_digit": {str(d): r for d, r in per_digit.to_dict("index").items()}},
-            "speaker_metadata": self.speakers,
-            "quality": {
-                "thresholds": to_dict(self.cfg.quality),
-                "counts": {name: int(flag_counts.get(name, 0)) for name in FLAGS},
-                "files": {name: self.flags.loc[self.flags["flag"] == name, ["relpath", "detail"]].to_dict("records")
-                          for name in FLAGS},
-            },  # fmt: skip
-            "examples": {str(d): e["relpath"] for d, e in self.examples.items()},
-            "analysis_audio": to_dict(self.audio),
-            "analysis_cache": str(self.cache_dir),
-            "notes": list(self.catalog.notes),
-        }
 
 
 def natural_key(s: object) -> tuple:
@@ -218,8 +155,6 @@ def analysis_audio_config(table: pd.DataFrame, max_seconds: float = 4.0, max_rat
 
 def training_view() -> tuple[AudioConfig, FeatureConfig, SpecAugmentConfig]:
     """Audio, feature and SpecAugment config of a default training run."""
-    from .train import TrainConfig
-
     t = TrainConfig()
     return t.audio, t.features, t.specaug
 
@@ -335,8 +270,6 @@ def _json_default(o: Any) -> Any:
 
 def write_report(analysis: Analysis, out: str | os.PathLike) -> Path:
     """Write the PNG figures, per_file.csv, flags.csv, summary.json and report.html into `out`; return report.html."""
-    from . import analyze_figures, analyze_html
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t = analysis.catalog.table
@@ -384,13 +317,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "analyze",
-        help="report on a dataset: counts, formats, lengths, speakers, examples and data-quality flags",
-        description="Analyse a dataset folder and write report.html (self-contained), PNG figures, summary.json, "
-        "per_file.csv and flags.csv. Audio goes through a separate analysis cache; a second run takes seconds.",
-    )
+def add_cli(p: argparse.ArgumentParser) -> None:
+    p.description = ("Analyse a dataset folder and write report.html (self-contained), PNG figures, summary.json, "
+        "per_file.csv and flags.csv. Audio goes through a separate analysis cache; a second run takes seconds.")
     p.add_argument("path", nargs="+", help="dataset folder(s)")
     p.add_argument("--out", help="report folder (default: ./analysis/<folder name>)")
     p.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="file naming scheme (default: detect)")

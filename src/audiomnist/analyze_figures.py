@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import matplotlib
 
@@ -15,11 +15,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
+from .analyze_quality import QualityConfig  # noqa: E402
+from .analyze_result import Analysis  # noqa: E402
 from .paths import atomic_write  # noqa: E402
-
-if TYPE_CHECKING:
-    from .analyze import Analysis
-    from .analyze_quality import QualityConfig
 
 ACCENT = "#3b6ea8"
 SECOND = "#e3a33b"

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from .audio import copy_spans
-from .errors import AudiomnistError
+from .config import option
+from .errors import AudiomnistError, ConfigError
 
 NOISE_COLORS = ("white", "pink")
 
@@ -18,40 +19,35 @@ NOISE_COLORS = ("white", "pink")
 class AugmentConfig:
     """Each item draws its own values; a zero range or probability turns that step off.
 
-    shift_ms: uniform shift in [-shift_ms, +shift_ms], zero-filled (no wrap-around).
-    speed: uniform resampling factor range, e.g. (0.9, 1.1); changes tempo and pitch together, anchored at the centre.
-    tilt: a random first-order filter y[t] = x[t] - a x[t-1], a uniform in [-tilt, +tilt]: tilts the spectrum by up
-    to ~20*log10((1+tilt)/(1-tilt)) dB from DC to Nyquist, as a different microphone or room would.
-    trim: cut a uniform 0..trim fraction of the spoken span (samples within 40 dB of the clip's peak, in 10 ms frames)
-    off each end, independently, as an aggressive silence trimmer does (FSDD's recordings of some speakers lose
-    the edges of their fricatives, e.g. the /s/ of "six").
-    gain_db: uniform gain in [-gain_db, +gain_db].
-    noise_prob, snr_db, noise_color: add white or pink noise with probability noise_prob at a uniform SNR (dB)
-    relative to the item's own mean power over the whole clip.
+    tilt is a random first-order filter y[t] = x[t] - a x[t-1], a uniform in [-tilt, +tilt]: it tilts the spectrum
+    by up to 20*log10((1+tilt)/(1-tilt)) dB from DC to Nyquist, as a different microphone or room would.
+    trim cuts the spoken span (samples within 40 dB of the clip's peak, in 10 ms frames) as an aggressive silence
+    trimmer does: some recordings lose the edges of their fricatives, e.g. the /s/ of "six".
+    Noise power is relative to the item's own mean power over the whole clip.
     """
 
-    shift_ms: float = 100.0
-    speed: tuple[float, float] = (1.0, 1.0)
-    tilt: float = 0.0
-    trim: float = 0.0
-    gain_db: float = 6.0
-    noise_prob: float = 0.5
-    snr_db: tuple[float, float] = (10.0, 40.0)
-    noise_color: str = "white"
+    shift_ms: float = option(100.0, "uniform time shift in [-shift_ms, +shift_ms], zero-filled")
+    speed: tuple[float, float] = option((1.0, 1.0), "uniform resampling factor range LOW HIGH (tempo and pitch)")
+    tilt: float = option(0.0, "spectral tilt strength in [0, 1): a random first-order filter per clip")
+    trim: float = option(0.0, "cut a uniform 0..trim fraction of the spoken span off each end")
+    gain_db: float = option(6.0, "uniform gain in [-gain_db, +gain_db]")
+    noise_prob: float = option(0.5, "probability of adding noise to a clip")
+    snr_db: tuple[float, float] = option((10.0, 40.0), "uniform signal-to-noise ratio range LOW HIGH (dB)")
+    noise_color: str = option("white", "white or pink noise", choices=NOISE_COLORS)
 
     def __post_init__(self) -> None:
         if not 0 <= self.trim < 0.5:
-            raise AudiomnistError(f"augment: trim must be in [0, 0.5), got {self.trim}")
+            raise ConfigError(f"augment: trim must be in [0, 0.5), got {self.trim}")
         if not 0 <= self.tilt < 1:
-            raise AudiomnistError(f"augment: tilt must be in [0, 1), got {self.tilt}")
+            raise ConfigError(f"augment: tilt must be in [0, 1), got {self.tilt}")
         if self.shift_ms < 0 or self.gain_db < 0 or not 0 <= self.noise_prob <= 1:
-            raise AudiomnistError("augment: shift_ms and gain_db must be >= 0 and noise_prob in [0, 1]")
+            raise ConfigError("augment: shift_ms and gain_db must be >= 0 and noise_prob in [0, 1]")
         if not 0 < self.speed[0] <= self.speed[1]:
-            raise AudiomnistError(f"augment: speed must be a range 0 < low <= high, got {self.speed}")
+            raise ConfigError(f"augment: speed must be a range 0 < low <= high, got {self.speed}")
         if self.snr_db[0] > self.snr_db[1]:
-            raise AudiomnistError(f"augment: snr_db must be a range low <= high, got {self.snr_db}")
+            raise ConfigError(f"augment: snr_db must be a range low <= high, got {self.snr_db}")
         if self.noise_color not in NOISE_COLORS:
-            raise AudiomnistError(f"augment: noise_color must be one of {NOISE_COLORS}, got {self.noise_color!r}")
+            raise ConfigError(f"augment: noise_color must be one of {NOISE_COLORS}, got {self.noise_color!r}")
 
 
 def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -92,7 +88,7 @@ def _pink(shape: tuple[int, int], like: torch.Tensor, generator: torch.Generator
     return torch.fft.irfft(spec, n=shape[1], dim=1)
 
 
-NOISE_BANK_SAMPLES = 1 << 20  # ~2 minutes at 8 kHz, 4 MB: each clip's noise is a random stretch of it
+NOISE_BANK_SAMPLES = 1 << 20  # each clip's noise is a random stretch of it, long enough to rarely repeat
 
 
 @functools.lru_cache(maxsize=8)
@@ -108,8 +104,8 @@ def _noise_bank(color: str, device: torch.device, dtype: torch.dtype) -> tuple[t
 
 def _noise(k: int, n: int, color: str, like: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(k, n) noise and each row's mean power. Short clips cut random stretches, each with a random sign, from the
-    noise bank: ~10x cheaper than drawing fresh samples, which took a sixth of a seed-cnn training step; clips longer
-    than a quarter of the bank draw fresh noise."""
+    noise bank, far cheaper than drawing fresh samples every step; clips longer than a quarter of the bank draw fresh
+    noise."""
     if 4 * n > NOISE_BANK_SAMPLES:
         if color == "pink":
             noise = _pink((k, n), like, generator)

@@ -125,6 +125,17 @@ class WaveformCache:
         """Load-or-build the cache of a catalog's files, in its table's row order."""
         return cls.build(catalog.table["path"].tolist(), catalog.fingerprint, cfg, **kw)
 
+    def report_errors(self, limit: int = 10) -> None:
+        """List the files that could not be decoded (on stderr), at most `limit` of them by name."""
+        rows = sorted(self.errors)
+        if not rows:
+            return
+        print(f"waveform cache: {len(rows)} of {len(self)} files could not be used and are skipped:", file=sys.stderr)
+        for r in rows[:limit]:
+            print(f"  {self.errors[r]}", file=sys.stderr)
+        if len(rows) > limit:
+            print(f"  ... and {len(rows) - limit} more (see {self.dir / META})", file=sys.stderr)
+
     @classmethod
     def build(
         cls,
@@ -146,8 +157,6 @@ class WaveformCache:
             cache = cls.open(folder, key, len(paths), cfg)
             if cache is None:
                 raise AudiomnistError(f"cache at {folder} is unreadable right after building it")
-            if cache.errors and progress:
-                _report(cache)
         return cache
 
     @classmethod
@@ -291,11 +300,3 @@ def _build(
     }
     atomic_write_text(folder / META, json.dumps(meta, indent=1) + "\n")
 
-
-def _report(cache: WaveformCache, limit: int = 10) -> None:
-    rows = sorted(cache.errors)
-    print(f"waveform cache: {len(rows)} of {len(cache)} files could not be used and are skipped:", file=sys.stderr)
-    for r in rows[:limit]:
-        print(f"  {cache.errors[r]}", file=sys.stderr)
-    if len(rows) > limit:
-        print(f"  ... and {len(rows) - limit} more (see {cache.dir / META})", file=sys.stderr)

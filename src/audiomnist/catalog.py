@@ -367,9 +367,7 @@ def combine(catalogs: list[Catalog]) -> Catalog:
 
 def sample_root() -> Path:
     """The small synthetic dataset shipped inside the package (AudioMNIST layout, 16 kHz FLAC)."""
-    import audiomnist
-
-    return Path(audiomnist.__file__).parent / "sample"
+    return Path(__file__).parent / "sample"
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
@@ -396,17 +394,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cli(subparsers) -> None:
-    from . import download
-
-    p = subparsers.add_parser(
-        "data",
-        help="scan, download and describe datasets",
-        description="Scan a dataset folder into a catalog, download AudioMNIST/FSDD, or show the bundled sample.",
-    )
-    sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-
-    s = sub.add_parser("scan", help="catalog a dataset folder", description=scan.__doc__.splitlines()[0])
+def add_scan_cli(s: argparse.ArgumentParser) -> None:
+    s.description = scan.__doc__.splitlines()[0]
     s.add_argument("path", help="dataset folder (e.g. AudioMNIST/data, free-spoken-digit-dataset/recordings)")
     s.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="file naming scheme (default: detect)")
     s.add_argument("--out", help="folder for catalog.csv, skipped.csv, catalog.json (default: index beside the cache)")
@@ -414,8 +403,8 @@ def add_cli(subparsers) -> None:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_scan)
 
-    download.add_cli(sub)
 
-    m = sub.add_parser("sample", help="describe the bundled sample dataset", description=sample_root.__doc__)
+def add_sample_cli(m: argparse.ArgumentParser) -> None:
+    m.description = sample_root.__doc__
     m.add_argument("--path", action="store_true", help="print only the sample folder's path")
     m.set_defaults(func=_cmd_sample)

@@ -1,4 +1,5 @@
-"""Checkpoints: plain dicts of tensors and primitives, written atomically, loaded with weights_only=True."""
+"""Checkpoints: plain dicts of tensors and primitives, written atomically, loaded with weights_only=True; where a
+model named by the user lives (run folder, file, shipped name), and the trained network with its config."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import torch
 
 from .errors import AudiomnistError
 from .paths import atomic_write
+from .runconfig import TrainConfig, build_model, config_from_dict
 
 FORMAT = 1
+PRETRAINED = Path(__file__).parent / "pretrained"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -40,3 +43,51 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "model" not in state:
         raise AudiomnistError(f"{path}: not an audiomnist checkpoint (no 'model' entry)")
     return state
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_model(spec: str | os.PathLike | None) -> Path:
+    """A model file from a run folder, a checkpoint, an .onnx file, or a shipped model's name (None: "default")."""
+    if spec is None or str(spec) == "":
+        spec = "default"
+    path = Path(spec)
+    if path.is_dir():
+        if (path / "best.pt").is_file():
+            return path / "best.pt"
+        raise AudiomnistError(f"{path}: not a run folder (no best.pt)")
+    if path.is_file():
+        return path
+    shipped = PRETRAINED / f"{spec}.pt"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in PRETRAINED.glob("*.pt"))
+    raise AudiomnistError(
+        f"{spec}: no such run folder, model file or shipped model (shipped: {', '.join(names) or 'none'})"
+    )
+
+
+def load_trained(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig, list[str]]:
+    """(network in eval mode, TrainConfig, class names) from a checkpoint file or a run folder (its best.pt)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    state = load_checkpoint(path, map_location=device)
+    try:
+        cfg = config_from_dict(state["config"])
+        net = build_model(cfg, len(state["classes"]))
+        net.load_state_dict(state["model"])
+    except AudiomnistError as e:
+        raise AudiomnistError(f"{path}: {e}") from None
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        reason = f"missing entry {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        raise AudiomnistError(f"{path}: checkpoint does not match this version of audiomnist ({reason})") from None
+    return net.to(device).eval(), cfg, list(state["classes"])

@@ -1,4 +1,5 @@
-"""The `audiomnist` command. Each subcommand lives in its stage module and is imported only when used."""
+"""The `audiomnist` command. Each subcommand's arguments live in the module that owns it (`add_cli(parser)`), and
+only the chosen command's module is imported, so `audiomnist predict` never loads the training code."""
 
 from __future__ import annotations
 
@@ -9,20 +10,49 @@ import sys
 from . import __version__
 from .errors import AudiomnistError
 
-# name -> (module that defines add_cli(subparsers), one-line help)
+# name -> (module that defines the command, one-line help); the module's add_cli(parser) adds its arguments.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("audiomnist.catalog", "scan, download and describe datasets"),
+    "data": ("", "scan, download and describe datasets"),
     "demo": ("audiomnist.demo", "the main job: train the default model, evaluate it on unseen speakers"),
     "train": ("audiomnist.train", "train a classifier and evaluate it on unseen speakers"),
     "cv": ("audiomnist.cv", "speaker-grouped k-fold or leave-one-speaker-out cross-validation"),
     "evaluate": ("audiomnist.evaluate", "metrics, confusion matrix and mistakes of a trained run"),
     "analyze": ("audiomnist.analyze", "dataset report: counts, formats, lengths, speakers, examples, quality flags"),
-    "predict": ("audiomnist.infer", "classify audio files with a trained or the shipped model"),
+    "predict": ("audiomnist.infer", "predict the digit spoken in audio files"),
     "export": ("audiomnist.export", "export a trained network to ONNX"),
     "listen": ("audiomnist.listen", "live digits from the microphone (or a recording through the same path)"),
     "serve": ("audiomnist.serve", "web page and REST API for predictions"),
     "models": ("audiomnist.models", "list the registered networks"),
 }
+
+# Commands with actions of their own: `audiomnist data scan ...`. Entries name "module:function".
+GROUPS: dict[str, dict[str, tuple[str, str]]] = {
+    "data": {
+        "scan": ("audiomnist.catalog:add_scan_cli", "catalog a dataset folder"),
+        "download": ("audiomnist.download:add_cli", "download, verify, unpack and catalog AudioMNIST or FSDD"),
+        "sample": ("audiomnist.catalog:add_sample_cli", "describe the bundled sample dataset"),
+    },
+}
+
+
+def _add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) -> None:
+    """A parser for every command; only the one named in argv imports its module and gets its arguments."""
+    words = [a for a in argv if not a.startswith("-")]
+    chosen = words[0] if words else None
+    for name, (target, help_) in commands.items():
+        if name != chosen:
+            sub.add_parser(name, help=help_, add_help=False)
+            continue
+        if name in GROUPS:
+            p = sub.add_parser(name, help=help_, description=help_)
+            inner = p.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+            _add_commands(inner, GROUPS[name], argv[argv.index(name) + 1 :])
+            continue
+        module, _, function = target.partition(":")
+        mod = importlib.import_module(module)
+        doc = help_ if function else mod.__doc__
+        p = sub.add_parser(name, help=help_, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        getattr(mod, function or "add_cli")(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,12 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="audiomnist", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"audiomnist {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chosen = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module, help_) in COMMANDS.items():
-        if name == chosen:
-            importlib.import_module(module).add_cli(sub)
-        else:
-            sub.add_parser(name, help=help_, add_help=False)
+    _add_commands(sub, COMMANDS, argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -9,21 +9,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .paths import atomic_write, atomic_write_text, runs_home
+from .dataset import Data, load_data, with_default_data
+from .evaluate import write_confusion
+from .paths import atomic_write, atomic_write_text, new_run_dir
+from .runconfig import TrainConfig, add_config_arguments, config_from_args
 from .splits import Split, speaker_folds
+from .train import add_run_arguments, fit
 
 
-def cross_validate(cfg, data, folds: int | str, out_dir: Path, progress: bool = True, only: list[int] | None = None) -> dict:
+def cross_validate(cfg: TrainConfig, data: Data, folds: int | str, out_dir: Path, progress: bool = True,
+                   only: list[int] | None = None) -> dict:
     """Train one model per speaker fold (no validation split: the recipe is fixed, the last epoch is kept)."""
-    from .report import confusion_figure, save_figure
-    from .train import fit
-
     rows = data.usable
     speakers = data.speakers
     test_sets = speaker_folds(speakers[rows], folds)
@@ -40,8 +41,7 @@ def cross_validate(cfg, data, folds: int | str, out_dir: Path, progress: bool = 
         fold_cfg = dataclasses.replace(cfg, split="fold", fold=k)
         metrics = fit(fold_cfg, data, split, out_dir / f"fold-{k}", progress=progress)
         test_metrics = metrics["test"]
-        cm = np.array(json.loads((out_dir / f"fold-{k}" / "report" / "metrics.json").read_text())["confusion"])
-        total += cm
+        total += np.array(test_metrics["confusion"])
         results.append({"fold": k, "test_speakers": held_out, "clips": test_metrics["clips"], "accuracy": test_metrics["accuracy"], "macro_f1": test_metrics["macro_f1"]})
         print(f"fold {k + 1}: accuracy {test_metrics['accuracy']:.4f} on {', '.join(held_out)}", flush=True)
     acc = np.array([r["accuracy"] for r in results])
@@ -55,24 +55,16 @@ def cross_validate(cfg, data, folds: int | str, out_dir: Path, progress: bool = 
         "confusion": total.tolist(),
     }
     atomic_write_text(out_dir / "cv.json", json.dumps(summary, indent=2) + "\n")
-    save_figure(confusion_figure(total, data.classes, f"all {len(results)} folds, unseen speakers"), out_dir / "confusion.png")
-    with atomic_write(out_dir / "confusion.csv", "w") as f:
-        pd.DataFrame(total, index=[f"true_{c}" for c in data.classes], columns=[f"pred_{c}" for c in data.classes]).to_csv(f)
+    write_confusion(out_dir, total, data.classes, f"all {len(results)} folds, unseen speakers")
     with atomic_write(out_dir / "folds.csv", "w") as f:
         pd.DataFrame(results).assign(test_speakers=lambda d: d.test_speakers.str.join(" ")).to_csv(f, index=False)
     return summary
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
-    from .train import config_from_args, default_data, load_data
-
-    cfg = config_from_args(args)
-    if not cfg.data:
-        root, note = default_data()
-        print(note)
-        cfg = dataclasses.replace(cfg, data=(root,))
+    cfg = with_default_data(config_from_args(args))
     folds = args.folds if args.folds == "loso" else int(args.folds)
-    out = (args.runs or runs_home()) / f"{time.strftime('%Y%m%d-%H%M%S')}-cv-{cfg.name or cfg.model}"
+    out = new_run_dir(f"cv-{cfg.name or cfg.model}", args.runs)
     data = load_data(cfg, progress=not args.no_progress)
     print(f"cross-validation ({folds} folds, grouped by speaker) -> {out}")
     s = cross_validate(cfg, data, folds, out, progress=not args.no_progress, only=args.only)
@@ -86,12 +78,10 @@ def cmd_cv(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cli(sub) -> None:
-    from .train import add_train_arguments
-
-    p = sub.add_parser("cv", help="speaker-grouped k-fold or leave-one-speaker-out cross-validation", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_arguments(p)
+def add_cli(p: argparse.ArgumentParser) -> None:
+    # Each fold's split is the fold itself: the split flags of `train` do not apply.
+    add_config_arguments(p, exclude=("split", "fold"))
+    add_run_arguments(p)
     p.add_argument("--folds", default="5", help="number of speaker folds, or 'loso' (leave one speaker out); default 5")
     p.add_argument("--only", type=int, action="append", help="run only this fold index (repeatable)")
     p.set_defaults(func=cmd_cv)

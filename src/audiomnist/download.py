@@ -27,16 +27,13 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from tqdm import tqdm
 
+from .catalog import Catalog, load_or_scan
 from .errors import AudiomnistError
 from .paths import atomic_write_text, data_home
-
-if TYPE_CHECKING:
-    from .catalog import Catalog
 
 MARKER = ".audiomnist-download.json"
 CHUNK = 1 << 20
@@ -335,8 +332,6 @@ def download(
     timeout: float = 10.0,
 ) -> Catalog:
     """Fetch, verify, unpack and catalog dataset `name` (see SOURCES); returns the saved Catalog."""
-    from .catalog import load_or_scan
-
     if name not in SOURCES:
         raise AudiomnistError(f"unknown dataset {name!r}; choose from {', '.join(SOURCES)}")
     source = SOURCES[name]
@@ -394,12 +389,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0 if len(catalog) else 1
 
 
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "download",
-        help="download, verify, unpack and catalog AudioMNIST or FSDD",
-        description=__doc__.splitlines()[0],
-    )
+def add_cli(p: argparse.ArgumentParser) -> None:
+    p.description = __doc__.splitlines()[0]
     p.add_argument("dataset", choices=sorted(SOURCES), help="which dataset")
     p.add_argument("--url", help="mirror URL, file:// URL or path of a local archive (default: the GitHub archive)")
     p.add_argument("--dest", help="dataset folder (default: $AUDIOMNIST_HOME/datasets/<dataset>)")

@@ -16,3 +16,9 @@ class AudioError(AudiomnistError):
         self.path = os.fspath(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class ConfigError(AudiomnistError, ValueError):
+    """A setting that cannot work (unknown field, value out of range); every config dataclass raises this one type.
+
+    It is a ValueError too, so code that checked values with `except ValueError` keeps working."""

@@ -1,4 +1,5 @@
-"""Evaluate a trained run: accuracy, macro-F1, per-class and per-speaker results, confusion matrix, mistakes.
+"""Evaluate a trained model: batched prediction over cache rows, accuracy, macro-F1, per-class and per-speaker
+results, confusion matrix, mistakes. Training calls it every epoch; `audiomnist evaluate` re-scores a run.
 
     audiomnist evaluate RUN_DIR [--data PATH] [--out DIR]
 """
@@ -11,11 +12,38 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
+from . import distributed
+from .cache import WaveformCache
+from .checkpoint import load_trained, pick_device
 from .config import load_json
+from .dataset import Data, load_data, make_split
 from .errors import AudiomnistError
+from .features import build_frontend
 from .paths import atomic_write, atomic_write_text
+from .report import confusion_figure, save_figure
+from .runconfig import TrainConfig, with_data
+
+
+@torch.no_grad()
+def predict_rows(net: torch.nn.Module, frontend: torch.nn.Module, cache: WaveformCache, rows: np.ndarray,
+                 device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities for cache rows, each clip centred in the window (evaluation placement)."""
+    net.eval()
+    out = []
+    for i in range(0, len(rows), batch_size):
+        wave = cache.batch(rows[i : i + batch_size], train=False, device=device)
+        out.append(torch.softmax(net(frontend(wave)).float(), dim=1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def predict_sharded(net: torch.nn.Module, frontend: torch.nn.Module, cache: WaveformCache, rows: np.ndarray,
+                    device: torch.device) -> np.ndarray:
+    """predict_rows with every torchrun rank taking every world-th row; all ranks get all rows back, in order."""
+    rank, world = distributed.rank(), distributed.world_size()
+    return distributed.gather_rows(predict_rows(net, frontend, cache, rows[rank::world], device), len(rows))
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -42,10 +70,15 @@ def summarize(y_true: np.ndarray, probs: np.ndarray, classes: list[str], speaker
     }
 
 
-def write_report(out_dir: Path, data, rows: np.ndarray, probs: np.ndarray, leaky: bool = False) -> dict:
-    """Write metrics.json, confusion.png/.csv, per_speaker.csv, misclassified.csv for `rows` of `data`."""
-    from .report import confusion_figure, save_figure
+def write_confusion(out_dir: Path, cm: np.ndarray, classes: list[str], title: str) -> None:
+    """confusion.csv and confusion.png of a confusion matrix (rows true, columns predicted)."""
+    with atomic_write(out_dir / "confusion.csv", "w") as f:
+        pd.DataFrame(cm, index=[f"true_{c}" for c in classes], columns=[f"pred_{c}" for c in classes]).to_csv(f)
+    save_figure(confusion_figure(cm, classes, title), out_dir / "confusion.png")
 
+
+def write_report(out_dir: Path, data: Data, rows: np.ndarray, probs: np.ndarray, leaky: bool = False) -> dict:
+    """Write metrics.json, confusion.png/.csv, per_speaker.csv, misclassified.csv for `rows` of `data`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = data.catalog.table.iloc[rows]
@@ -55,11 +88,8 @@ def write_report(out_dir: Path, data, rows: np.ndarray, probs: np.ndarray, leaky
     summary["speaker_leaking"] = bool(leaky)
     cm = np.array(summary["confusion"])
     atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    cm_df = pd.DataFrame(cm, index=[f"true_{c}" for c in data.classes], columns=[f"pred_{c}" for c in data.classes])
-    with atomic_write(out_dir / "confusion.csv", "w") as f:
-        cm_df.to_csv(f)
     title = "confusion matrix" + (" (speaker-leaking split)" if leaky else " (unseen speakers)")
-    save_figure(confusion_figure(cm, data.classes, title), out_dir / "confusion.png")
+    write_confusion(out_dir, cm, data.classes, title)
     with atomic_write(out_dir / "per_speaker.csv", "w") as f:
         pd.Series(summary["per_speaker_accuracy"], name="accuracy").rename_axis("speaker").to_csv(f)
     y_pred = probs.argmax(1)
@@ -80,25 +110,17 @@ def write_report(out_dir: Path, data, rows: np.ndarray, probs: np.ndarray, leaky
 
 def evaluate_run(run_dir: Path, data_paths: list[str] | None = None, out: Path | None = None, checkpoint: str = "best.pt", progress: bool = True) -> dict:
     """Re-evaluate a run: on its own test speakers, or on every usable clip of other data (`data_paths`)."""
-    import dataclasses
-
-    import torch
-
-    from .train import load_data, load_trained, pick_device, predict_rows
-    from .features import build_frontend
-
     device = pick_device("auto")
     net, cfg, classes = load_trained(Path(run_dir) / checkpoint, device)
     if data_paths:
-        cfg = dataclasses.replace(cfg, data=tuple(str(Path(p).resolve()) for p in data_paths))
+        cfg = with_data(cfg, data_paths)
     data = load_data(cfg, progress=progress)
     if data_paths:
         rows, leaky, where = data.usable, False, "all usable clips of " + ", ".join(data_paths)
     else:
         rows, leaky, where = _test_rows(Path(run_dir), cfg, data)
     frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(device)
-    with torch.no_grad():
-        probs = predict_rows(net, frontend, data.cache, rows, device)
+    probs = predict_rows(net, frontend, data.cache, rows, device)
     out = Path(out) if out else Path(run_dir) / ("report" if not data_paths else "report-external")
     summary = write_report(out, data, rows, probs, leaky=leaky)
     print(f"evaluated on {where}: {summary['clips']} clips")
@@ -109,11 +131,9 @@ def evaluate_run(run_dir: Path, data_paths: list[str] | None = None, out: Path |
     return summary
 
 
-def _test_rows(run_dir: Path, cfg, data) -> tuple[np.ndarray, bool, str]:
+def _test_rows(run_dir: Path, cfg: TrainConfig, data: Data) -> tuple[np.ndarray, bool, str]:
     """The run's own test clips: its recorded test speakers (so speakers added to the data later never leak in),
     or for a speaker-leaking random split the same seeded split again."""
-    from .train import make_split
-
     recorded = None
     if (run_dir / "metrics.json").is_file():
         recorded = load_json(run_dir / "metrics.json").get("split")
@@ -136,8 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("evaluate", help="metrics, confusion matrix and mistakes of a trained run", description=__doc__)
+def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run folder written by `audiomnist train`")
     p.add_argument("--data", action="append", help="evaluate on all clips of this dataset instead of the run's test split")
     p.add_argument("--out", type=Path, help="report folder (default RUN_DIR/report)")

@@ -24,10 +24,12 @@ import numpy as np
 import torch
 
 from . import __version__
+from .checkpoint import load_trained, resolve_model
 from .config import save_json, to_dict
 from .errors import AudiomnistError
 from .features import build_frontend
 from .paths import atomic_write, data_home, short_hash
+from .runconfig import TrainConfig, config_from_dict
 
 OPSET = 18
 INPUT, OUTPUT = "features", "logits"
@@ -39,7 +41,7 @@ def sidecar_path(onnx_path: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def input_shape(cfg) -> tuple[int, ...]:
+def input_shape(cfg: TrainConfig) -> tuple[int, ...]:
     """Shape of one clip's network input, (1, 1, n_mels, frames) or (1, 1, samples): the front-end's output."""
     frontend = build_frontend(cfg.features, cfg.audio.sample_rate)
     with torch.no_grad():
@@ -89,7 +91,7 @@ def _onnx_bytes(net: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, str
     return _torchscript_bytes(net, example), "torchscript"
 
 
-def export_onnx(net: torch.nn.Module, cfg, classes: list[str], out_path: str | os.PathLike) -> Path:
+def export_onnx(net: torch.nn.Module, cfg: TrainConfig, classes: list[str], out_path: str | os.PathLike) -> Path:
     """Write `net` (eval mode, CPU, dynamic batch) to out_path and its sidecar to out_path + ".json"; both atomically."""
     out = Path(out_path)
     if out.suffix != ".onnx":
@@ -120,8 +122,6 @@ def export_onnx(net: torch.nn.Module, cfg, classes: list[str], out_path: str | o
 
 def read_sidecar(onnx_path: str | os.PathLike) -> dict:
     """The sidecar of an exported model, checked: its config must rebuild a TrainConfig and classes be names."""
-    from .train import config_from_dict
-
     side = sidecar_path(onnx_path)
     if not side.is_file():
         raise AudiomnistError(
@@ -144,7 +144,7 @@ def read_sidecar(onnx_path: str | os.PathLike) -> dict:
     return data
 
 
-def cached_export(checkpoint: str | os.PathLike, net: torch.nn.Module, cfg, classes: list[str]) -> Path:
+def cached_export(checkpoint: str | os.PathLike, net: torch.nn.Module, cfg: TrainConfig, classes: list[str]) -> Path:
     """The ONNX export of `checkpoint` under data_home()/onnx, keyed by its content: made once, then reused.
 
     Exporting beside the checkpoint would fail for a read-only install (the shipped model lives in the package).
@@ -171,9 +171,6 @@ def max_abs_diff(net: torch.nn.Module, onnx_path: str | os.PathLike, x: torch.Te
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .infer import resolve_model
-    from .train import load_trained
-
     path = resolve_model(args.model)
     if path.suffix == ".onnx":
         raise AudiomnistError(f"{path}: already an ONNX model")
@@ -193,9 +190,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("export", help="export a trained network to ONNX", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT|NAME", help="what to export (default: the shipped model)")
     p.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx", help="output file; the sidecar OUT.onnx.json is written beside it")
     p.set_defaults(func=cmd_export)

@@ -9,7 +9,8 @@ import librosa
 import torch
 from torch import nn
 
-from .errors import AudiomnistError
+from .config import option
+from .errors import AudiomnistError, ConfigError
 
 FEATURE_KINDS = ("logmel", "waveform")
 NORMALIZE_MODES = ("utterance", "band", "none")
@@ -25,34 +26,33 @@ class FeatureConfig:
     recording and a loud one of the same word give the same features; an absolute floor would flatten more of
     the quiet one. normalize="band" then removes each mel band's own mean over the clip's frames (cepstral mean
     normalisation) and divides by the clip's one remaining standard deviation: it removes a microphone's or
-    room's fixed colouring, and on FSDD that is what separates speakers most (george's recordings carry ~10 dB
-    more high-frequency energy than the others'; leave-george-out accuracy rose from 74.8 % with "utterance",
-    one mean and std per clip, to 90.8 %).
+    room's fixed colouring, which on FSDD is what separates speakers most (README, Decisions, has the numbers).
     Statistics are per clip either way, never per batch.
     """
 
-    kind: str = "logmel"
-    n_fft: int = 256
-    win_length: int = 200
-    hop_length: int = 80
-    n_mels: int = 40
-    f_min: float = 20.0
-    f_max: float | None = None  # None: Nyquist
-    normalize: str = "band"
-    top_db: float | None = 80.0  # floor each clip's log-mel this far below its own peak; None: no floor
-    log_floor: float = 1e-12  # added to mel power before the log, so digital silence stays finite
+    kind: str = option("logmel", "what the network gets: log-mel frames or the normalised waveform",
+                       choices=FEATURE_KINDS)
+    n_fft: int = option(256, "FFT size (samples)")
+    win_length: int = option(200, "analysis window (samples)")
+    hop_length: int = option(80, "frame step (samples)")
+    n_mels: int = option(40, "mel bands", aliases=("--n-mels",))
+    f_min: float = option(20.0, "lowest mel frequency (Hz)")
+    f_max: float | None = option(None, "highest mel frequency (Hz); none: Nyquist")
+    normalize: str = option("band", "per-clip normalisation", choices=NORMALIZE_MODES)
+    top_db: float | None = option(80.0, "floor each clip's log-mel this far below its own peak (dB); none: no floor")
+    log_floor: float = option(1e-12, "added to mel power before the log, so digital silence stays finite")
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
-            raise AudiomnistError(f"feature kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
+            raise ConfigError(f"feature kind must be one of {FEATURE_KINDS}, got {self.kind!r}")
         if self.normalize not in NORMALIZE_MODES:
-            raise AudiomnistError(f"normalize must be one of {NORMALIZE_MODES}, got {self.normalize!r}")
+            raise ConfigError(f"normalize must be one of {NORMALIZE_MODES}, got {self.normalize!r}")
         if not 0 < self.win_length <= self.n_fft:
-            raise AudiomnistError(f"win_length must be in 1..n_fft ({self.n_fft}), got {self.win_length}")
+            raise ConfigError(f"win_length must be in 1..n_fft ({self.n_fft}), got {self.win_length}")
         if self.hop_length <= 0 or self.n_mels <= 0 or self.log_floor <= 0:
-            raise AudiomnistError("hop_length, n_mels and log_floor must be positive")
+            raise ConfigError("hop_length, n_mels and log_floor must be positive")
         if self.top_db is not None and self.top_db <= 0:
-            raise AudiomnistError(f"top_db must be positive or None, got {self.top_db}")
+            raise ConfigError(f"top_db must be positive or None, got {self.top_db}")
 
     def num_frames(self, num_samples: int) -> int:
         """Frames a clip of num_samples gives (centred STFT)."""
@@ -106,7 +106,7 @@ class LogMel(nn.Module):
             return_complex=True,
         )
         # Everything after the STFT works on its contiguous (B, frames, bins) layout, turned to (B, mels, frames)
-        # at the end: reductions over the transposed view cost ~2x the whole STFT.
+        # at the end: reductions over the transposed view are slow (strided memory).
         pairs = torch.view_as_real(spec.transpose(1, 2)).square_().flatten(2)  # (B, frames, 2 * bins)
         logmel = torch.matmul(pairs, self.mel_fb_pairs).add_(cfg.log_floor).log_()  # (B, frames, mels), in place from here
         if cfg.top_db is not None:
@@ -114,8 +114,8 @@ class LogMel(nn.Module):
         if cfg.normalize == "none":
             return logmel.transpose(1, 2).contiguous()
         logmel = logmel.sub_(logmel.mean(dim=(1, 2) if cfg.normalize == "utterance" else 1, keepdim=True))
-        # Divide by each clip's standard deviation (its RMS, now that it is centred: ~30x cheaper than torch.std
-        # over two dimensions), writing the (B, mels, frames) result in the same pass.
+        # Divide by each clip's standard deviation (its RMS, now that it is centred: cheaper than torch.std over two
+        # dimensions), writing the (B, mels, frames) result in the same pass.
         rms = torch.linalg.vector_norm(logmel, dim=(1, 2), keepdim=True) / math.sqrt(logmel.shape[1] * logmel.shape[2])
         out = torch.empty(logmel.shape[0], logmel.shape[2], logmel.shape[1], dtype=logmel.dtype, device=logmel.device)
         return torch.div(logmel.transpose(1, 2), rms + 1e-5, out=out)
@@ -138,10 +138,10 @@ def build_frontend(cfg: FeatureConfig, sample_rate: int) -> nn.Module:
 class SpecAugmentConfig:
     """Frequency and time masks (Park et al. 2019); each mask spans 0..max_*_frac of its axis."""
 
-    freq_masks: int = 2
-    time_masks: int = 2
-    max_freq_frac: float = 0.1
-    max_time_frac: float = 0.1
+    freq_masks: int = option(2, "frequency masks per clip")
+    time_masks: int = option(2, "time masks per clip")
+    max_freq_frac: float = option(0.1, "widest frequency mask, as a fraction of the bands")
+    max_time_frac: float = option(0.1, "widest time mask, as a fraction of the frames")
 
 
 def _band_masks(

@@ -19,12 +19,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .audio import _resample, fit_batch, load_audio, prepare
+from sklearn.metrics import confusion_matrix
+
+from .audio import fit_batch, load_audio, prepare, resample
+from .checkpoint import PRETRAINED, load_trained, resolve_model
 from .errors import AudioError, AudiomnistError
+from .export import cached_export, read_sidecar
 from .features import build_frontend
+from .runconfig import TrainConfig, config_from_dict
 from .sources import is_audio, parse_label
 
-PRETRAINED = Path(__file__).parent / "pretrained"
+__all__ = ["BACKENDS", "PRETRAINED", "Classifier", "Prediction", "find_audio", "label_from_name", "resolve_model"]
 BACKENDS = ("torch", "onnx")
 
 
@@ -39,24 +44,6 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def resolve_model(spec: str | os.PathLike | None) -> Path:
-    """A model file from a run folder, a checkpoint, an .onnx file, or a shipped model's name (None: "default")."""
-    if spec is None or str(spec) == "":
-        spec = "default"
-    path = Path(spec)
-    if path.is_dir():
-        if (path / "best.pt").is_file():
-            return path / "best.pt"
-        raise AudiomnistError(f"{path}: not a run folder (no best.pt)")
-    if path.is_file():
-        return path
-    shipped = PRETRAINED / f"{spec}.pt"
-    if shipped.is_file():
-        return shipped
-    names = sorted(p.stem for p in PRETRAINED.glob("*.pt"))
-    raise AudiomnistError(f"{spec}: no such run folder, model file or shipped model (shipped: {', '.join(names) or 'none'})")
 
 
 def _onnx_session(path: Path, threads: int | None):
@@ -84,7 +71,8 @@ def _full_scale(x: np.ndarray) -> np.ndarray:
 class Classifier:
     """A trained network with the exact audio and feature settings it was trained with."""
 
-    def __init__(self, net, cfg, classes: list[str], backend: str = "torch", session=None, device: str | torch.device = "cpu"):
+    def __init__(self, net: torch.nn.Module | None, cfg: TrainConfig, classes: list[str], backend: str = "torch",
+                 session=None, device: str | torch.device = "cpu"):
         self.cfg = cfg
         self.classes = list(classes)
         self.backend = backend
@@ -102,14 +90,10 @@ class Classifier:
         backend "onnx" runs the network on ONNX Runtime: an .onnx file is used as is; a checkpoint is exported once
         into data_home()/onnx (keyed by its content) and that export reused.
         """
-        from .train import config_from_dict, load_trained
-
         if backend not in BACKENDS:
             raise AudiomnistError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
         path = resolve_model(spec)
         if path.suffix == ".onnx":
-            from .export import read_sidecar
-
             side = read_sidecar(path)
             session = _onnx_session(path, threads)
             width = session.get_outputs()[0].shape[-1]
@@ -117,8 +101,6 @@ class Classifier:
                 raise AudiomnistError(f"{path}: the network has {width} outputs but its sidecar names {len(side['classes'])} classes")
             return cls(None, config_from_dict(side["config"]), side["classes"], "onnx", session)
         if backend == "onnx":
-            from .export import cached_export
-
             net, cfg, classes = load_trained(path, "cpu")
             return cls(None, cfg, classes, "onnx", _onnx_session(cached_export(path, net, cfg, classes), threads))
         net, cfg, classes = load_trained(path, device)
@@ -161,7 +143,7 @@ class Classifier:
                 w = w.mean(axis=1)
             if w.size == 0 or not np.isfinite(w).all():
                 raise AudiomnistError("waveform is empty or has NaN/inf samples")
-            clips.append(w if sample_rate == self.sample_rate else _resample(w, sample_rate, self.sample_rate, self.cfg.audio.resample_quality))
+            clips.append(w if sample_rate == self.sample_rate else resample(w, sample_rate, self.sample_rate, self.cfg.audio.resample_quality))
         return [self._answer(p) for p in self.probabilities(self.windows(clips))]
 
     def predict(self, waveform: np.ndarray, sample_rate: int) -> Prediction:
@@ -234,13 +216,11 @@ def _table(preds: list[Prediction], truth: list[str | None]) -> str:
 
 
 def _score(preds: list[Prediction], truth: list[str | None], classes: list[str]) -> str:
-    from .evaluate import confusion
-
     pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth) if t in classes]
     if not pairs:
         return ""
     y, yhat = np.array(pairs).T
-    cm = confusion(y, yhat, len(classes))
+    cm = confusion_matrix(y, yhat, labels=list(range(len(classes))))
     lines = [f"accuracy {float((y == yhat).mean()):.4f} on {len(y)} files labelled by their names", "confusion (rows true, columns predicted):"]
     lines.append("     " + " ".join(f"{c:>4}" for c in classes))
     lines += [f"{c:>4} " + " ".join(f"{v:>4}" for v in row) for c, row in zip(classes, cm)]
@@ -279,9 +259,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if errors and not preds else 0
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("predict", help="predict the digit spoken in audio files", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS")
     p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
     p.add_argument("--backend", choices=BACKENDS, default="torch")

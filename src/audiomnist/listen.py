@@ -202,9 +202,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("listen", help="live digits from the microphone (or a recording through the same path)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
     p.add_argument("--backend", choices=BACKENDS, default="torch")
     p.add_argument("--threads", type=int, help="CPU threads for the network (one is plenty for real time)")

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -18,6 +19,11 @@ def data_home() -> Path:
 def runs_home() -> Path:
     """Default parent of training run folders: $AUDIOMNIST_RUNS, default ./runs."""
     return Path(os.environ.get("AUDIOMNIST_RUNS", "runs"))
+
+
+def new_run_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """A fresh run folder path, `{root}/{YYYYmmdd-HHMMSS}-{name}` (root: runs_home()); not created here."""
+    return Path(root or runs_home()) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
 
 
 def short_hash(*parts: object, n: int = 12) -> str:

@@ -164,9 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("serve", help="web page and REST API for predictions", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
     p.add_argument("--backend", choices=BACKENDS, default="torch")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")

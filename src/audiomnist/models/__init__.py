@@ -6,6 +6,8 @@ Each model class declares `input_kind` ("logmel": (B, 1, n_mels, frames); "wavef
 
 from __future__ import annotations
 
+import argparse
+
 from typing import Callable, TypeVar
 
 from torch import nn
@@ -60,8 +62,8 @@ def _cmd_models(args) -> int:
     return 0
 
 
-def add_cli(sub) -> None:
-    p = sub.add_parser("models", help="list the registered networks", description="Registered networks (10 classes).")
+def add_cli(p: argparse.ArgumentParser) -> None:
+    p.description = "Registered networks (10 classes)."
     p.set_defaults(func=_cmd_models)
 
 

@@ -1,0 +1,129 @@
+"""Training data: the catalog of every data folder, its waveform cache, the label of each row, and the split.
+
+Shared by training, cross-validation, evaluation and the demo, so they read data and split speakers the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import distributed
+from .cache import WaveformCache
+from .catalog import Catalog, combine, load_or_scan, sample_root, scan
+from .errors import AudiomnistError
+from .paths import data_home, short_hash
+from .runconfig import TrainConfig
+from .splits import Split, balanced_gender_speakers, paper_split, random_split, speaker_split
+
+
+@dataclass
+class Data:
+    """A catalog, its waveform cache, and the label of every row (-1: not usable for this target)."""
+
+    catalog: Catalog
+    cache: WaveformCache
+    labels: np.ndarray
+    classes: list[str]
+
+    @property
+    def speakers(self) -> np.ndarray:
+        return self.catalog.table["speaker"].astype(str).to_numpy()
+
+    @property
+    def usable(self) -> np.ndarray:
+        return np.flatnonzero(self.labels >= 0)
+
+
+def default_data() -> tuple[str, str]:
+    """AudioMNIST under AUDIOMNIST_HOME if downloaded, else the shipped synthetic sample (with a note saying so)."""
+    downloaded = data_home() / "datasets" / "audiomnist"
+    if downloaded.is_dir():
+        return str(downloaded), f"using AudioMNIST at {downloaded}"
+    root = sample_root()
+    return str(root), (
+        f"no dataset given and none downloaded: using the small synthetic espeak-ng sample at {root}.\n"
+        "  For real results: `audiomnist data download audiomnist`, or pass --data PATH (AudioMNIST, FSDD or your "
+        "own folder)."
+    )
+
+
+def with_default_data(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` as is when it names data; otherwise reading default_data(), with its note printed."""
+    if cfg.data:
+        return cfg
+    root, note = default_data()
+    print(note)
+    return dataclasses.replace(cfg, data=(root,))
+
+
+def class_names(target: str) -> list[str]:
+    if target == "digit":
+        return [str(d) for d in range(10)]
+    if target == "gender":
+        return ["female", "male"]
+    raise AudiomnistError(f"unknown --target {target!r}: choose digit or gender")
+
+
+def _labels(cfg: TrainConfig, catalog: Catalog, classes: list[str]) -> np.ndarray:
+    table = catalog.table
+    if cfg.target == "digit":
+        return table["digit"].to_numpy(dtype=np.int64).copy()
+    gender = table["gender"].fillna("").astype(str).str.lower().to_numpy()
+    labels = np.array([classes.index(g) if g in classes else -1 for g in gender], dtype=np.int64)
+    # The paper's gender folds pick their own balanced 12 + 12 speakers; a random pick would break them.
+    if (labels >= 0).any() and cfg.split != "paper":
+        keep = balanced_gender_speakers(table["speaker"].to_numpy(), gender, seed=cfg.seed)
+        labels[~keep] = -1
+    return labels
+
+
+def load_data(cfg: TrainConfig, progress: bool = True, save_catalog: bool = True) -> Data:
+    """Scan every data root, build or load the waveform cache, and label the usable rows.
+
+    save_catalog=False only reads (no catalog saved, nothing printed): for every torchrun worker but the first of a
+    machine.
+    """
+    roots = cfg.data or (default_data()[0],)
+    layout = None if cfg.layout == "auto" else cfg.layout
+    read = load_or_scan if save_catalog else scan
+    catalogs = [read(Path(r), layout=layout, progress=progress) for r in roots]
+    catalog = catalogs[0] if len(catalogs) == 1 else combine(catalogs)
+    if len(catalog.table) == 0:
+        raise AudiomnistError(f"no usable audio files found in {', '.join(map(str, roots))}")
+    cache = WaveformCache.for_catalog(catalog, cfg.audio, progress=progress)
+    if save_catalog:
+        cache.report_errors()
+    classes = class_names(cfg.target)
+    labels = _labels(cfg, catalog, classes)
+    labels[~cache.ok] = -1
+    return Data(catalog, cache, labels, classes)
+
+
+def load_data_everywhere(cfg: TrainConfig, progress: bool = True) -> Data:
+    """load_data on every torchrun rank, in turns (distributed.in_turns): rank 0 alone prints, saves the catalog and
+    builds the cache; the others open it (where it is not shared, the first process of each machine builds one)."""
+    main = distributed.is_main()
+    data = distributed.in_turns(lambda: load_data(cfg, progress=progress and main, save_catalog=main))
+    if not distributed.all_same(short_hash(data.catalog.table["relpath"].tolist(), data.labels.tolist())):
+        raise AudiomnistError("the processes see different data: give every machine the same --data folders and files")
+    return data
+
+
+def make_split(cfg: TrainConfig, data: Data) -> Split:
+    """The configured split over usable rows, as global row indices."""
+    rows = data.usable
+    speakers = data.speakers[rows]
+    if cfg.split == "speaker":
+        strata = data.labels[rows] if cfg.target == "gender" else None
+        s = speaker_split(speakers, cfg.val_frac, cfg.test_frac, cfg.seed, strata=strata)
+    elif cfg.split == "random":
+        s = random_split(len(rows), cfg.val_frac, cfg.test_frac, cfg.seed)
+    elif cfg.split == "paper":
+        s = paper_split(speakers, cfg.fold, cfg.target)
+    else:
+        raise AudiomnistError(f"unknown --split {cfg.split!r}: choose speaker, random or paper")
+    return Split(rows[s.train], rows[s.val], rows[s.test], s.kind, s.leaky)

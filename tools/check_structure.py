@@ -1,0 +1,136 @@
+"""Check the package's shape: import cycles between its modules, imports hidden inside functions, long functions.
+
+    python tools/check_structure.py [--max-lines 80] [--src src/audiomnist]
+
+Reads the source with `ast` (nothing is imported). Every `import` of a project module counts, at module level,
+inside a function or under `if TYPE_CHECKING:` alike, so a cycle cannot hide behind a lazy import. Prints what it
+finds and exits 1 on any cycle, any function-level import of a project module, or any function over --max-lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = "audiomnist"
+
+
+def module_name(path: Path, src: Path) -> str:
+    parts = list(path.relative_to(src.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def resolve(node: ast.ImportFrom, current: str, is_package: bool) -> list[str]:
+    """Absolute module names an ImportFrom refers to (each `from . import x` name may itself be a module)."""
+    if node.level:
+        base = current.split(".")
+        base = base[: len(base) - node.level + (1 if is_package else 0)]
+        prefix = ".".join(base + ([node.module] if node.module else []))
+    else:
+        prefix = node.module or ""
+    return [prefix] + [f"{prefix}.{a.name}" for a in node.names]
+
+
+def imports_of(tree: ast.Module, name: str, is_package: bool, known: set[str]) -> list[tuple[str, int, bool]]:
+    """(imported project module, line, inside a function) for every import statement in the tree."""
+    found: list[tuple[str, int, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            targets: list[str] = []
+            if isinstance(child, ast.Import):
+                targets = [a.name for a in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                targets = resolve(child, name, is_package)
+                # `from . import x` imports the submodule x, not the package's __init__.
+                submodules = [t for t in targets[1:] if t in known]
+                targets = submodules or targets[:1]
+            for t in targets:
+                if t in known and t != name:
+                    found.append((t, child.lineno, in_function))
+            visit(child, nested)
+
+    visit(tree, False)
+    return found
+
+
+def long_functions(tree: ast.Module, limit: int) -> list[tuple[str, int, int]]:
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > limit:
+                out.append((node.name, node.lineno, length))
+    return out
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan), each a set of modules importing in a circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def strongconnect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                strongconnect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                components.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            strongconnect(v)
+    return components
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--src", type=Path, default=Path(__file__).resolve().parents[1] / "src" / PACKAGE,
+                    help="the package folder")
+    ap.add_argument("--max-lines", type=int, default=80, help="longest function allowed, in lines")
+    args = ap.parse_args(argv)
+    files = sorted(args.src.rglob("*.py"))
+    trees = {module_name(f, args.src): (f, ast.parse(f.read_text(), str(f))) for f in files}
+    known = set(trees)
+    graph: dict[str, set[str]] = {m: set() for m in known}
+    problems = 0
+    # A package's own __init__ importing its submodules is how it registers them, not a layering choice.
+    for mod, (path, tree) in sorted(trees.items()):
+        for target, line, in_function in imports_of(tree, mod, path.name == "__init__.py", known):
+            if target.startswith(mod + ".") and path.name == "__init__.py":
+                continue
+            graph[mod].add(target)
+            if in_function:
+                print(f"{path}:{line}: function-level import of {target}")
+                problems += 1
+        for fn, line, length in long_functions(tree, args.max_lines):
+            print(f"{path}:{line}: {fn} is {length} lines (> {args.max_lines})")
+            problems += 1
+    for cycle in find_cycles(graph):
+        print("import cycle: " + " <-> ".join(cycle))
+        problems += 1
+    print(f"{len(files)} modules, {sum(len(v) for v in graph.values())} project imports, {problems} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
