@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from . import __version__
 from .errors import AudiomnistError
@@ -25,6 +27,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception, so `kill PID` (or a job scheduler) cleans up temp files and workers as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="audiomnist", description=__doc__.splitlines()[0])
@@ -37,14 +47,25 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sub.add_parser(name, help=help_, add_help=False)
     args = parser.parse_args(argv)
+    # Only where nobody else handles SIGTERM (an embedding program or server may have its own handler).
+    own_sigterm = threading.current_thread() is threading.main_thread() \
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if own_sigterm:
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args) or 0)
     except AudiomnistError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if own_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":
