@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
 import shutil
 
 import numpy as np
@@ -14,9 +16,11 @@ import soxr
 import torch
 
 from audiomnist import cli
+from audiomnist.audio import load_audio
 from audiomnist.catalog import sample_root
 from audiomnist.errors import AudioError, AudiomnistError
 from audiomnist.infer import PRETRAINED, Classifier, Prediction, find_audio, label_from_name, resolve_model
+from audiomnist.sources import path_problem
 
 CLASSES = [str(d) for d in range(10)]
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -244,3 +248,40 @@ def test_cli_errors(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_predict(capsys, *argv)
     assert code == 2 and err.startswith("error: ") and message in err
+
+
+def test_cli_processes_every_readable_input_and_names_each_unreadable_one(named_clips, tmp_path, capsys):
+    """A missing file or a symlink loop among the arguments must not lose the others; the command fails at the end."""
+    loop = tmp_path / "loop.wav"
+    os.symlink(loop, loop)  # points at itself: ELOOP
+    dangling = tmp_path / "dangling.wav"
+    os.symlink(tmp_path / "gone.wav", dangling)
+    good = named_clips / "seven.wav"
+    code, out, err = run_predict(capsys, tmp_path / "missing.wav", loop, good, dangling, "--format", "json")
+    assert code == 1
+    assert [r["path"] for r in json.loads(out)] == [str(good)]
+    lines = err.splitlines()
+    for path, cause in ((tmp_path / "missing.wav", "no such file or folder"), (loop, "symlink loop"),
+                        (dangling, "broken symlink")):
+        (line,) = [line for line in lines if str(path) in line]
+        assert cause in line, line
+    code, _, err = run_predict(capsys, loop)  # nothing readable at all: one error line with the real cause
+    assert code == 2 and err.startswith("error: ") and "symlink loop" in err and err.count("\n") == 1
+
+
+def test_unreadable_causes_are_the_operating_systems(tmp_path, monkeypatch):
+    """Permission denied (not libsndfile's 'System error'); as root no file is unreadable, so the OS call is faked."""
+    f = tmp_path / "3_x.wav"
+    write_wav(f, 3)
+    real_open = os.open
+
+    def denied(path, *a, **k):
+        if os.fspath(path) == str(f):
+            raise PermissionError(errno.EACCES, "Permission denied", str(f))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", denied)
+    assert path_problem(f) == "permission denied"
+    monkeypatch.setattr(sf, "SoundFile", lambda *a, **k: (_ for _ in ()).throw(sf.LibsndfileError(2, "System error")))
+    with pytest.raises(AudioError, match="permission denied"):
+        load_audio(f, 8000)

@@ -13,6 +13,7 @@ import soxr
 import torch
 
 from .errors import AudioError
+from .sources import path_problem
 
 PAD_MODES = ("zeros", "noise")
 CACHE_DTYPES = ("int16", "float16")
@@ -82,8 +83,11 @@ def load_audio(
             else:
                 x = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
-        if not os.path.exists(path):
+        problem = path_problem(path)  # libsndfile says "System error" for a denied permission or a symlink loop
+        if problem == "no such file or folder":
             raise AudioError(path, "file not found") from None
+        if problem is not None:
+            raise AudioError(path, problem) from None
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise AudioError(path, "empty file (0 bytes)") from None
         reason = getattr(e, "error_string", None) or str(e)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .audio import _resample, fit_batch, load_audio, prepare
 from .errors import AudioError, AudiomnistError
 from .features import build_frontend
-from .sources import is_audio, parse_label
+from .sources import is_audio, parse_label, path_problem
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 BACKENDS = ("torch", "onnx")
@@ -198,17 +198,24 @@ class Classifier:
         return done, errors
 
 
-def find_audio(inputs: list[str]) -> list[Path]:
-    """Files given directly plus audio files found (sorted) under given folders."""
+def find_audio(inputs: list[str], problems: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Files given directly plus audio files found (sorted) under given folders.
+
+    An input that cannot be read (missing, symlink loop, permission denied) goes to `problems` as (path, reason),
+    so one bad argument never loses the others; without a `problems` list it raises instead.
+    """
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        problem = path_problem(p)
+        if problem is not None:
+            if problems is None:
+                raise AudiomnistError(f"{_printable(str(p))}: {problem}")
+            problems.append((str(p), problem))
+        elif p.is_dir():
             out += sorted(q for q in p.rglob("*") if q.is_file() and is_audio(q.name))
-        elif p.exists():
-            out.append(p)
         else:
-            raise AudiomnistError(f"{p}: no such file or folder")
+            out.append(p)
     return out
 
 
@@ -249,7 +256,10 @@ def _score(preds: list[Prediction], truth: list[str | None], classes: list[str])
 
 def cmd_predict(args: argparse.Namespace) -> int:
     clf = Classifier.load(args.model, backend=args.backend)
-    paths = find_audio(args.inputs)
+    problems: list[tuple[str, str]] = []
+    paths = find_audio(args.inputs, problems)
+    if not paths and problems:
+        raise AudiomnistError("; ".join(f"{_printable(p)}: {r}" for p, r in problems))
     if not paths:
         raise AudiomnistError(f"no audio files (.wav, .flac, .ogg) in {', '.join(args.inputs)}")
     t0 = time.perf_counter()
@@ -274,9 +284,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if score:
         print(score, file=out)
     print(f"{len(preds)} files in {seconds:.2f} s ({clf.backend})", file=out)
+    for p, reason in problems:
+        print(f"skipped: {_printable(p)}: {reason}", file=sys.stderr)
     for e in errors:
         print(f"skipped: {e}", file=sys.stderr)
-    return 1 if errors and not preds else 0
+    # A file named on the command line that could not be used fails the command (after the rest were processed);
+    # unusable files found inside a given folder are only listed, as `data scan` does.
+    named = {os.fspath(Path(a)) for a in args.inputs}
+    return 1 if problems or (errors and not preds) or any(e.path in named for e in errors) else 0
 
 
 def add_cli(sub) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -61,6 +63,32 @@ class Metadata:
 
 def is_audio(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in AUDIO_EXTS
+
+
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read, in the operating system's own terms (None when it can be opened).
+
+    A symlink loop or a denied permission must not be reported as 'not found' or libsndfile's 'System error'.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (too many levels of symbolic links)"
+        if e.errno == errno.ENOENT:
+            return "broken symlink (its target does not exist)" if os.path.islink(path) else "no such file or folder"
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied"
+        return (e.strerror or str(e)).lower()
+    if stat.S_ISDIR(st.st_mode):
+        return None if os.access(path, os.R_OK | os.X_OK) else "permission denied (folder)"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as e:
+        return "permission denied" if e.errno in (errno.EACCES, errno.EPERM) else (e.strerror or str(e)).lower()
+    return None
 
 
 def digit_from_word(text: str) -> int | None:
