@@ -66,11 +66,13 @@ def _resample(x: np.ndarray, sr_in: int, sr_out: int, quality: str) -> np.ndarra
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate: int, max_seconds: float | None = None, quality: str = "HQ"
+    path: str | os.PathLike, sample_rate: int, max_seconds: float | None = None, quality: str = "HQ",
+    allow_nonfinite: bool = False,
 ) -> np.ndarray:
     """Decode `path` to float32 mono at `sample_rate`; read at most `max_seconds` from the start.
 
-    Raises AudioError for anything a model should not see: unreadable, empty, NaN/inf samples.
+    Raises AudioError for anything a model should not see: unreadable, empty, NaN/inf samples (unless
+    `allow_nonfinite`: prediction answers "no digit" for those instead of refusing the file).
     """
     try:
         with sf.SoundFile(os.fsencode(path)) as f:  # bytes: names that are not valid UTF-8 open too
@@ -95,7 +97,7 @@ def load_audio(
     if len(x) == 0:
         raise AudioError(path, "no audio samples (0 frames)")
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    if not np.isfinite(x.sum(dtype=np.float64)) and not np.isfinite(x).all():
+    if not allow_nonfinite and not np.isfinite(x.sum(dtype=np.float64)) and not np.isfinite(x).all():
         bad = int(np.count_nonzero(~np.isfinite(x)))
         raise AudioError(path, f"{bad} NaN or infinite sample(s); refusing to use corrupt audio")
     if sr != sample_rate:

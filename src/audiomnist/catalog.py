@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .errors import AudiomnistError
 from .paths import atomic_write, atomic_write_text, data_home, short_hash
-from .sources import LAYOUTS, UNKNOWN, detect_layout_from_names, is_audio, load_metadata, parse_label
+from .sources import LAYOUTS, UNKNOWN, detect_layout_from_names, is_audio, load_metadata, parse_label, truncation
 
 COLUMNS = (
     "path", "relpath", "dataset", "digit", "speaker", "repetition", "sample_rate", "channels", "frames",
@@ -229,7 +229,7 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
         layout = detect_layout_from_names(audio)
     meta = load_metadata(root, layout)
 
-    rows, stats = [], []
+    rows, stats, truncated = [], [], []
     disable = not progress or not sys.stderr.isatty()
     for rel in tqdm(audio, desc=f"scan {root.name}", unit="file", disable=disable):
         path = str(root / rel)
@@ -248,9 +248,12 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
         try:
             with sf.SoundFile(os.fsencode(path)) as f:
                 sr, ch, frames, fmt, subtype = f.samplerate, f.channels, f.frames, f.format, f.subtype
+                cut = truncation(f.extra_info)
         except Exception as e:  # libsndfile raises LibsndfileError/RuntimeError/TypeError for garbage
             skipped.append((path, _unreadable_reason(e)))
             continue
+        if cut:  # the part that is there is kept (it may hold the word), but the damage must not go unnoticed
+            truncated.append(f"{_display(path)}: {cut}")
         if frames <= 0 or sr <= 0:
             skipped.append((path, "no audio frames (header only)"))
             continue
@@ -264,7 +267,7 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
     table = _typed(pd.DataFrame(rows, columns=list(COLUMNS)))
     table = table.sort_values("relpath", kind="stable").reset_index(drop=True)
     skipped_df = pd.DataFrame(sorted(skipped), columns=list(SKIPPED_COLUMNS))
-    notes = list(meta.notes)
+    notes = list(meta.notes) + truncated
     if meta.path is not None:
         missing = sorted(set(table["speaker"]) - set(meta.speakers))
         if missing:

@@ -22,20 +22,49 @@ from tqdm.auto import tqdm
 from .audio import _resample, fit_batch, load_audio, prepare
 from .errors import AudioError, AudiomnistError
 from .features import build_frontend
-from .sources import is_audio, parse_label, path_problem
+from .sources import is_audio, parse_label, path_problem, truncation
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 BACKENDS = ("torch", "onnx")
 
 
+# Clips that cannot hold a spoken digit get "no digit" and one of these reasons instead of a confident guess.
+TOO_SHORT, NO_SPEECH, BAD_SAMPLES = "too short", "no speech", "bad samples"
+MIN_SIGNAL_S = 0.1  # the shortest digits ("six", "eight") last ~250 ms; under 100 ms of signal is a click or a cut
+MIN_ACTIVE_S = 0.05  # of it above the speech floor: half, as the quietest short FSDD words have only 100 ms there
+MIN_SPEECH_DBFS = -60.0  # a 10 ms frame quieter is silence or hiss; the quietest FSDD word peaks at -48 dBFS a frame
+MAX_ABS_SAMPLE = 1e3  # float files: beyond this a sample is corruption, not loud speech (full scale is 1)
+FRAME_S = 0.01
+
+
+def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
+    """Why a mono clip cannot hold a spoken digit (TOO_SHORT, NO_SPEECH, BAD_SAMPLES), or None if it can."""
+    x = np.asarray(wave, dtype=np.float64).reshape(-1)
+    if x.size and (not np.isfinite(x).all() or np.abs(x).max() > MAX_ABS_SAMPLE):
+        return BAD_SAMPLES
+    frame = max(1, round(FRAME_S * sample_rate))
+    if x.size < MIN_SIGNAL_S * sample_rate:
+        return TOO_SHORT
+    frames = x[: x.size // frame * frame].reshape(-1, frame)
+    level = 10 * np.log10(np.mean(np.square(frames - frames.mean(axis=1, keepdims=True)), axis=1) + 1e-20)
+    loud = int(np.count_nonzero(level >= MIN_SPEECH_DBFS))
+    if loud == 0:
+        return NO_SPEECH
+    return TOO_SHORT if loud * frame < MIN_ACTIVE_S * sample_rate else None
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """One clip's answer: the most likely class, its probability, and every class's probability."""
+    """One clip's answer: the most likely class, its probability, and every class's probability.
 
-    label: str
+    `label` None means no digit: the clip cannot hold one, and `reason` says why (audio_problem).
+    """
+
+    label: str | None
     probability: float
     probabilities: dict[str, float]
     path: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,16 +182,28 @@ class Classifier:
         i = int(p.argmax())
         return Prediction(self.classes[i], float(p[i]), {c: float(v) for c, v in zip(self.classes, p)}, path)
 
+    def _answers(self, clips: list[np.ndarray], paths: list[str | None]) -> list[Prediction]:
+        """Clips at the model's rate -> predictions; the ones audio_problem rejects get no digit and never reach the net."""
+        problems = [audio_problem(c, self.sample_rate) for c in clips]
+        good = [c for c, why in zip(clips, problems) if why is None]
+        probs = iter(self.probabilities(self.windows(good)) if good else [])
+        return [self._answer(next(probs), p) if why is None else Prediction(None, 0.0, {}, p, why)
+                for why, p in zip(problems, paths)]
+
     def predict_batch(self, waveforms: list[np.ndarray], sample_rate: int) -> list[Prediction]:
         clips = []
         for w in waveforms:
             w = np.asarray(w, dtype=np.float32)
             if w.ndim == 2:
                 w = w.mean(axis=1)
-            if w.size == 0 or not np.isfinite(w).all():
-                raise AudiomnistError("waveform is empty or has NaN/inf samples")
-            clips.append(w if sample_rate == self.sample_rate else _resample(w, sample_rate, self.sample_rate, self.cfg.audio.resample_quality))
-        return [self._answer(p) for p in self.probabilities(self.windows(clips))]
+            if w.size == 0:
+                raise AudiomnistError("waveform is empty")
+            if audio_problem(w, sample_rate) == BAD_SAMPLES:  # judged before resampling spreads a NaN or 1e30 around
+                w = np.full(1, np.nan, np.float32)
+            elif sample_rate != self.sample_rate:
+                w = _resample(w, sample_rate, self.sample_rate, self.cfg.audio.resample_quality)
+            clips.append(w)
+        return self._answers(clips, [None] * len(clips))
 
     def predict(self, waveform: np.ndarray, sample_rate: int) -> Prediction:
         """One clip (mono, or (frames, channels)) at any sample rate."""
@@ -170,11 +211,11 @@ class Classifier:
 
     def load_file(self, path: str | os.PathLike) -> np.ndarray:
         a = self.cfg.audio
-        return load_audio(path, a.sample_rate, a.max_seconds, a.resample_quality)
+        # NaN/inf samples are loaded, not refused: they get "no digit" (bad samples) like any other unusable clip.
+        return load_audio(path, a.sample_rate, a.max_seconds, a.resample_quality, allow_nonfinite=True)
 
     def predict_file(self, path: str | os.PathLike) -> Prediction:
-        p = self.probabilities(self.windows([self.load_file(path)]))[0]
-        return self._answer(p, os.fspath(path))
+        return self._answers([self.load_file(path)], [os.fspath(path)])[0]
 
     def predict_files(
         self, paths: list[str | os.PathLike], batch_size: int = 64, progress: bool = False
@@ -192,7 +233,7 @@ class Classifier:
                 except AudioError as e:
                     errors.append(e)
             if clips:
-                done += [self._answer(pr, p) for pr, p in zip(self.probabilities(self.windows(clips)), ok)]
+                done += self._answers(clips, ok)
             bar.update(min(batch_size, len(paths) - i))
         bar.close()
         return done, errors
@@ -236,6 +277,9 @@ def _table(preds: list[Prediction], truth: list[str | None]) -> str:
     lines = [f"{'file':<{width}}  pred  prob    true"]
     for p, name, t in zip(preds, names, truth):
         mark = "" if t is None else (t if t == p.label else f"{t}  WRONG")
+        if p.label is None:  # no digit: "-" in the prediction column and the reason where the probability goes
+            lines.append(f"{name:<{width}}  {'-':>4}  {p.reason}  {mark}".rstrip())
+            continue
         lines.append(f"{name:<{width}}  {p.label:>4}  {p.probability:.3f}  {mark}")
     return "\n".join(lines)
 
@@ -243,15 +287,29 @@ def _table(preds: list[Prediction], truth: list[str | None]) -> str:
 def _score(preds: list[Prediction], truth: list[str | None], classes: list[str]) -> str:
     from .evaluate import confusion
 
-    pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth) if t in classes]
-    if not pairs:
+    pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth) if t in classes and p.label is not None]
+    missed = sum(t in classes and p.label is None for p, t in zip(preds, truth))
+    if not pairs and not missed:
         return ""
-    y, yhat = np.array(pairs).T
+    y, yhat = np.array(pairs, dtype=int).reshape(-1, 2).T
     cm = confusion(y, yhat, len(classes))
-    lines = [f"accuracy {float((y == yhat).mean()):.4f} on {len(y)} files labelled by their names", "confusion (rows true, columns predicted):"]
+    # A labelled file that got no digit is a miss: it counts against accuracy but has no column in the confusion.
+    note = f" ({missed} gave no digit, counted as wrong)" if missed else ""
+    lines = [f"accuracy {float((y == yhat).sum()) / (len(y) + missed):.4f} on {len(y) + missed} files labelled by their names{note}",
+             "confusion (rows true, columns predicted):"]
     lines.append("     " + " ".join(f"{c:>4}" for c in classes))
     lines += [f"{c:>4} " + " ".join(f"{v:>4}" for v in row) for c, row in zip(classes, cm)]
     return "\n".join(lines)
+
+
+def _truncated(path: Path) -> str | None:
+    """The truncation a file's header reveals (soundfile reads what is there and says nothing), or None."""
+    import soundfile as sf
+
+    try:
+        return truncation(sf.info(os.fsencode(path)).extra_info)
+    except Exception:  # unreadable: predict_files reports it with its reason
+        return None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -262,20 +320,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise AudiomnistError("; ".join(f"{_printable(p)}: {r}" for p, r in problems))
     if not paths:
         raise AudiomnistError(f"no audio files (.wav, .flac, .ogg) in {', '.join(args.inputs)}")
+    for p in paths:
+        cut = _truncated(p)
+        if cut:
+            print(f"warning: {_printable(str(p))}: {cut}; predicting from the part that is there", file=sys.stderr)
     t0 = time.perf_counter()
     preds, errors = clf.predict_files(paths, progress=not args.no_progress and sys.stderr.isatty())
     seconds = time.perf_counter() - t0
     truth = [label_from_name(p.path) for p in preds]
     if args.format == "json":
-        rows = [{**p.to_dict(), "path": _printable(p.path) if p.path else p.path, "true": t} for p, t in zip(preds, truth)]
+        digit = clf.cfg.target == "digit"
+        rows = [{**p.to_dict(), "path": _printable(p.path) if p.path else p.path, "digit": p.label if digit else None,
+                 "true": t} for p, t in zip(preds, truth)]
         print(json.dumps(rows, indent=2))
     elif args.format == "csv":
         import csv
 
         w = csv.writer(sys.stdout)
-        w.writerow(["path", "prediction", "probability", "true", *(f"p_{c}" for c in clf.classes)])
+        w.writerow(["path", "prediction", "probability", "true", *(f"p_{c}" for c in clf.classes), "reason"])
         for p, t in zip(preds, truth):
-            w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "", *(f"{p.probabilities[c]:.6f}" for c in clf.classes)])
+            if p.label is None:
+                w.writerow([_printable(p.path), "-", "-", t or "", *([""] * len(clf.classes)), p.reason])
+                continue
+            w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "", *(f"{p.probabilities[c]:.6f}" for c in clf.classes), ""])
     else:
         print(_table(preds, truth))
     # With json/csv on stdout the score goes to stderr, so the output stays machine-readable.

@@ -91,6 +91,20 @@ def path_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
+# libsndfile's header log ("data : 16000 (should be 7978)"): the audio chunk promises more bytes than the file has.
+_CHUNK_SIZE_RE = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def truncation(header_log: str) -> str | None:
+    """'truncated: ...' when a WAV/AIFF header (soundfile's extra_info) promises more audio than the file holds."""
+    m = _CHUNK_SIZE_RE.search(header_log or "")
+    if not m or int(m.group(3)) >= int(m.group(2)):
+        return None
+    promised, present = int(m.group(2)), int(m.group(3))
+    return (f"truncated: the header promises {promised} bytes of audio, the file holds {present} "
+            f"({100 * present / promised:.0f} %); the rest is missing")
+
+
 def digit_from_word(text: str) -> int | None:
     """'7', 'seven', 'Seven' -> 7; anything else -> None."""
     text = text.strip().lower()
