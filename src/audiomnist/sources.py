@@ -23,7 +23,9 @@ MIN_AGE, MAX_AGE = 3, 110
 _AUDIOMNIST_RE = re.compile(r"^(\d)_(\d{1,3})_(\d+)$")
 _FSDD_RE = re.compile(r"^(\d)_([^_]+)_(\d+)$")
 _DIGIT_PREFIX_RE = re.compile(r"^(\d)(?:[_\- ](.*))?$")
-_WORD_PREFIX_RE = re.compile(r"^(" + "|".join(DIGIT_WORDS) + r")(?![a-z])[_\- ]?(.*)$", re.IGNORECASE)
+# A digit word labels a file only as the whole name or followed by a take number ('seven', 'seven_3', 'Seven-take2'):
+# any other word after it ('one_sample', 'six_ch') makes it an ordinary name, not a label.
+_WORD_NAME_RE = re.compile(r"^(" + "|".join(DIGIT_WORDS) + r")(?:[_\- ]?((?:take|rep|r)?[_\- ]?\d+))?$", re.IGNORECASE)
 _REP_RE = re.compile(r"^(?:take|rep|r)?[_\- ]?(\d+)$", re.IGNORECASE)
 
 # Spelling variants seen in the real AudioMNIST meta file, after lowercasing.
@@ -119,8 +121,8 @@ def _repetition(rest: str | None) -> int:
 
 
 def _label_from_name(stem: str) -> tuple[int, int] | None:
-    """(digit, repetition) from '7_anything', 'seven', 'zero_3', 'Seven-take2'."""
-    m = _DIGIT_PREFIX_RE.match(stem) or _WORD_PREFIX_RE.match(stem)
+    """(digit, repetition) from '7_anything', 'seven', 'zero_3', 'Seven-take2'; not from 'one_sample' or 'six_ch'."""
+    m = _DIGIT_PREFIX_RE.match(stem) or _WORD_NAME_RE.match(stem)
     if not m:
         return None
     return digit_from_word(m.group(1)), _repetition(m.group(2))
