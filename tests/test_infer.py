@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -355,3 +356,32 @@ def test_predict_warns_about_a_truncated_wav(tmp_path, capsys):
     assert code == 0 and str(cut) in out
     (line,) = [line for line in err.splitlines() if "truncated" in line]
     assert line.startswith(f"warning: {cut}: truncated") and "full.wav" not in err
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs a file system that stores raw bytes names")
+def test_predict_and_scan_take_the_same_files_and_list_what_they_leave(tmp_path, capsys):
+    """One rule: a WAV named .mp3 is used by both, a name that is not UTF-8 refused by both, notes ignored but listed."""
+    from audiomnist.catalog import scan
+
+    root = tmp_path / "data"
+    (root / "alice").mkdir(parents=True)
+    write_wav(root / "alice" / "1_a.wav", 1)
+    write_wav(root / "alice" / "3_a.mp3", 3)  # really a WAV
+    (root / "alice" / "notes.txt").write_text("not audio")
+    (root / "alice" / ".5_hidden.wav").write_bytes(b"")
+    raw = os.path.join(os.fsencode(root / "alice"), b"7_caf\xe9.wav")
+    shutil.copy(root / "alice" / "1_a.wav", raw)
+
+    catalog = scan(root, layout="folder", progress=False)
+    problems: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    taken = find_audio([str(root)], problems, ignored)
+    assert sorted(map(str, taken)) == sorted(catalog.table["path"]) == [str(root / "alice" / n) for n in ("1_a.wav", "3_a.mp3")]
+    assert [r for _, r in problems] == list(catalog.skipped["reason"]) and "UTF-8" in problems[0][1]
+    assert ignored == [str(root / "alice" / "notes.txt")] and any("not audio by name" in n for n in catalog.notes)
+
+    code, out, err = run_predict(capsys, root)
+    assert code == 0 and "3_a.mp3" in out
+    assert "ignored 1 files that are not audio by name: " in err and "notes.txt" in err
+    (line,) = [line for line in err.splitlines() if line.startswith("skipped:")]
+    assert "7_caf\\xe9.wav" in line and "UTF-8" in line

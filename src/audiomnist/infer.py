@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from .audio import _resample, fit_batch, load_audio, prepare
 from .errors import AudioError, AudiomnistError
 from .features import build_frontend
-from .sources import is_audio, parse_label, path_problem, truncation
+from .sources import IGNORED_DIRS, NOT_AUDIO, audio_file_rule, parse_label, path_problem, truncation
 
 PRETRAINED = Path(__file__).parent / "pretrained"
 BACKENDS = ("torch", "onnx")
@@ -239,24 +240,69 @@ class Classifier:
         return done, errors
 
 
-def find_audio(inputs: list[str], problems: list[tuple[str, str]] | None = None) -> list[Path]:
-    """Files given directly plus audio files found (sorted) under given folders.
+def _audio_under(folder: Path, problems: list[tuple[str, str]], ignored: list[str]) -> list[Path]:
+    """Files under `folder` that sources.audio_file_rule takes, sorted; refused ones to `problems`, others to `ignored`.
 
-    An input that cannot be read (missing, symlink loop, permission denied) goes to `problems` as (path, reason),
-    so one bad argument never loses the others; without a `problems` list it raises instead.
+    Symlinked folders are followed, each real folder entered once (by device and inode), so links never loop.
+    """
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+
+    def unreadable(e: OSError) -> None:
+        problems.append((str(e.filename), f"folder not readable: {(e.strerror or str(e)).lower()}"))
+
+    for top, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        # Hidden entries and __MACOSX are skipped unlisted, as data scan does (.DS_Store, ._x.wav resource forks).
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in IGNORED_DIRS)
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = Path(top, name)
+            verdict = audio_file_rule(path.relative_to(folder).as_posix())
+            if verdict is None:
+                found.append(path)
+            elif verdict == NOT_AUDIO:
+                ignored.append(str(path))
+            else:
+                problems.append((str(path), verdict))
+    return sorted(found)
+
+
+def find_audio(
+    inputs: list[str], problems: list[tuple[str, str]] | None = None, ignored: list[str] | None = None
+) -> list[Path]:
+    """Files given directly plus the audio files found (sorted) under given folders, by the rule data scan uses.
+
+    An input that cannot be read (missing, symlink loop, permission denied) or a file the rule refuses goes to
+    `problems` as (path, reason), so one bad argument never loses the others; files that are not audio by name go
+    to `ignored`. Without a `problems` list a bad input raises and refused files are warned about.
     """
     out: list[Path] = []
+    found: list[tuple[str, str]] = []
     for item in inputs:
         p = Path(item)
         problem = path_problem(p)
+        if problem is None and not p.is_dir():  # named explicitly: tried whatever its extension, never if not UTF-8
+            verdict = audio_file_rule(p.name)
+            problem = None if verdict in (None, NOT_AUDIO) else verdict
         if problem is not None:
             if problems is None:
                 raise AudiomnistError(f"{_printable(str(p))}: {problem}")
             problems.append((str(p), problem))
         elif p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.is_file() and is_audio(q.name))
+            out += _audio_under(p, found, [] if ignored is None else ignored)
         else:
             out.append(p)
+    if problems is None:
+        for path, reason in found:
+            warnings.warn(f"{_printable(path)}: {reason}", stacklevel=2)
+    else:
+        problems += found
     return out
 
 
@@ -315,7 +361,11 @@ def _truncated(path: Path) -> str | None:
 def cmd_predict(args: argparse.Namespace) -> int:
     clf = Classifier.load(args.model, backend=args.backend)
     problems: list[tuple[str, str]] = []
-    paths = find_audio(args.inputs, problems)
+    ignored: list[str] = []
+    paths = find_audio(args.inputs, problems, ignored)
+    if ignored:  # listed, not silently dropped: a recording with an unexpected extension should be noticed
+        names = ", ".join(_printable(p) for p in ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+        print(f"ignored {len(ignored)} files that are not audio by name: {names}", file=sys.stderr)
     if not paths and problems:
         raise AudiomnistError("; ".join(f"{_printable(p)}: {r}" for p, r in problems))
     if not paths:
@@ -358,7 +408,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # A file named on the command line that could not be used fails the command (after the rest were processed);
     # unusable files found inside a given folder are only listed, as `data scan` does.
     named = {os.fspath(Path(a)) for a in args.inputs}
-    return 1 if problems or (errors and not preds) or any(e.path in named for e in errors) else 0
+    failed = [p for p, _ in problems if p in named] + [e.path for e in errors if e.path in named]
+    return 1 if failed or (errors and not preds) else 0
 
 
 def add_cli(sub) -> None:

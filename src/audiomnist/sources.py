@@ -14,6 +14,10 @@ from pathlib import Path, PurePosixPath
 
 LAYOUTS = ("audiomnist", "fsdd", "folder")
 AUDIO_EXTS = frozenset({".wav", ".flac", ".ogg"})
+# Audio that libsndfile may not take: still tried (a WAV named .mp3 is read), and named when it cannot be read.
+OTHER_AUDIO_EXTS = frozenset({".mp3", ".m4a", ".aac", ".wma", ".opus", ".aif", ".aiff", ".au", ".webm", ".amr", ".caf"})
+IGNORED_DIRS = frozenset({"__MACOSX"})
+NOT_AUDIO = "not audio by name"
 UNKNOWN = "unknown"
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AUDIOMNIST_META = "audioMNIST_meta.txt"
@@ -65,6 +69,24 @@ class Metadata:
 
 def is_audio(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in AUDIO_EXTS
+
+
+def audio_file_rule(relpath: str) -> str | None:
+    """The one rule by which every entry point (data scan, train, analyze, predict) takes files found in a folder.
+
+    None: read it as audio; its content decides (a WAV named .mp3 is used). NOT_AUDIO: not audio by its name (.txt,
+    .json, hidden files, __MACOSX): ignored, and counted. Anything else: why the file is refused, to list with it.
+    """
+    parts = PurePosixPath(relpath).parts
+    if not parts or any(p.startswith(".") or p in IGNORED_DIRS for p in parts):
+        return NOT_AUDIO
+    if PurePosixPath(parts[-1]).suffix.lower() not in AUDIO_EXTS | OTHER_AUDIO_EXTS:
+        return NOT_AUDIO
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:  # catalogs, reports and run folders are UTF-8 text: such a name cannot be recorded
+        return "file name is not valid UTF-8; rename the file"
+    return None
 
 
 def path_problem(path: str | os.PathLike) -> str | None:
