@@ -1,4 +1,4 @@
-"""Checkpoint loading: files that would run code are refused in our words, and never with advice to disable the check."""
+"""Checkpoint loading: a file that would run code is refused in our words, never with advice to disable the check."""
 
 from __future__ import annotations
 

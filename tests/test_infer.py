@@ -69,8 +69,8 @@ def test_prediction_holds_label_probability_and_all_classes(clf):
     assert p.label in CLASSES and list(p.probabilities) == CLASSES
     assert p.probability == max(p.probabilities.values()) == p.probabilities[p.label]
     assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert p.to_dict() == {"label": p.label, "probability": p.probability, "probabilities": p.probabilities, "path": None,
-                           "reason": None}
+    assert p.to_dict() == {"label": p.label, "probability": p.probability, "probabilities": p.probabilities,
+                           "path": None, "reason": None}
 
 
 @pytest.mark.parametrize("digit", [0, 4, 7])
@@ -360,7 +360,7 @@ def test_predict_warns_about_a_truncated_wav(tmp_path, capsys):
 
 @pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs a file system that stores raw bytes names")
 def test_predict_and_scan_take_the_same_files_and_list_what_they_leave(tmp_path, capsys):
-    """One rule: a WAV named .mp3 is used by both, a name that is not UTF-8 refused by both, notes ignored but listed."""
+    """One rule: a WAV named .mp3 is used by both, a name that is not UTF-8 refused by both, notes ignored + listed."""
     from audiomnist.catalog import scan
 
     root = tmp_path / "data"
@@ -376,7 +376,8 @@ def test_predict_and_scan_take_the_same_files_and_list_what_they_leave(tmp_path,
     problems: list[tuple[str, str]] = []
     ignored: list[str] = []
     taken = find_audio([str(root)], problems, ignored)
-    assert sorted(map(str, taken)) == sorted(catalog.table["path"]) == [str(root / "alice" / n) for n in ("1_a.wav", "3_a.mp3")]
+    expected = [str(root / "alice" / n) for n in ("1_a.wav", "3_a.mp3")]
+    assert sorted(map(str, taken)) == sorted(catalog.table["path"]) == expected
     assert [r for _, r in problems] == list(catalog.skipped["reason"]) and "UTF-8" in problems[0][1]
     assert ignored == [str(root / "alice" / "notes.txt")] and any("not audio by name" in n for n in catalog.notes)
 

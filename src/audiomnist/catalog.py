@@ -200,6 +200,22 @@ def _unreadable_reason(e: Exception) -> str:
     return f"unreadable as audio: {msg.strip().rstrip('.')}"
 
 
+def _candidates(root: Path, skipped: list[tuple[str, str]], ignored: dict[str, int]) -> list[str]:
+    """Relative paths under `root` that audio_file_rule takes; refused ones to `skipped`, a count per extension of
+    the others to `ignored`. The same rule as predict's: a name decides only what is tried, the content the rest."""
+    audio = []
+    for rel in _walk(root, skipped):
+        verdict = audio_file_rule(rel)
+        if verdict == NOT_AUDIO:
+            suffix = os.path.splitext(rel)[1].lower() or "no extension"
+            ignored[suffix] = ignored.get(suffix, 0) + 1
+        elif verdict is not None:
+            skipped.append((_display(str(root / rel)), verdict))
+        else:
+            audio.append(rel)
+    return audio
+
+
 def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = True) -> Catalog:
     """Catalog every usable audio file under `root` (wav/flac/ogg), reading headers only.
 
@@ -213,17 +229,8 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
     if layout not in (None, "auto", *LAYOUTS):
         raise AudiomnistError(f"unknown layout {layout!r}; use auto or one of {', '.join(LAYOUTS)}")
     skipped: list[tuple[str, str]] = []
-    audio: list[str] = []
     ignored: dict[str, int] = {}
-    for rel in _walk(root, skipped):
-        verdict = audio_file_rule(rel)  # the same rule as predict's: a name decides only what is tried
-        if verdict == NOT_AUDIO:
-            suffix = os.path.splitext(rel)[1].lower() or "no extension"
-            ignored[suffix] = ignored.get(suffix, 0) + 1
-        elif verdict is not None:
-            skipped.append((_display(str(root / rel)), verdict))
-        else:
-            audio.append(rel)
+    audio = _candidates(root, skipped, ignored)
     if layout in (None, "auto"):
         layout = detect_layout_from_names(audio)
     meta = load_metadata(root, layout)

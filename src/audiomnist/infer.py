@@ -184,7 +184,7 @@ class Classifier:
         return Prediction(self.classes[i], float(p[i]), {c: float(v) for c, v in zip(self.classes, p)}, path)
 
     def _answers(self, clips: list[np.ndarray], paths: list[str | None]) -> list[Prediction]:
-        """Clips at the model's rate -> predictions; the ones audio_problem rejects get no digit and never reach the net."""
+        """Clips at the model's rate -> predictions; clips audio_problem rejects get no digit, unseen by the net."""
         problems = [audio_problem(c, self.sample_rate) for c in clips]
         good = [c for c, why in zip(clips, problems) if why is None]
         probs = iter(self.probabilities(self.windows(good)) if good else [])
@@ -333,7 +333,8 @@ def _table(preds: list[Prediction], truth: list[str | None]) -> str:
 def _score(preds: list[Prediction], truth: list[str | None], classes: list[str]) -> str:
     from .evaluate import confusion
 
-    pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth) if t in classes and p.label is not None]
+    pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth)
+             if t in classes and p.label is not None]
     missed = sum(t in classes and p.label is None for p, t in zip(preds, truth))
     if not pairs and not missed:
         return ""
@@ -341,7 +342,8 @@ def _score(preds: list[Prediction], truth: list[str | None], classes: list[str])
     cm = confusion(y, yhat, len(classes))
     # A labelled file that got no digit is a miss: it counts against accuracy but has no column in the confusion.
     note = f" ({missed} gave no digit, counted as wrong)" if missed else ""
-    lines = [f"accuracy {float((y == yhat).sum()) / (len(y) + missed):.4f} on {len(y) + missed} files labelled by their names{note}",
+    n = len(y) + missed
+    lines = [f"accuracy {float((y == yhat).sum()) / n:.4f} on {n} files labelled by their names{note}",
              "confusion (rows true, columns predicted):"]
     lines.append("     " + " ".join(f"{c:>4}" for c in classes))
     lines += [f"{c:>4} " + " ".join(f"{v:>4}" for v in row) for c, row in zip(classes, cm)]
@@ -364,7 +366,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ignored: list[str] = []
     paths = find_audio(args.inputs, problems, ignored)
     if ignored:  # listed, not silently dropped: a recording with an unexpected extension should be noticed
-        names = ", ".join(_printable(p) for p in ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+        more = f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+        names = ", ".join(_printable(p) for p in ignored[:5]) + more
         print(f"ignored {len(ignored)} files that are not audio by name: {names}", file=sys.stderr)
     if not paths and problems:
         raise AudiomnistError("; ".join(f"{_printable(p)}: {r}" for p, r in problems))
@@ -392,7 +395,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if p.label is None:
                 w.writerow([_printable(p.path), "-", "-", t or "", *([""] * len(clf.classes)), p.reason])
                 continue
-            w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "", *(f"{p.probabilities[c]:.6f}" for c in clf.classes), ""])
+            w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "",
+                        *(f"{p.probabilities[c]:.6f}" for c in clf.classes), ""])
     else:
         print(_table(preds, truth))
     # With json/csv on stdout the score goes to stderr, so the output stays machine-readable.

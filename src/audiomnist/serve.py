@@ -112,7 +112,8 @@ def create_app(
         digit = pred.label if classifier.cfg.target == "digit" else None
         # Degenerate audio (too short, no speech, bad samples) is an answer, not an error: 200 with digit null.
         return {"digit": digit, "label": pred.label, "probability": pred.probability, "probabilities": pred.probabilities,
-                "reason": pred.reason, "model": name, "backend": classifier.backend, "filename": filename, "sample_rate": sr,
+                "reason": pred.reason,
+                "model": name, "backend": classifier.backend, "filename": filename, "sample_rate": sr,
                 "duration_s": round(len(x) / sr, 4)}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
