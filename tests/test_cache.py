@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -271,3 +273,88 @@ def test_batch_on_cuda(tree, tmp_path):
     g = torch.Generator(device="cuda").manual_seed(0)
     b = c.batch([0, 1, 2], train=True, generator=g, device="cuda")
     assert b.device.type == "cuda" and b.shape == (3, 16000)
+
+
+# --- killed builds must not leave decoding workers behind -------------------------------------------------------
+
+SLOW_BUILD = r'''
+"""Build a cache with 2 workers, decoding slowed down, so that it can be killed half-way: argv = how, root."""
+import os, sys, time
+import numpy as np, soundfile as sf
+import audiomnist.cache as cache
+
+how, root = sys.argv[1], sys.argv[2]
+os.makedirs(f"{root}/data", exist_ok=True)
+for i in range(160):
+    sf.write(f"{root}/data/{i % 10}_s{i % 4}_{i}.wav", np.full(800, 0.1 * (1 + i % 5), np.float32), 8000)
+real_load = cache.load_audio
+
+
+def slow(*a, **k):
+    time.sleep(0.05)
+    return real_load(*a, **k)
+
+
+cache.load_audio, cache.CHUNK, cache._usable_cores = slow, 4, lambda: 2
+print("ready", flush=True)
+if how == "cli":  # through the command line, so its SIGTERM handling is the one tested
+    from audiomnist.cli import main
+    sys.exit(main(["analyze", f"{root}/data", "--out", f"{root}/report", "--no-progress"]))
+from audiomnist.audio import AudioConfig
+paths = sorted(str(p) for p in __import__("pathlib").Path(root, "data").iterdir())
+cache.WaveformCache.build(paths, "fp", AudioConfig(sample_rate=8000), cache_root=f"{root}/cache", workers=2,
+                          progress=False)
+'''
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state, ppid, ...), or None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit() and (_stat(int(d)) or ["", ""])[1] == str(pid)]
+
+
+def _alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[0] not in ("Z", "X")  # a zombie has exited, only nobody reaped it
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file() or not hasattr(signal, "SIGKILL"), reason="needs Linux /proc")
+@pytest.mark.parametrize("how, sig", [("build", "SIGKILL"), ("cli", "SIGTERM")])
+def test_killed_cache_build_leaves_no_worker_running(tmp_path, how, sig):
+    script = tmp_path / "slow_build.py"
+    script.write_text(SLOW_BUILD)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AUDIOMNIST_HOME": str(tmp_path / "home")}
+    log = tmp_path / "stderr.txt"  # a file, not a pipe: workers that survive would hold a pipe open forever
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([sys.executable, str(script), how, str(tmp_path)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=f)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            workers = _children(proc.pid)
+        assert len(workers) >= 2, f"the build never started its workers: {log.read_text()}"
+        time.sleep(0.5)  # some chunks decoded, most not
+        os.kill(proc.pid, getattr(signal, sig))
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [w for w in workers if _alive(w)], f"decoding workers outlived the {sig}ed build"
+    finally:
+        for w in workers:  # never leave them behind for the rest of the test run, even when the test fails
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+    if sig == "SIGTERM":  # cleaned up like Ctrl-C: one line, no traceback, no temp array left
+        err = log.read_text()
+        assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err and "Traceback" not in err, err
+        assert not list((tmp_path / "home").rglob("*.tmp"))

@@ -224,3 +224,27 @@ def test_parquet_roundtrip(tmp_path):
     back = load_catalog(out)
     pd.testing.assert_frame_equal(back.table, c.table)
     assert back.fingerprint == c.fingerprint and len(back.skipped) == 1
+
+
+def test_truncated_wav_is_flagged_naming_the_file(tmp_path, capsys):
+    root = tmp_path / "data"
+    tone(root / "alice" / "1_0.wav", n=4000)
+    data = tone(tmp_path / "full.wav", n=4000).read_bytes()
+    (root / "alice" / "2_0.wav").write_bytes(data[: len(data) // 2])  # the header still promises all 4000 frames
+    c = scan(root, layout="folder", progress=False)
+    (note,) = [n for n in c.notes if "truncated" in n]
+    assert note.startswith(str(root / "alice" / "2_0.wav") + ": truncated") and "1_0.wav" not in " ".join(c.notes)
+    assert cli.main(["data", "scan", str(root), "--out", str(tmp_path / "cat"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert sum("2_0.wav" in line and "truncated" in line for line in out.splitlines()) == 1
+
+
+def test_a_wav_named_mp3_is_catalogued_like_predict_takes_it(tmp_path):
+    root = tmp_path / "data"
+    tone(root / "alice" / "1_0.wav")
+    tone(root / "alice" / "2_0.mp3", format="WAV")
+    (root / "alice" / "readme.md").write_text("notes")
+    c = scan(root, layout="folder", progress=False)
+    assert list(c.table["relpath"]) == ["alice/1_0.wav", "alice/2_0.mp3"] and c.skipped.empty
+    assert c.table.loc[1, "format"] == "WAV"
+    assert "ignored 1 files that are not audio by name (.md 1)" in c.notes

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -14,9 +17,12 @@ import soxr
 import torch
 
 from audiomnist import cli
+from audiomnist.audio import load_audio
 from audiomnist.catalog import sample_root
 from audiomnist.errors import AudioError, AudiomnistError
-from audiomnist.infer import PRETRAINED, Classifier, Prediction, find_audio, label_from_name, resolve_model
+from audiomnist.infer import (PRETRAINED, Classifier, Prediction, audio_problem, find_audio, label_from_name,
+                              resolve_model)
+from audiomnist.sources import path_problem
 
 CLASSES = [str(d) for d in range(10)]
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -63,7 +69,8 @@ def test_prediction_holds_label_probability_and_all_classes(clf):
     assert p.label in CLASSES and list(p.probabilities) == CLASSES
     assert p.probability == max(p.probabilities.values()) == p.probabilities[p.label]
     assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert p.to_dict() == {"label": p.label, "probability": p.probability, "probabilities": p.probabilities, "path": None}
+    assert p.to_dict() == {"label": p.label, "probability": p.probability, "probabilities": p.probabilities,
+                           "path": None, "reason": None}
 
 
 @pytest.mark.parametrize("digit", [0, 4, 7])
@@ -94,10 +101,11 @@ def test_file_array_and_batch_agree(clf, tmp_path):
         assert_same(b, f, 1e-5)
 
 
-@pytest.mark.parametrize("bad", [np.zeros(0, np.float32), np.array([0.1, np.nan, 0.2], np.float32)])
-def test_empty_or_nan_waveform_is_refused(clf, bad):
-    with pytest.raises(AudiomnistError, match="empty or has NaN"):
-        clf.predict(bad, 8000)
+def test_empty_waveform_is_refused_and_nan_gets_no_digit(clf):
+    with pytest.raises(AudiomnistError, match="empty"):
+        clf.predict(np.zeros(0, np.float32), 8000)
+    p = clf.predict(np.array([0.1, np.nan, 0.2] * 800, np.float32), 8000)
+    assert p.label is None and p.reason == "bad samples" and p.probabilities == {}
 
 
 def test_predict_files_reports_a_corrupt_file_and_predicts_the_rest(clf, tmp_path):
@@ -218,7 +226,7 @@ def test_cli_csv(named_clips, capsys):
     code, out, _ = run_predict(capsys, named_clips, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and len(rows) == 7
-    assert list(rows[0]) == ["path", "prediction", "probability", "true", *(f"p_{c}" for c in CLASSES)]
+    assert list(rows[0]) == ["path", "prediction", "probability", "true", *(f"p_{c}" for c in CLASSES), "reason"]
     by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
     assert by_name["zero.wav"]["true"] == "0" and by_name["mystery.wav"]["true"] == ""
     for r in rows:
@@ -244,3 +252,137 @@ def test_cli_errors(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_predict(capsys, *argv)
     assert code == 2 and err.startswith("error: ") and message in err
+
+
+def test_cli_processes_every_readable_input_and_names_each_unreadable_one(named_clips, tmp_path, capsys):
+    """A missing file or a symlink loop among the arguments must not lose the others; the command fails at the end."""
+    loop = tmp_path / "loop.wav"
+    os.symlink(loop, loop)  # points at itself: ELOOP
+    dangling = tmp_path / "dangling.wav"
+    os.symlink(tmp_path / "gone.wav", dangling)
+    good = named_clips / "seven.wav"
+    code, out, err = run_predict(capsys, tmp_path / "missing.wav", loop, good, dangling, "--format", "json")
+    assert code == 1
+    assert [r["path"] for r in json.loads(out)] == [str(good)]
+    lines = err.splitlines()
+    for path, cause in ((tmp_path / "missing.wav", "no such file or folder"), (loop, "symlink loop"),
+                        (dangling, "broken symlink")):
+        (line,) = [line for line in lines if str(path) in line]
+        assert cause in line, line
+    code, _, err = run_predict(capsys, loop)  # nothing readable at all: one error line with the real cause
+    assert code == 2 and err.startswith("error: ") and "symlink loop" in err and err.count("\n") == 1
+
+
+def test_unreadable_causes_are_the_operating_systems(tmp_path, monkeypatch):
+    """Permission denied (not libsndfile's 'System error'); as root no file is unreadable, so the OS call is faked."""
+    f = tmp_path / "3_x.wav"
+    write_wav(f, 3)
+    real_open = os.open
+
+    def denied(path, *a, **k):
+        if os.fspath(path) == str(f):
+            raise PermissionError(errno.EACCES, "Permission denied", str(f))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", denied)
+    assert path_problem(f) == "permission denied"
+    monkeypatch.setattr(sf, "SoundFile", lambda *a, **k: (_ for _ in ()).throw(sf.LibsndfileError(2, "System error")))
+    with pytest.raises(AudioError, match="permission denied"):
+        load_audio(f, 8000)
+
+
+DEGENERATE = {  # name -> (samples, sample rate, subtype, the reason it gets no digit)
+    "single_sample.wav": (np.array([0.5], np.float32), 8000, "PCM_16", "too short"),
+    "click_12ms.wav": (np.sin(np.arange(96) * 0.7).astype(np.float32) * 0.5, 8000, "PCM_16", "too short"),
+    "silence.wav": (np.zeros(8000, np.float32), 8000, "PCM_16", "no speech"),
+    "hiss.wav": (np.random.default_rng(0).normal(0, 3e-4, 16000).astype(np.float32), 16000, "PCM_16", "no speech"),
+    "huge.wav": (np.full(8000, 1e30, np.float32), 8000, "FLOAT", "bad samples"),
+    "nan.wav": (np.full(8000, np.nan, np.float32), 8000, "FLOAT", "bad samples"),
+}
+
+
+@pytest.fixture
+def degenerate(tmp_path):
+    folder = tmp_path / "degenerate"
+    folder.mkdir()
+    for name, (x, sr, subtype, _) in DEGENERATE.items():
+        sf.write(folder / name, x, sr, subtype=subtype)
+    write_wav(folder / "7_real.wav", 7)
+    return folder
+
+
+@pytest.mark.parametrize("name", list(DEGENERATE))
+def test_audio_problem_gate(name):
+    x, sr, _, reason = DEGENERATE[name]
+    assert audio_problem(x, sr) == reason
+
+
+def test_real_speech_passes_the_gate():
+    for d in range(10):
+        assert audio_problem(*sample_clip(d)) is None
+
+
+def test_degenerate_files_get_no_digit_with_the_reason(clf, degenerate):
+    preds, errors = clf.predict_files(sorted(degenerate.iterdir()))
+    assert not errors
+    got = {os.path.basename(p.path): p for p in preds}
+    for name, (*_, reason) in DEGENERATE.items():
+        assert got[name].label is None and got[name].reason == reason and got[name].probabilities == {}, name
+        assert clf.predict_file(degenerate / name).reason == reason
+    assert got["7_real.wav"].label == "7" and got["7_real.wav"].reason is None
+
+
+def test_cli_shows_no_digit_as_null_and_dash(degenerate, capsys):
+    code, out, _ = run_predict(capsys, degenerate, "--format", "json")
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in json.loads(out)}
+    assert code == 0 and rows["silence.wav"]["digit"] is None and rows["silence.wav"]["reason"] == "no speech"
+    assert rows["7_real.wav"]["digit"] == "7" and rows["7_real.wav"]["reason"] is None
+    code, out, _ = run_predict(capsys, degenerate, "--format", "csv")
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in csv.DictReader(io.StringIO(out))}
+    assert by_name["nan.wav"]["prediction"] == "-" and by_name["nan.wav"]["reason"] == "bad samples"
+    code, out, _ = run_predict(capsys, degenerate)
+    (line,) = [line for line in out.splitlines() if "single_sample.wav" in line]
+    assert line.split()[1:] == ["-", "too", "short"]
+    # 7_real.wav is the only labelled file; a labelled file without a digit would count as wrong
+    assert any(line.startswith("accuracy 1.0000 on 1 files") for line in out.splitlines())
+
+
+def test_predict_warns_about_a_truncated_wav(tmp_path, capsys):
+    full = write_wav(tmp_path / "full.wav", 4)
+    data = full.read_bytes()
+    cut = tmp_path / "4_cut.wav"
+    cut.write_bytes(data[: len(data) // 2])  # the header still promises every frame
+    code, out, err = run_predict(capsys, cut, full)
+    assert code == 0 and str(cut) in out
+    (line,) = [line for line in err.splitlines() if "truncated" in line]
+    assert line.startswith(f"warning: {cut}: truncated") and "full.wav" not in err
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="needs a file system that stores raw bytes names")
+def test_predict_and_scan_take_the_same_files_and_list_what_they_leave(tmp_path, capsys):
+    """One rule: a WAV named .mp3 is used by both, a name that is not UTF-8 refused by both, notes ignored + listed."""
+    from audiomnist.catalog import scan
+
+    root = tmp_path / "data"
+    (root / "alice").mkdir(parents=True)
+    write_wav(root / "alice" / "1_a.wav", 1)
+    write_wav(root / "alice" / "3_a.mp3", 3)  # really a WAV
+    (root / "alice" / "notes.txt").write_text("not audio")
+    (root / "alice" / ".5_hidden.wav").write_bytes(b"")
+    raw = os.path.join(os.fsencode(root / "alice"), b"7_caf\xe9.wav")
+    shutil.copy(root / "alice" / "1_a.wav", raw)
+
+    catalog = scan(root, layout="folder", progress=False)
+    problems: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    taken = find_audio([str(root)], problems, ignored)
+    expected = [str(root / "alice" / n) for n in ("1_a.wav", "3_a.mp3")]
+    assert sorted(map(str, taken)) == sorted(catalog.table["path"]) == expected
+    assert [r for _, r in problems] == list(catalog.skipped["reason"]) and "UTF-8" in problems[0][1]
+    assert ignored == [str(root / "alice" / "notes.txt")] and any("not audio by name" in n for n in catalog.notes)
+
+    code, out, err = run_predict(capsys, root)
+    assert code == 0 and "3_a.mp3" in out
+    assert "ignored 1 files that are not audio by name: " in err and "notes.txt" in err
+    (line,) = [line for line in err.splitlines() if line.startswith("skipped:")]
+    assert "7_caf\\xe9.wav" in line and "UTF-8" in line

@@ -162,3 +162,29 @@ def test_bad_device_is_a_clear_error(monkeypatch, capsys):
 def test_seconds_must_be_positive(capsys):
     assert cli.main(["listen", "--seconds", "0", "--input", "x.wav"]) == 2
     assert "--seconds must be positive" in capsys.readouterr().err
+
+
+class NoDigitClassifier(FakeClassifier):
+    def predict(self, x, sample_rate):
+        self.seen.append((len(x), sample_rate))
+        return Prediction(None, 0.0, {}, reason="no speech")
+
+
+def test_push_to_talk_says_no_digit_heard_and_keeps_it_out():
+    out = io.StringIO()
+    record = lambda seconds: np.zeros(round(seconds * 8000), np.float32)  # noqa: E731
+    heard = listen.push_to_talk(NoDigitClassifier(), record, 8000, lines=["\n", "q\n"], out=out)
+    assert heard == [] and "no digit heard (no speech" in out.getvalue()
+
+
+def test_continuous_stream_skips_a_segment_without_a_digit():
+    from audiomnist.stream import Detection
+
+    kept: list[str] = []
+    out = io.StringIO()
+    detections = [Detection(0.1, 0.4, Prediction("4", 0.9, {"4": 0.9})),
+                  Detection(0.6, 0.62, Prediction(None, 0.0, {}, reason="too short")),
+                  Detection(1.0, 1.4, Prediction("2", 0.8, {"2": 0.8}))]
+    listen.print_stream(detections, kept, out=out)
+    assert kept == ["4", "2"] and "skipped: too short" in out.getvalue()
+    assert out.getvalue().splitlines()[-1].endswith("42")

@@ -91,13 +91,18 @@ def test_parse_label_audiomnist_and_fsdd():
         ("4/clip.ogg", Label(4, "unknown", -1)),
         ("one2.wav", Label(1, "unknown", 2)),
         ("dave/session1/five.wav", Label(5, "session1", -1)),
+        ("seven_3.wav", Label(7, "unknown", 3)),
+        ("erin/seven-take2.wav", Label(7, "erin", 2)),
+        ("3/one_sample.wav", Label(3, "unknown", -1)),  # the folder labels it; the name does not
+        ("zero/six_ch.flac", Label(0, "unknown", -1)),
     ],
 )
 def test_folder_labels(rel, expected):
     assert parse_label(rel, "folder") == expected
 
 
-UNLABELLED = ["alice/seventeen.wav", "alice/12.wav", "alice/hello.wav", "noise.wav", "oneself.wav", "eleven.wav"]
+UNLABELLED = ["alice/seventeen.wav", "alice/12.wav", "alice/hello.wav", "noise.wav", "oneself.wav", "eleven.wav",
+              "one_sample.wav", "six_ch.wav", "alice/two people talking.wav", "Nine-Inch.wav", "three_d_3.wav"]
 
 
 @pytest.mark.parametrize("rel", UNLABELLED)

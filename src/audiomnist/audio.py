@@ -14,6 +14,7 @@ import torch
 
 from .config import option
 from .errors import AudioError, ConfigError
+from .sources import path_problem
 
 PAD_MODES = ("zeros", "noise")
 CACHE_DTYPES = ("int16", "float16")
@@ -70,11 +71,13 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, quality: str) -> np.ndarray
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate: int, max_seconds: float | None = None, quality: str = "HQ"
+    path: str | os.PathLike, sample_rate: int, max_seconds: float | None = None, quality: str = "HQ",
+    allow_nonfinite: bool = False,
 ) -> np.ndarray:
     """Decode `path` to float32 mono at `sample_rate`; read at most `max_seconds` from the start.
 
-    Raises AudioError for anything a model should not see: unreadable, empty, NaN/inf samples.
+    Raises AudioError for anything a model should not see: unreadable, empty, NaN/inf samples (unless
+    `allow_nonfinite`: prediction answers "no digit" for those instead of refusing the file).
     """
     try:
         with sf.SoundFile(os.fsencode(path)) as f:  # bytes: names that are not valid UTF-8 open too
@@ -87,8 +90,11 @@ def load_audio(
             else:
                 x = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
-        if not os.path.exists(path):
+        problem = path_problem(path)  # libsndfile says "System error" for a denied permission or a symlink loop
+        if problem == "no such file or folder":
             raise AudioError(path, "file not found") from None
+        if problem is not None:
+            raise AudioError(path, problem) from None
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise AudioError(path, "empty file (0 bytes)") from None
         reason = getattr(e, "error_string", None) or str(e)
@@ -96,7 +102,7 @@ def load_audio(
     if len(x) == 0:
         raise AudioError(path, "no audio samples (0 frames)")
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-    if not np.isfinite(x.sum(dtype=np.float64)) and not np.isfinite(x).all():
+    if not allow_nonfinite and not np.isfinite(x.sum(dtype=np.float64)) and not np.isfinite(x).all():
         bad = int(np.count_nonzero(~np.isfinite(x)))
         raise AudioError(path, f"{bad} NaN or infinite sample(s); refusing to use corrupt audio")
     if sr != sample_rate:

@@ -14,6 +14,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .paths import atomic_write, atomic_write_text, data_home, short_hash
 CACHE_VERSION = 1
 CHUNK = 128
 INT16_SCALE = 32767.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 ARRAY, INDEX, META = "waves.npy", "index.npz", "meta.json"
 
 
@@ -86,10 +88,37 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _worker_init(parent: int) -> None:
+    """Tie a decoding worker to the build: a SIGKILLed parent runs no cleanup, and an orphan would wait forever.
+
+    On Linux the kernel SIGKILLs the worker when its parent dies; if the parent is already gone (killed before
+    prctl took effect) the worker leaves at once. SIGINT/SIGTERM are the parent's to handle: it stops the workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform == "linux":
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _pool(workers: int) -> cf.Executor:
     """Processes (fork on Linux: no re-import, safe since children never touch torch; spawn elsewhere)."""
     method = "fork" if sys.platform == "linux" else "spawn"
-    return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
+    return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_worker_init,
+                                  initargs=(os.getpid(),))
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Kill the workers now: leaving the pool's `with` would otherwise wait for each one's current chunk."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.kill()
 
 
 def _remove_stale_temps(folder: Path) -> None:
@@ -274,8 +303,7 @@ def _build(
                             errors.update(errs)
                             bar.update(len(lens))
                     except BaseException:
-                        for fut in futures:
-                            fut.cancel()
+                        _stop_workers(pool)
                         raise
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -25,7 +25,10 @@ from tqdm import tqdm
 
 from .errors import AudiomnistError
 from .paths import atomic_write, atomic_write_text, data_home, short_hash
-from .sources import LAYOUTS, UNKNOWN, detect_layout_from_names, is_audio, load_metadata, parse_label
+from .sources import (
+    IGNORED_DIRS, LAYOUTS, NOT_AUDIO, OTHER_AUDIO_EXTS, UNKNOWN, audio_file_rule, detect_layout_from_names, is_audio,
+    load_metadata, parse_label, truncation,
+)  # fmt: skip
 
 COLUMNS = (
     "path", "relpath", "dataset", "digit", "speaker", "repetition", "sample_rate", "channels", "frames",
@@ -35,9 +38,6 @@ INT_COLUMNS = ("digit", "repetition", "sample_rate", "channels", "frames")
 FLOAT_COLUMNS = ("duration", "age")
 STR_COLUMNS = tuple(c for c in COLUMNS if c not in INT_COLUMNS + FLOAT_COLUMNS)
 SKIPPED_COLUMNS = ("path", "reason")
-# Audio that libsndfile-based loading will not take: reported as skipped instead of silently ignored.
-OTHER_AUDIO_EXTS = frozenset({".mp3", ".m4a", ".aac", ".wma", ".opus", ".aif", ".aiff", ".au", ".webm", ".amr", ".caf"})
-IGNORED_DIRS = frozenset({"__MACOSX"})
 
 
 @dataclass
@@ -200,6 +200,22 @@ def _unreadable_reason(e: Exception) -> str:
     return f"unreadable as audio: {msg.strip().rstrip('.')}"
 
 
+def _candidates(root: Path, skipped: list[tuple[str, str]], ignored: dict[str, int]) -> list[str]:
+    """Relative paths under `root` that audio_file_rule takes; refused ones to `skipped`, a count per extension of
+    the others to `ignored`. The same rule as predict's: a name decides only what is tried, the content the rest."""
+    audio = []
+    for rel in _walk(root, skipped):
+        verdict = audio_file_rule(rel)
+        if verdict == NOT_AUDIO:
+            suffix = os.path.splitext(rel)[1].lower() or "no extension"
+            ignored[suffix] = ignored.get(suffix, 0) + 1
+        elif verdict is not None:
+            skipped.append((_display(str(root / rel)), verdict))
+        else:
+            audio.append(rel)
+    return audio
+
+
 def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = True) -> Catalog:
     """Catalog every usable audio file under `root` (wav/flac/ogg), reading headers only.
 
@@ -213,23 +229,13 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
     if layout not in (None, "auto", *LAYOUTS):
         raise AudiomnistError(f"unknown layout {layout!r}; use auto or one of {', '.join(LAYOUTS)}")
     skipped: list[tuple[str, str]] = []
-    audio: list[str] = []
-    for rel in _walk(root, skipped):
-        try:
-            rel.encode("utf-8")
-        except UnicodeEncodeError:
-            skipped.append((_display(str(root / rel)), "file name is not valid UTF-8; rename the file"))
-            continue
-        suffix = os.path.splitext(rel)[1].lower()
-        if is_audio(rel):
-            audio.append(rel)
-        elif suffix in OTHER_AUDIO_EXTS:
-            skipped.append((str(root / rel), f"unsupported audio format {suffix}; convert to WAV, FLAC or OGG"))
+    ignored: dict[str, int] = {}
+    audio = _candidates(root, skipped, ignored)
     if layout in (None, "auto"):
         layout = detect_layout_from_names(audio)
     meta = load_metadata(root, layout)
 
-    rows, stats = [], []
+    rows, stats, truncated = [], [], []
     disable = not progress or not sys.stderr.isatty()
     for rel in tqdm(audio, desc=f"scan {root.name}", unit="file", disable=disable):
         path = str(root / rel)
@@ -248,9 +254,16 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
         try:
             with sf.SoundFile(os.fsencode(path)) as f:
                 sr, ch, frames, fmt, subtype = f.samplerate, f.channels, f.frames, f.format, f.subtype
+                cut = truncation(f.extra_info)
         except Exception as e:  # libsndfile raises LibsndfileError/RuntimeError/TypeError for garbage
-            skipped.append((path, _unreadable_reason(e)))
+            suffix = os.path.splitext(rel)[1].lower()
+            reason = _unreadable_reason(e)
+            if suffix in OTHER_AUDIO_EXTS:
+                reason = f"unsupported audio format {suffix}; convert to WAV, FLAC or OGG ({reason})"
+            skipped.append((path, reason))
             continue
+        if cut:  # the part that is there is kept (it may hold the word), but the damage must not go unnoticed
+            truncated.append(f"{_display(path)}: {cut}")
         if frames <= 0 or sr <= 0:
             skipped.append((path, "no audio frames (header only)"))
             continue
@@ -264,7 +277,10 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
     table = _typed(pd.DataFrame(rows, columns=list(COLUMNS)))
     table = table.sort_values("relpath", kind="stable").reset_index(drop=True)
     skipped_df = pd.DataFrame(sorted(skipped), columns=list(SKIPPED_COLUMNS))
-    notes = list(meta.notes)
+    notes = list(meta.notes) + truncated
+    if ignored:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(ignored.items()))
+        notes.append(f"ignored {sum(ignored.values())} files that are not audio by name ({counts})")
     if meta.path is not None:
         missing = sorted(set(table["speaker"]) - set(meta.speakers))
         if missing:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +26,38 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
         torch.save({"format": FORMAT, **state}, f)
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    """First line of a library message, without ANSI escapes or other control characters, at most `limit` chars."""
+    line = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).strip().splitlines()[0] if text.strip() else ""
+    line = "".join(c if c.isprintable() else " " for c in line)
+    return line[:limit]
+
+
+def _unsafe_reason(message: str) -> str:
+    """Why the safe unpickler refused the file, in our words: the Python object it would have imported, if named."""
+    m = re.search(r"GLOBAL\s+([\w.]+)", message)
+    if m:
+        return f"it would import {m.group(1)}, and loading it could run code"
+    return "it holds data other than tensors and plain values, and loading it could run code"
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint without executing code: anything but tensors and primitives is refused."""
     path = Path(path)
     if not path.is_file():
         raise AudiomnistError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it is about to refuse anyway
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights_only" not in str(e).lower() and "unsupported global" not in str(e).lower():
-            raise AudiomnistError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0]})") from None
-        raise AudiomnistError(
-            f"{path}: refused to load: it is not a plain-weights checkpoint "
-            f"(weights_only=True rejected it: {str(e).splitlines()[0]})"
-        ) from None
+        # PyTorch's own text advises weights_only=False, i.e. running the file's code: never repeat that.
+        raise AudiomnistError(f"{path}: refused to load: not a safe checkpoint ({_unsafe_reason(str(e))}); "
+                              "only checkpoints written by audiomnist can be used") from None
     except (RuntimeError, EOFError, OSError) as e:
-        raise AudiomnistError(f"{path}: not a readable checkpoint ({e})") from None
+        raise AudiomnistError(f"{path}: not a readable checkpoint ({_one_line(str(e))})") from None
+    except Exception:  # on garbage the unpickler can raise anything (KeyError, ValueError, ...), saying nothing useful
+        raise AudiomnistError(f"{path}: not a readable checkpoint (not a file written by torch.save)") from None
     if not isinstance(state, dict) or "model" not in state:
         raise AudiomnistError(f"{path}: not an audiomnist checkpoint (no 'model' entry)")
     return state

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from . import __version__
 from .errors import AudiomnistError
@@ -55,6 +57,14 @@ def _add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) ->
         getattr(mod, function or "add_cli")(p)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception, so `kill PID` (or a job scheduler) cleans up temp files and workers as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="audiomnist", description=__doc__.splitlines()[0])
@@ -62,14 +72,25 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_commands(sub, COMMANDS, argv)
     args = parser.parse_args(argv)
+    # Only where nobody else handles SIGTERM (an embedding program or server may have its own handler).
+    own_sigterm = threading.current_thread() is threading.main_thread() \
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if own_sigterm:
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args) or 0)
     except AudiomnistError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if own_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -27,20 +28,49 @@ from .errors import AudioError, AudiomnistError
 from .export import cached_export, read_sidecar
 from .features import build_frontend
 from .runconfig import TrainConfig, config_from_dict
-from .sources import is_audio, parse_label
+from .sources import IGNORED_DIRS, NOT_AUDIO, audio_file_rule, parse_label, path_problem, truncation
 
 __all__ = ["BACKENDS", "PRETRAINED", "Classifier", "Prediction", "find_audio", "label_from_name", "resolve_model"]
 BACKENDS = ("torch", "onnx")
 
 
+# Clips that cannot hold a spoken digit get "no digit" and one of these reasons instead of a confident guess.
+TOO_SHORT, NO_SPEECH, BAD_SAMPLES = "too short", "no speech", "bad samples"
+MIN_SIGNAL_S = 0.1  # the shortest digits ("six", "eight") last ~250 ms; under 100 ms of signal is a click or a cut
+MIN_ACTIVE_S = 0.05  # of it above the speech floor: half, as the quietest short FSDD words have only 100 ms there
+MIN_SPEECH_DBFS = -60.0  # a 10 ms frame quieter is silence or hiss; the quietest FSDD word peaks at -48 dBFS a frame
+MAX_ABS_SAMPLE = 1e3  # float files: beyond this a sample is corruption, not loud speech (full scale is 1)
+FRAME_S = 0.01
+
+
+def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
+    """Why a mono clip cannot hold a spoken digit (TOO_SHORT, NO_SPEECH, BAD_SAMPLES), or None if it can."""
+    x = np.asarray(wave, dtype=np.float64).reshape(-1)
+    if x.size and (not np.isfinite(x).all() or np.abs(x).max() > MAX_ABS_SAMPLE):
+        return BAD_SAMPLES
+    frame = max(1, round(FRAME_S * sample_rate))
+    if x.size < MIN_SIGNAL_S * sample_rate:
+        return TOO_SHORT
+    frames = x[: x.size // frame * frame].reshape(-1, frame)
+    level = 10 * np.log10(np.mean(np.square(frames - frames.mean(axis=1, keepdims=True)), axis=1) + 1e-20)
+    loud = int(np.count_nonzero(level >= MIN_SPEECH_DBFS))
+    if loud == 0:
+        return NO_SPEECH
+    return TOO_SHORT if loud * frame < MIN_ACTIVE_S * sample_rate else None
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """One clip's answer: the most likely class, its probability, and every class's probability."""
+    """One clip's answer: the most likely class, its probability, and every class's probability.
 
-    label: str
+    `label` None means no digit: the clip cannot hold one, and `reason` says why (audio_problem).
+    """
+
+    label: str | None
     probability: float
     probabilities: dict[str, float]
     path: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,16 +165,28 @@ class Classifier:
         i = int(p.argmax())
         return Prediction(self.classes[i], float(p[i]), {c: float(v) for c, v in zip(self.classes, p)}, path)
 
+    def _answers(self, clips: list[np.ndarray], paths: list[str | None]) -> list[Prediction]:
+        """Clips at the model's rate -> predictions; clips audio_problem rejects get no digit, unseen by the net."""
+        problems = [audio_problem(c, self.sample_rate) for c in clips]
+        good = [c for c, why in zip(clips, problems) if why is None]
+        probs = iter(self.probabilities(self.windows(good)) if good else [])
+        return [self._answer(next(probs), p) if why is None else Prediction(None, 0.0, {}, p, why)
+                for why, p in zip(problems, paths)]
+
     def predict_batch(self, waveforms: list[np.ndarray], sample_rate: int) -> list[Prediction]:
         clips = []
         for w in waveforms:
             w = np.asarray(w, dtype=np.float32)
             if w.ndim == 2:
                 w = w.mean(axis=1)
-            if w.size == 0 or not np.isfinite(w).all():
-                raise AudiomnistError("waveform is empty or has NaN/inf samples")
-            clips.append(w if sample_rate == self.sample_rate else resample(w, sample_rate, self.sample_rate, self.cfg.audio.resample_quality))
-        return [self._answer(p) for p in self.probabilities(self.windows(clips))]
+            if w.size == 0:
+                raise AudiomnistError("waveform is empty")
+            if audio_problem(w, sample_rate) == BAD_SAMPLES:  # judged before resampling spreads a NaN or 1e30 around
+                w = np.full(1, np.nan, np.float32)
+            elif sample_rate != self.sample_rate:
+                w = resample(w, sample_rate, self.sample_rate, self.cfg.audio.resample_quality)
+            clips.append(w)
+        return self._answers(clips, [None] * len(clips))
 
     def predict(self, waveform: np.ndarray, sample_rate: int) -> Prediction:
         """One clip (mono, or (frames, channels)) at any sample rate."""
@@ -152,11 +194,11 @@ class Classifier:
 
     def load_file(self, path: str | os.PathLike) -> np.ndarray:
         a = self.cfg.audio
-        return load_audio(path, a.sample_rate, a.max_seconds, a.resample_quality)
+        # NaN/inf samples are loaded, not refused: they get "no digit" (bad samples) like any other unusable clip.
+        return load_audio(path, a.sample_rate, a.max_seconds, a.resample_quality, allow_nonfinite=True)
 
     def predict_file(self, path: str | os.PathLike) -> Prediction:
-        p = self.probabilities(self.windows([self.load_file(path)]))[0]
-        return self._answer(p, os.fspath(path))
+        return self._answers([self.load_file(path)], [os.fspath(path)])[0]
 
     def predict_files(
         self, paths: list[str | os.PathLike], batch_size: int = 64, progress: bool = False
@@ -174,23 +216,75 @@ class Classifier:
                 except AudioError as e:
                     errors.append(e)
             if clips:
-                done += [self._answer(pr, p) for pr, p in zip(self.probabilities(self.windows(clips)), ok)]
+                done += self._answers(clips, ok)
             bar.update(min(batch_size, len(paths) - i))
         bar.close()
         return done, errors
 
 
-def find_audio(inputs: list[str]) -> list[Path]:
-    """Files given directly plus audio files found (sorted) under given folders."""
+def _audio_under(folder: Path, problems: list[tuple[str, str]], ignored: list[str]) -> list[Path]:
+    """Files under `folder` that sources.audio_file_rule takes, sorted; refused ones to `problems`, others to `ignored`.
+
+    Symlinked folders are followed, each real folder entered once (by device and inode), so links never loop.
+    """
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+
+    def unreadable(e: OSError) -> None:
+        problems.append((str(e.filename), f"folder not readable: {(e.strerror or str(e)).lower()}"))
+
+    for top, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        # Hidden entries and __MACOSX are skipped unlisted, as data scan does (.DS_Store, ._x.wav resource forks).
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in IGNORED_DIRS)
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = Path(top, name)
+            verdict = audio_file_rule(path.relative_to(folder).as_posix())
+            if verdict is None:
+                found.append(path)
+            elif verdict == NOT_AUDIO:
+                ignored.append(str(path))
+            else:
+                problems.append((str(path), verdict))
+    return sorted(found)
+
+
+def find_audio(
+    inputs: list[str], problems: list[tuple[str, str]] | None = None, ignored: list[str] | None = None
+) -> list[Path]:
+    """Files given directly plus the audio files found (sorted) under given folders, by the rule data scan uses.
+
+    An input that cannot be read (missing, symlink loop, permission denied) or a file the rule refuses goes to
+    `problems` as (path, reason), so one bad argument never loses the others; files that are not audio by name go
+    to `ignored`. Without a `problems` list a bad input raises and refused files are warned about.
+    """
     out: list[Path] = []
+    found: list[tuple[str, str]] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.is_file() and is_audio(q.name))
-        elif p.exists():
-            out.append(p)
+        problem = path_problem(p)
+        if problem is None and not p.is_dir():  # named explicitly: tried whatever its extension, never if not UTF-8
+            verdict = audio_file_rule(p.name)
+            problem = None if verdict in (None, NOT_AUDIO) else verdict
+        if problem is not None:
+            if problems is None:
+                raise AudiomnistError(f"{_printable(str(p))}: {problem}")
+            problems.append((str(p), problem))
+        elif p.is_dir():
+            out += _audio_under(p, found, [] if ignored is None else ignored)
         else:
-            raise AudiomnistError(f"{p}: no such file or folder")
+            out.append(p)
+    if problems is None:
+        for path, reason in found:
+            warnings.warn(f"{_printable(path)}: {reason}", stacklevel=2)
+    else:
+        problems += found
     return out
 
 
@@ -211,41 +305,78 @@ def _table(preds: list[Prediction], truth: list[str | None]) -> str:
     lines = [f"{'file':<{width}}  pred  prob    true"]
     for p, name, t in zip(preds, names, truth):
         mark = "" if t is None else (t if t == p.label else f"{t}  WRONG")
+        if p.label is None:  # no digit: "-" in the prediction column and the reason where the probability goes
+            lines.append(f"{name:<{width}}  {'-':>4}  {p.reason}  {mark}".rstrip())
+            continue
         lines.append(f"{name:<{width}}  {p.label:>4}  {p.probability:.3f}  {mark}")
     return "\n".join(lines)
 
 
 def _score(preds: list[Prediction], truth: list[str | None], classes: list[str]) -> str:
-    pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth) if t in classes]
-    if not pairs:
+    pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth)
+             if t in classes and p.label is not None]
+    missed = sum(t in classes and p.label is None for p, t in zip(preds, truth))
+    if not pairs and not missed:
         return ""
-    y, yhat = np.array(pairs).T
+    y, yhat = np.array(pairs, dtype=int).reshape(-1, 2).T
     cm = confusion_matrix(y, yhat, labels=list(range(len(classes))))
-    lines = [f"accuracy {float((y == yhat).mean()):.4f} on {len(y)} files labelled by their names", "confusion (rows true, columns predicted):"]
+    # A labelled file that got no digit is a miss: it counts against accuracy but has no column in the confusion.
+    note = f" ({missed} gave no digit, counted as wrong)" if missed else ""
+    n = len(y) + missed
+    lines = [f"accuracy {float((y == yhat).sum()) / n:.4f} on {n} files labelled by their names{note}",
+             "confusion (rows true, columns predicted):"]
     lines.append("     " + " ".join(f"{c:>4}" for c in classes))
     lines += [f"{c:>4} " + " ".join(f"{v:>4}" for v in row) for c, row in zip(classes, cm)]
     return "\n".join(lines)
 
 
+def _truncated(path: Path) -> str | None:
+    """The truncation a file's header reveals (soundfile reads what is there and says nothing), or None."""
+    import soundfile as sf
+
+    try:
+        return truncation(sf.info(os.fsencode(path)).extra_info)
+    except Exception:  # unreadable: predict_files reports it with its reason
+        return None
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     clf = Classifier.load(args.model, backend=args.backend)
-    paths = find_audio(args.inputs)
+    problems: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    paths = find_audio(args.inputs, problems, ignored)
+    if ignored:  # listed, not silently dropped: a recording with an unexpected extension should be noticed
+        more = f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+        names = ", ".join(_printable(p) for p in ignored[:5]) + more
+        print(f"ignored {len(ignored)} files that are not audio by name: {names}", file=sys.stderr)
+    if not paths and problems:
+        raise AudiomnistError("; ".join(f"{_printable(p)}: {r}" for p, r in problems))
     if not paths:
         raise AudiomnistError(f"no audio files (.wav, .flac, .ogg) in {', '.join(args.inputs)}")
+    for p in paths:
+        cut = _truncated(p)
+        if cut:
+            print(f"warning: {_printable(str(p))}: {cut}; predicting from the part that is there", file=sys.stderr)
     t0 = time.perf_counter()
     preds, errors = clf.predict_files(paths, progress=not args.no_progress and sys.stderr.isatty())
     seconds = time.perf_counter() - t0
     truth = [label_from_name(p.path) for p in preds]
     if args.format == "json":
-        rows = [{**p.to_dict(), "path": _printable(p.path) if p.path else p.path, "true": t} for p, t in zip(preds, truth)]
+        digit = clf.cfg.target == "digit"
+        rows = [{**p.to_dict(), "path": _printable(p.path) if p.path else p.path, "digit": p.label if digit else None,
+                 "true": t} for p, t in zip(preds, truth)]
         print(json.dumps(rows, indent=2))
     elif args.format == "csv":
         import csv
 
         w = csv.writer(sys.stdout)
-        w.writerow(["path", "prediction", "probability", "true", *(f"p_{c}" for c in clf.classes)])
+        w.writerow(["path", "prediction", "probability", "true", *(f"p_{c}" for c in clf.classes), "reason"])
         for p, t in zip(preds, truth):
-            w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "", *(f"{p.probabilities[c]:.6f}" for c in clf.classes)])
+            if p.label is None:
+                w.writerow([_printable(p.path), "-", "-", t or "", *([""] * len(clf.classes)), p.reason])
+                continue
+            w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "",
+                        *(f"{p.probabilities[c]:.6f}" for c in clf.classes), ""])
     else:
         print(_table(preds, truth))
     # With json/csv on stdout the score goes to stderr, so the output stays machine-readable.
@@ -254,9 +385,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if score:
         print(score, file=out)
     print(f"{len(preds)} files in {seconds:.2f} s ({clf.backend})", file=out)
+    for p, reason in problems:
+        print(f"skipped: {_printable(p)}: {reason}", file=sys.stderr)
     for e in errors:
         print(f"skipped: {e}", file=sys.stderr)
-    return 1 if errors and not preds else 0
+    # A file named on the command line that could not be used fails the command (after the rest were processed);
+    # unusable files found inside a given folder are only listed, as `data scan` does.
+    named = {os.fspath(Path(a)) for a in args.inputs}
+    failed = [p for p, _ in problems if p in named] + [e.path for e in errors if e.path in named]
+    return 1 if failed or (errors and not preds) else 0
 
 
 def add_cli(p: argparse.ArgumentParser) -> None:

@@ -132,9 +132,12 @@ def push_to_talk(
         print("recording...", file=out, flush=True)
         x = record(seconds)
         p = classifier.predict(x, sample_rate)
-        heard.append(p)
         peak = level_db(x)
         hint = "  very quiet: is the microphone muted or far away?" if peak < -45 else ""
+        if p.label is None:  # nothing to report as a digit: say so, and keep it out of what was heard
+            print(f"no digit heard ({p.reason}, peak {peak:.0f} dBFS){hint}", file=out, flush=True)
+            continue
+        heard.append(p)
         print(f"{p.label}  (p={p.probability:.2f}, peak {peak:.0f} dBFS){hint}", file=out, flush=True)
     return heard
 
@@ -146,6 +149,9 @@ def print_stream(
     out = sys.stdout if out is None else out
     for d in detections:
         p = d.prediction
+        if p.label is None:  # a click or a burst of noise the detector took for a word: not a digit
+            print(f"{d.start:7.2f}-{d.end:.2f} s  -  skipped: {p.reason}", file=out, flush=True)
+            continue
         ok = p.probability >= min_probability
         if ok:
             kept.append(p.label)

@@ -6,7 +6,8 @@
     GET  /          a page that records from the microphone (or sends a chosen file) and draws the class probabilities
     GET  /health    {"status": "ok", "model", "backend", "classes", "sample_rate", "max_upload_bytes"}
     POST /predict   multipart/form-data, audio (WAV, FLAC, OGG, ...) in field "file":
-                    {"digit", "label", "probability", "probabilities", "latency_ms", "model", "filename", ...}
+                    {"digit", "label", "probability", "probabilities", "latency_ms", "model", "filename", ...};
+                    "digit": null with a "reason" (too short, no speech, bad samples) when no digit can be in it
 
     curl -F file=@7_jackson_0.wav http://127.0.0.1:8000/predict
 
@@ -109,7 +110,9 @@ def create_app(
             except (AudiomnistError, ValueError) as e:
                 raise HTTPException(422, f"{filename}: unusable audio ({e})") from None
         digit = pred.label if classifier.cfg.target == "digit" else None
+        # Degenerate audio (too short, no speech, bad samples) is an answer, not an error: 200 with digit null.
         return {"digit": digit, "label": pred.label, "probability": pred.probability, "probabilities": pred.probabilities,
+                "reason": pred.reason,
                 "model": name, "backend": classifier.backend, "filename": filename, "sample_rate": sr,
                 "duration_s": round(len(x) / sr, 4)}
 
@@ -157,7 +160,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     name = args.model or "default"
     clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
-    clf.predict(np.zeros(clf.sample_rate, np.float32), clf.sample_rate)  # the first call is slow; pay it before serving
+    # The first call is slow; pay it before serving (straight to the network: silence would get "no digit" unheard).
+    clf.probabilities(clf.windows([np.zeros(clf.sample_rate, np.float32)]))
     app = create_app(clf, int(args.max_upload_mb * 2**20), name)
     print(f"audiomnist: serving {name} ({clf.backend}) on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

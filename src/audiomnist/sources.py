@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -12,6 +14,10 @@ from pathlib import Path, PurePosixPath
 
 LAYOUTS = ("audiomnist", "fsdd", "folder")
 AUDIO_EXTS = frozenset({".wav", ".flac", ".ogg"})
+# Audio that libsndfile may not take: still tried (a WAV named .mp3 is read), and named when it cannot be read.
+OTHER_AUDIO_EXTS = frozenset({".mp3", ".m4a", ".aac", ".wma", ".opus", ".aif", ".aiff", ".au", ".webm", ".amr", ".caf"})
+IGNORED_DIRS = frozenset({"__MACOSX"})
+NOT_AUDIO = "not audio by name"
 UNKNOWN = "unknown"
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 AUDIOMNIST_META = "audioMNIST_meta.txt"
@@ -21,7 +27,9 @@ MIN_AGE, MAX_AGE = 3, 110
 _AUDIOMNIST_RE = re.compile(r"^(\d)_(\d{1,3})_(\d+)$")
 _FSDD_RE = re.compile(r"^(\d)_([^_]+)_(\d+)$")
 _DIGIT_PREFIX_RE = re.compile(r"^(\d)(?:[_\- ](.*))?$")
-_WORD_PREFIX_RE = re.compile(r"^(" + "|".join(DIGIT_WORDS) + r")(?![a-z])[_\- ]?(.*)$", re.IGNORECASE)
+# A digit word labels a file only as the whole name or followed by a take number ('seven', 'seven_3', 'Seven-take2'):
+# any other word after it ('one_sample', 'six_ch') makes it an ordinary name, not a label.
+_WORD_NAME_RE = re.compile(r"^(" + "|".join(DIGIT_WORDS) + r")(?:[_\- ]?((?:take|rep|r)?[_\- ]?\d+))?$", re.IGNORECASE)
 _REP_RE = re.compile(r"^(?:take|rep|r)?[_\- ]?(\d+)$", re.IGNORECASE)
 
 # Spelling variants seen in the real AudioMNIST meta file, after lowercasing.
@@ -63,6 +71,64 @@ def is_audio(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in AUDIO_EXTS
 
 
+def audio_file_rule(relpath: str) -> str | None:
+    """The one rule by which every entry point (data scan, train, analyze, predict) takes files found in a folder.
+
+    None: read it as audio; its content decides (a WAV named .mp3 is used). NOT_AUDIO: not audio by its name (.txt,
+    .json, hidden files, __MACOSX): ignored, and counted. Anything else: why the file is refused, to list with it.
+    """
+    parts = PurePosixPath(relpath).parts
+    if not parts or any(p.startswith(".") or p in IGNORED_DIRS for p in parts):
+        return NOT_AUDIO
+    if PurePosixPath(parts[-1]).suffix.lower() not in AUDIO_EXTS | OTHER_AUDIO_EXTS:
+        return NOT_AUDIO
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:  # catalogs, reports and run folders are UTF-8 text: such a name cannot be recorded
+        return "file name is not valid UTF-8; rename the file"
+    return None
+
+
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read, in the operating system's own terms (None when it can be opened).
+
+    A symlink loop or a denied permission must not be reported as 'not found' or libsndfile's 'System error'.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (too many levels of symbolic links)"
+        if e.errno == errno.ENOENT:
+            return "broken symlink (its target does not exist)" if os.path.islink(path) else "no such file or folder"
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied"
+        return (e.strerror or str(e)).lower()
+    if stat.S_ISDIR(st.st_mode):
+        return None if os.access(path, os.R_OK | os.X_OK) else "permission denied (folder)"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as e:
+        return "permission denied" if e.errno in (errno.EACCES, errno.EPERM) else (e.strerror or str(e)).lower()
+    return None
+
+
+# libsndfile's header log ("data : 16000 (should be 7978)"): the audio chunk promises more bytes than the file has.
+_CHUNK_SIZE_RE = re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def truncation(header_log: str) -> str | None:
+    """'truncated: ...' when a WAV/AIFF header (soundfile's extra_info) promises more audio than the file holds."""
+    m = _CHUNK_SIZE_RE.search(header_log or "")
+    if not m or int(m.group(3)) >= int(m.group(2)):
+        return None
+    promised, present = int(m.group(2)), int(m.group(3))
+    return (f"truncated: the header promises {promised} bytes of audio, the file holds {present} "
+            f"({100 * present / promised:.0f} %); the rest is missing")
+
+
 def digit_from_word(text: str) -> int | None:
     """'7', 'seven', 'Seven' -> 7; anything else -> None."""
     text = text.strip().lower()
@@ -77,8 +143,8 @@ def _repetition(rest: str | None) -> int:
 
 
 def _label_from_name(stem: str) -> tuple[int, int] | None:
-    """(digit, repetition) from '7_anything', 'seven', 'zero_3', 'Seven-take2'."""
-    m = _DIGIT_PREFIX_RE.match(stem) or _WORD_PREFIX_RE.match(stem)
+    """(digit, repetition) from '7_anything', 'seven', 'zero_3', 'Seven-take2'; not from 'one_sample' or 'six_ch'."""
+    m = _DIGIT_PREFIX_RE.match(stem) or _WORD_NAME_RE.match(stem)
     if not m:
         return None
     return digit_from_word(m.group(1)), _repetition(m.group(2))

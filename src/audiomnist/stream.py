@@ -81,7 +81,7 @@ class Detection:
     prediction: Prediction
 
     @property
-    def label(self) -> str:
+    def label(self) -> str | None:
         return self.prediction.label
 
 

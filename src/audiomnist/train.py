@@ -341,6 +341,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not (Path(args.resume) / "config.json").is_file():
             raise AudiomnistError(f"{args.resume}: not a run folder (no config.json)")
         cfg = config_from_file(Path(args.resume) / "config.json")
+        if (Path(args.resume) / "last.pt").exists():  # refuse an unsafe or corrupt last.pt before minutes of scanning
+            load_checkpoint(Path(args.resume) / "last.pt")
     else:
         cfg = config_from_args(args)
     with distributed.process_group(pick_device(cfg.device)), distributed.quiet_unless_main():
