@@ -99,8 +99,10 @@ def test_corrupt_file_is_reported_and_the_rest_are_ok(tree, tmp_path):
     assert b[0].abs().sum() == 0 and b[1].abs().sum() > 0
 
 
-def test_build_reports_bad_files_on_stderr(tree, tmp_path, capsys):
-    WaveformCache.build(tree, fingerprint(tree), AudioConfig(), cache_root=tmp_path / "c", workers=1, progress=True)
+def test_report_errors_lists_bad_files_on_stderr(tree, tmp_path, capsys):
+    c = WaveformCache.build(tree, fingerprint(tree), AudioConfig(), cache_root=tmp_path / "c", workers=1, progress=True)
+    assert "broken.wav" not in capsys.readouterr().err, "the build itself stays quiet; its caller reports once"
+    c.report_errors()
     err = capsys.readouterr().err
     assert "1 of 32 files" in err and "broken.wav" in err
 

@@ -22,6 +22,8 @@ import soundfile as sf
 import torch
 from torch import nn
 
+from conftest import free_port, write_tone_set
+
 from audiomnist import distributed, models
 
 pytestmark = pytest.mark.skipif(
@@ -108,36 +110,14 @@ def record_and_run(log_path: Path, argv: list[str], watch: list[str] | None = No
         log_path.write_text(json.dumps(log))
 
 
-def tone_digit(digit: int, speaker: int, rep: int) -> np.ndarray:
-    """A two-tone chord whose pitch encodes the digit, 0.35-0.6 s long (longer than the 250 ms window)."""
-    rng = np.random.default_rng(1000 * speaker + 10 * digit + rep)
-    n = int(SR * rng.uniform(0.35, 0.6))
-    t = np.arange(n) / SR
-    f0 = 300 + 220 * digit * (1 + 0.02 * speaker)
-    x = (0.4 * np.sin(2 * np.pi * f0 * t) + 0.2 * np.sin(2 * np.pi * 1.5 * f0 * t)) * np.hanning(n)
-    return (x + rng.normal(0, 0.005, n)).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> list[Path]:
     """Two AudioMNIST-layout folders with the same speaker names 01-03 (10 digits x 2 repetitions each)."""
     roots = []
     for k, name in enumerate(("a", "b")):
         root = tmp_path_factory.mktemp("data") / name
-        for s in range(1, 4):
-            sid = f"{s:02d}"
-            (root / sid).mkdir(parents=True)
-            for d in range(10):
-                for r in range(2):
-                    sf.write(root / sid / f"{d}_{sid}_{r}.wav", tone_digit(d, 3 * k + s, r), SR, subtype="PCM_16")
-        roots.append(root)
+        roots.append(write_tone_set(root, speakers=3, reps=2, speaker_offset=3 * k, lead_s=(0.0, 0.0)))
     return roots
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(out: Path, argv: list[str], nproc: int = 2) -> tuple[subprocess.CompletedProcess, list[dict]]:

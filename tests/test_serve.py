@@ -18,6 +18,8 @@ import soundfile as sf
 import soxr
 from fastapi.testclient import TestClient
 
+from conftest import free_port
+
 from audiomnist import cli
 from audiomnist.catalog import sample_root
 from audiomnist.infer import Classifier
@@ -153,12 +155,6 @@ def test_cli_rejects_bad_settings(capsys):
     assert "--max-upload-mb" in capsys.readouterr().err
     assert cli.main(["serve", "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

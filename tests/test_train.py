@@ -8,38 +8,20 @@ import pytest
 import soundfile as sf
 import torch
 
+from conftest import FAST_TRAIN, write_tone_set
+
 from audiomnist import cli
-from audiomnist.checkpoint import load_checkpoint
-from audiomnist.checkpoint import load_trained
+from audiomnist.checkpoint import load_checkpoint, load_trained
 from audiomnist.runconfig import PRESETS, TrainConfig, config_from_dict, with_preset
 
-SR = 8000
-
-
-def tone_digit(digit: int, speaker: int, rep: int) -> np.ndarray:
-    """A 'spoken digit' a small net can learn: a two-tone chord whose pitch encodes the digit, shifted per speaker."""
-    rng = np.random.default_rng(1000 * speaker + 10 * digit + rep)
-    n = int(SR * rng.uniform(0.35, 0.6))
-    t = np.arange(n) / SR
-    f0 = 300 + 220 * digit * (1 + 0.02 * speaker)
-    x = 0.4 * np.sin(2 * np.pi * f0 * t) + 0.2 * np.sin(2 * np.pi * 1.5 * f0 * t)
-    x *= np.hanning(n)
-    x += rng.normal(0, 0.005, n)
-    return np.concatenate([np.zeros(int(rng.uniform(0, 0.1) * SR)), x]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def tone_set(tmp_path_factory) -> Path:
     """AudioMNIST layout: 5 speakers x 10 digits x 4 repetitions, with speaker metadata (2 female, 3 male)."""
-    root = tmp_path_factory.mktemp("tones")
-    meta = {}
-    for s in range(1, 6):
-        sid = f"{s:02d}"
-        (root / sid).mkdir()
-        meta[sid] = {"gender": "female" if s <= 2 else "male", "age": 30, "accent": "german", "recordingroom": "Kino"}
-        for d in range(10):
-            for r in range(4):
-                sf.write(root / sid / f"{d}_{sid}_{r}.wav", tone_digit(d, s, r), SR, subtype="PCM_16")
+    root = write_tone_set(tmp_path_factory.mktemp("tones"), speakers=5, reps=4)
+    meta = {f"{s:02d}": {"gender": "female" if s <= 2 else "male", "age": 30, "accent": "german",
+                         "recordingroom": "Kino"} for s in range(1, 6)}
     (root / "audioMNIST_meta.txt").write_text(json.dumps(meta))
     return root
 
@@ -53,7 +35,7 @@ def only_run(runs: Path) -> Path:
     return run_dir
 
 
-FAST = ["--epochs", "3", "--batch-size", "16", "--no-progress", "--model-arg", "width=1"]
+FAST = FAST_TRAIN
 
 
 @pytest.fixture(scope="module")
