@@ -1,9 +1,9 @@
 """Synthetic English spoken digits from every installed synthesiser (espeak-ng, flite, festival), in FSDD layout.
 
 Each *voice* is one engine voice (an espeak-ng dialect + variant, a flite or festival voice) with a speaker and a
-room of its own: a base speaking rate and pitch, a vocal-tract-length warp, a pitch shift, a microphone or phone
-channel, a synthetic room impulse response and background noise at a fixed SNR. Each *take* jitters rate and pitch,
-picks the word form ("zero" or "oh" for 0), the silence around the word, the noise and the level. Every perturbed
+room of its own: a base speaking rate and pitch, a vocal-tract-length warp, a microphone or phone channel, a
+synthetic room impulse response and background noise at a fixed SNR. Each *take* jitters rate and pitch, picks
+the word form ("zero" or "oh" for 0), the silence around the word, the noise and the level. Every perturbed
 voice is its own speaker: `OUT/{digit}_{speaker}_{take}.wav` plus `OUT/speakers.json` (metadata and full recipe).
 
     python -m audiomnist.synth OUT [--voices N] [--takes K] [--seed S] [--engines espeak,flite,festival]
@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,11 +71,10 @@ QUIET = 1e-4  # espeak-ng writes exact zeros in breaks; this only absorbs dither
 
 # Ranges of the random recipe; log-uniform for ratios so that x and 1/x are equally likely.
 RATE_RANGE = (0.8, 1.25)  # speaker's speaking-rate factor (1 = engine default)
-PITCH_RANGE = (0.8, 1.25)  # speaker's engine pitch factor
+PITCH_RANGE = (0.8, 1.25)  # speaker's pitch factor (1 = engine default)
 TAKE_RATE_JITTER = 0.1  # per take, +-10 % around the speaker's rate (log scale)
 TAKE_PITCH_JITTER = 0.08
-WARP_RANGE = (0.8, 1.2)  # vocal-tract-length factor: formant frequencies x warp, pitch kept
-PITCH_SHIFT_RANGE = (0.85, 1.18)  # signal-level pitch factor applied on top of the engine's (formants kept)
+WARP_RANGE = (0.8, 1.2)  # vocal-tract-length factor: formant frequencies x warp
 OH_PROBABILITY = (0.0, 0.5)  # per speaker: how often 0 is said "oh"
 RT60_RANGE = (0.05, 0.9)  # seconds
 DRY_PROBABILITY = 0.15  # some voices get no room at all
@@ -85,7 +85,6 @@ NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1/
 SILENCE_RANGE_S = (0.03, 0.25)  # before and after the word
 PEAK_RANGE_DB = (-18.0, -1.0)
 TRIM_FLOOR_DB = -40.0
-ENVELOPE_CUTOFF_S = 0.0015  # cepstral lifter: keeps the vocal tract (< 1.5 ms quefrency), drops pitch (> 2.5 ms)
 CHANNELS = {
     # name: (low-cut Hz range, high-cut Hz range or None, tilt coefficient range, codec)
     "studio": ((30, 80), None, (-0.1, 0.1), None),
@@ -127,7 +126,6 @@ class Recipe:
     pitch: float
     oh_probability: float
     warp: float
-    pitch_shift: float
     channel: str
     low_hz: float
     high_hz: float | None
@@ -143,10 +141,23 @@ class Recipe:
 # ---------------------------------------------------------------------------------------------- engines
 
 
+PR_SET_PDEATHSIG = 1
+_engines_die_with_us = False  # set in pool workers, which have no threads, so preexec_fn is safe there
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _run(cmd: list[str], timeout: float = ENGINE_TIMEOUT_S, stdin: str | None = None) -> str:
     """Run an engine; its failure (exit status, timeout, missing binary) becomes a SynthesisError."""
+    preexec = _die_with_parent if _engines_die_with_us else None
     try:
-        res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, preexec_fn=preexec)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise SynthesisError(f"{cmd[0]} failed: {e}") from e
     if res.returncode != 0:
@@ -382,31 +393,6 @@ def resample_shift(x: np.ndarray, factor: float) -> np.ndarray:
     return soxr.resample(x, factor, 1.0).astype(np.float32)
 
 
-def envelope_warp(x: np.ndarray, sr: int, factor: float) -> np.ndarray:
-    """Move the spectral envelope (formants) to `factor` x its frequencies; the harmonics (pitch) stay.
-
-    Per STFT frame the log magnitude is split by cepstral liftering into a smooth envelope and the fine
-    (harmonic) structure; only the envelope is resampled along frequency, the phase is kept.
-    """
-    if abs(factor - 1.0) < 1e-6 or len(x) == 0:
-        return x
-    n_fft = 1 << int(np.ceil(np.log2(0.032 * sr)))
-    _, _, spec = scipy.signal.stft(x, sr, nperseg=n_fft, noverlap=3 * n_fft // 4)
-    log_mag = np.log(np.abs(spec) + 1e-9)
-    cep = np.fft.irfft(log_mag, n=n_fft, axis=0)
-    keep = max(2, int(ENVELOPE_CUTOFF_S * sr))
-    cep[keep : n_fft - keep + 1] = 0.0
-    envelope = np.fft.rfft(cep, axis=0).real
-    bins = np.arange(envelope.shape[0])
-    source = np.clip(bins / factor, 0, bins[-1])
-    lo = np.floor(source).astype(int)
-    hi = np.minimum(lo + 1, bins[-1])
-    frac = (source - lo)[:, None]
-    warped = envelope[lo] * (1 - frac) + envelope[hi] * frac
-    _, y = scipy.signal.istft(spec * np.exp(warped - envelope), sr, nperseg=n_fft, noverlap=3 * n_fft // 4)
-    return y[: len(x)].astype(np.float32)
-
-
 def room_impulse(sr: int, rt60: float, drr_db: float, rng: np.random.Generator) -> np.ndarray:
     """A direct path plus exponentially decaying noise (-60 dB at rt60) with the given direct/reverb ratio."""
     if rt60 <= 0:
@@ -455,12 +441,12 @@ def apply_channel(x: np.ndarray, sr: int, recipe: Recipe) -> np.ndarray:
 def perturb(wave: np.ndarray, sr: int, recipe: Recipe, rng: np.random.Generator) -> np.ndarray:
     """Turn a clean engine take (already at `sr`) into this speaker's recording in this speaker's room.
 
-    Pitch shift and vocal-tract warp, silence around the word, room reverberation, background noise at the
-    speaker's SNR, the channel, then a random peak level. The room is fixed by the recipe; `rng` draws what
-    varies per take (silence, noise samples, SNR jitter, level).
+    Vocal-tract warp, silence around the word, room reverberation, background noise at the speaker's SNR,
+    the channel, then a random peak level. The warp resamples, so it scales pitch and tempo with the formants;
+    `engine_request` asks the engine for pitch / warp and rate / warp so that the take ends at its own pitch and
+    rate. The room is fixed by the recipe; `rng` draws what varies per take (silence, noise, SNR jitter, level).
     """
-    x = resample_shift(wave.astype(np.float32), recipe.pitch_shift)
-    x = envelope_warp(x, sr, recipe.warp / recipe.pitch_shift)
+    x = resample_shift(wave.astype(np.float32), recipe.warp)
     speech_power = float(np.mean(x.astype(np.float64) ** 2)) + 1e-12
     lead, tail = (int(rng.uniform(*SILENCE_RANGE_S) * sr) for _ in range(2))
     x = np.concatenate([np.zeros(lead, np.float32), x, np.zeros(tail, np.float32)])
@@ -512,7 +498,6 @@ def make_recipe(index: int, voice: Voice, rng: np.random.Generator) -> Recipe:
         pitch=round(_log_uniform(rng, *PITCH_RANGE), 4),
         oh_probability=round(float(rng.uniform(*OH_PROBABILITY)), 3),
         warp=round(_log_uniform(rng, *WARP_RANGE), 4),
-        pitch_shift=round(_log_uniform(rng, *PITCH_SHIFT_RANGE), 4),
         channel=channel,
         low_hz=round(float(rng.uniform(*low_range)), 1),
         high_hz=round(float(rng.uniform(*high_range)), 1) if high_range else None,
@@ -569,12 +554,22 @@ class Task:
 
 
 def _take_params(recipe: Recipe, digit: int, rng: np.random.Generator) -> tuple[str, float, float]:
-    """Word form, engine rate and engine pitch of one take, drawn first from the take's rng."""
+    """Word form, rate and pitch (factors of the engine's defaults) of one take, drawn first from its rng."""
     oh = rng.uniform() < recipe.oh_probability
     word = ZERO_FORMS[1] if digit == 0 and oh else DIGIT_WORDS[digit]
     rate = recipe.rate * math.exp(rng.uniform(-TAKE_RATE_JITTER, TAKE_RATE_JITTER))
     pitch = recipe.pitch * math.exp(rng.uniform(-TAKE_PITCH_JITTER, TAKE_PITCH_JITTER))
     return word, round(rate, 4), round(pitch, 4)
+
+
+def engine_request(recipe: Recipe, rate: float, pitch: float) -> tuple[float, float]:
+    """Engine rate and pitch that end at `rate` and `pitch` after `perturb`'s warp (a resampling by `warp`).
+
+    Pitch-preserving vocal-tract warp: the engine makes the source pitch and tempo 1/warp x, the resampling
+    brings them back while moving the formants by warp. Festival's HTS voices have no pitch control, so their
+    pitch ends at warp x.
+    """
+    return rate / recipe.warp, pitch / recipe.warp
 
 
 def write_wav(path: Path, x: np.ndarray, sr: int) -> None:
@@ -593,7 +588,8 @@ def render_voice(task: Task) -> tuple[str, list[dict], list[str]]:
     keys = [(d, t) for d in range(len(DIGIT_WORDS)) for t in range(task.takes)]
     rngs = [np.random.default_rng([task.seed, task.index, d, t]) for d, t in keys]
     params = [_take_params(recipe, d, rng) for (d, _), rng in zip(keys, rngs)]
-    waves = synthesize_many([p[0] for p in params], recipe.voice, [p[1] for p in params], [p[2] for p in params])
+    requests = [engine_request(recipe, rate, pitch) for _, rate, pitch in params]
+    waves = synthesize_many([p[0] for p in params], recipe.voice, [r[0] for r in requests], [r[1] for r in requests])
     rows, errors = [], []
     for (digit, take), (word, rate, pitch), rng, got in zip(keys, params, rngs, waves):
         name = f"{digit}_{recipe.speaker}_{take}.wav"
@@ -622,17 +618,13 @@ def _safe_render(task: Task) -> tuple[str, list[dict], list[str]]:
         return task.recipe.speaker, [], [f"{task.recipe.speaker}: {type(e).__name__}: {e}"]
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def _init_worker(parent: int) -> None:
-    """Die with the parent (even on SIGKILL) and leave Ctrl-C to it."""
+    """Die with the parent (even on SIGKILL), and so do the engines this worker starts; Ctrl-C is the parent's."""
+    global _engines_die_with_us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the pool's own shutdown still ends the workers on a normal exit
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    _engines_die_with_us = True
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -725,10 +717,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: CPU count)")  # fmt: skip
     p.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE,
-                   help=f"output sample rate in Hz (default {DEFAULT_SAMPLE_RATE}); files are mono 16-bit WAV")  # fmt: skip
+                   help=f"output sample rate in Hz, mono 16-bit WAV (default {DEFAULT_SAMPLE_RATE})")  # fmt: skip
     p.add_argument("--force", action="store_true", default=False,
-                   help="replace the clips of an earlier run in OUT (default: refuse a folder that has clips)")  # fmt: skip
+                   help="replace an earlier run's clips in OUT (default: refuse a folder with clips)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", default=False, help="no progress bar")
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -736,8 +732,15 @@ def run(args: argparse.Namespace) -> int:
     if args.sample_rate < CODEC_RATE:
         raise AudiomnistError(f"--sample-rate must be at least {CODEC_RATE} Hz, got {args.sample_rate}")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    summary = generate(args.out, args.voices, args.takes, args.seed, engines, args.jobs, args.sample_rate,
-                       progress=not args.no_progress, force=args.force)  # fmt: skip
+    # SIGTERM unwinds like Ctrl-C: subprocess.run kills a running engine, the pool's finally ends the workers.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
+    try:
+        summary = generate(args.out, args.voices, args.takes, args.seed, engines, args.jobs, args.sample_rate,
+                           progress=not args.no_progress, force=args.force)  # fmt: skip
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     found = ", ".join(f"{e} {n}" for e, n in summary.voices_found.items())
     print(f"{summary.files} clips from {summary.speakers} speakers in {args.out} (engine voices found: {found})")
     if summary.failed:
