@@ -94,6 +94,8 @@ def test_plan_is_seeded_shares_engines_and_makes_fsdd_speaker_ids():
     assert a == b
     assert [r.warp for r in a] != [r.warp for r in c]
     assert [r.voice.engine for r in a].count("flite") == 4  # engines take turns
+    espeak = [r.voice for r in a if r.voice.engine == "espeak"]
+    assert sorted(v.gender for v in espeak) == ["female", "female", "male", "male"]  # and genders too
     assert len({r.speaker for r in a}) == 12
     for r in a:
         label = parse_label(f"7_{r.speaker}_3.wav", "fsdd")

@@ -511,19 +511,27 @@ def make_recipe(index: int, voice: Voice, rng: np.random.Generator) -> Recipe:
     )
 
 
+def _voice_order(voices: list[Voice], rng: np.random.Generator) -> list[Voice]:
+    """The voices in a seeded random order with the genders taking turns (fewer female espeak-ng variants
+    than male ones would otherwise make most speakers male); the rarer gender's voices recur more often."""
+    groups = {}
+    for v in (voices[i] for i in rng.permutation(len(voices))):
+        groups.setdefault(v.gender, []).append(v)
+    lists = [groups[g] for g in sorted(groups)]
+    longest = max(len(g) for g in lists)
+    return [g[k % len(g)] for k in range(longest) for g in lists]
+
+
 def plan(voices: dict[str, list[Voice]], n: int, seed: int) -> list[Recipe]:
     """`n` speakers: engines take turns, so each gets an equal share; each engine cycles through its voices
     in a seeded random order, so small `n` still spans many voices and large `n` reuses each evenly."""
     engines = [e for e in ENGINES if voices.get(e)]
-    orders = {
-        e: np.random.default_rng([seed, i, 7]).permutation(len(voices[e])).tolist() for i, e in enumerate(engines)
-    }
+    orders = {e: _voice_order(voices[e], np.random.default_rng([seed, i, 7])) for i, e in enumerate(engines)}
     recipes = []
     for i in range(n):
         engine = engines[i % len(engines)]
-        k = i // len(engines)
-        voice = voices[engine][orders[engine][k % len(voices[engine])]]
-        recipes.append(make_recipe(i, voice, np.random.default_rng([seed, i])))
+        order = orders[engine]
+        recipes.append(make_recipe(i, order[(i // len(engines)) % len(order)], np.random.default_rng([seed, i])))
     return recipes
 
 
