@@ -213,6 +213,8 @@ def test_synthesize_says_each_word_with_its_own_rate():
     voice = synth.Voice("espeak", "en-us", "m1")
     slow, fast = synth.synthesize_many(["seven", "seven"], voice, [0.7, 1.4], [1.0, 1.0])
     assert len(synth.trim(*slow)) > 1.5 * len(synth.trim(*fast))
+    phrase, sr = synth.synthesize("four, one, five", voice)  # one text is never split, pauses and all
+    assert len(phrase) > 2 * len(synth.synthesize("four", voice)[0])
 
 
 def test_missing_engines_name_the_package_to_install(tmp_path, monkeypatch, capsys):

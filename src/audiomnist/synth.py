@@ -205,24 +205,31 @@ def _espeak_batch(texts, voice: Voice, rates, pitches, tmp: Path) -> list[tuple[
     wav = tmp / "espeak.wav"
     _run(["espeak-ng", "-m", "-v", voice.label, "-w", str(wav), _espeak_ssml(texts, rates, pitches)])
     x, sr = _read_wav(wav, f"espeak-ng {voice.label}")
+    if len(texts) == 1:  # a phrase may hold long pauses of its own
+        return [(x, sr)]
     return [(piece, sr) for piece in split_on_silence(x, sr, len(texts))]
 
 
 def _flite_one(text: str, voice: Voice, rate: float, pitch: float, tmp: Path) -> tuple[np.ndarray, int]:
-    """flite's int_f0_target_mean is absolute, so the voice's default is measured once and scaled."""
+    """flite's int_f0_target_mean is in Hz, so `pitch` scales the voice's own mean f0 (FLITE_F0)."""
     wav = tmp / "flite.wav"
-    f0 = _flite_default_f0(voice.name) * pitch
+    f0 = FLITE_F0.get(voice.name, FLITE_F0_FALLBACK) * pitch
     _run(["flite", "-voice", voice.name, "--setf", f"duration_stretch={1 / rate:.4f}",
           "--setf", f"int_f0_target_mean={f0:.1f}", "-t", text, "-o", str(wav)])  # fmt: skip
     return _read_wav(wav, f"flite {voice.name} {text!r}")
 
 
-FLITE_F0 = {"kal": 100.0, "kal16": 100.0, "awb": 110.0, "rms": 100.0, "slt": 160.0}  # Hz, flite's own defaults
+# Each voice's own mean f0 in Hz, so that pitch 1.0 leaves the voice as it is.
+FLITE_F0 = {"kal": 95.0, "kal16": 95.0, "awb": 130.0, "rms": 100.0, "slt": 170.0}
 FLITE_F0_FALLBACK = 110.0
+# Voices whose pitch the engine does not let us set (flite rms predicts f0 itself; festival HTS has no f0 knob).
+NO_PITCH_CONTROL = frozenset({("flite", "rms")})
 
 
-def _flite_default_f0(name: str) -> float:
-    return FLITE_F0.get(name, FLITE_F0_FALLBACK)
+def pitch_controlled(voice: Voice) -> bool:
+    """Whether the engine follows a requested pitch for this voice (otherwise the warp also scales pitch)."""
+    hts = voice.engine == "festival" and voice.name.endswith("_hts")
+    return not hts and (voice.engine, voice.name) not in NO_PITCH_CONTROL
 
 
 # Scheme run once per festival batch: the voice is loaded once, then each take sets its rate and pitch.
@@ -303,7 +310,7 @@ def synthesize(
 ) -> tuple[np.ndarray, int]:
     """One engine call: `text` in `voice` at `rate` x and `pitch` x the engine's default -> (float32 mono, sr).
 
-    Engines that cannot change pitch (festival HTS voices) ignore `pitch`. Raises SynthesisError.
+    Voices without pitch control (`pitch_controlled`) ignore `pitch`. Raises SynthesisError.
     """
     if tmp is None:
         with tempfile.TemporaryDirectory(prefix="audiomnist-synth-") as t:
@@ -544,6 +551,7 @@ def speaker_entry(recipe: Recipe) -> dict:
         "accent": recipe.voice.accent,
         "language": "english",
         "synthetic": True,
+        "pitch_controlled": pitch_controlled(recipe.voice),
         "recipe": {"engine": voice["engine"], "voice": voice["name"], "variant": voice["variant"], **data},
     }
 
@@ -574,8 +582,8 @@ def engine_request(recipe: Recipe, rate: float, pitch: float) -> tuple[float, fl
     """Engine rate and pitch that end at `rate` and `pitch` after `perturb`'s warp (a resampling by `warp`).
 
     Pitch-preserving vocal-tract warp: the engine makes the source pitch and tempo 1/warp x, the resampling
-    brings them back while moving the formants by warp. Festival's HTS voices have no pitch control, so their
-    pitch ends at warp x.
+    brings them back while moving the formants by warp. Where the engine has no pitch control
+    (`pitch_controlled`), the pitch ends at warp x its default.
     """
     return rate / recipe.warp, pitch / recipe.warp
 
