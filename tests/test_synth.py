@@ -106,6 +106,31 @@ def test_plan_is_seeded_shares_engines_and_makes_fsdd_speaker_ids():
     assert {"rate", "pitch", "warp", "channel", "rt60", "snr_db"} <= set(entry["recipe"])
 
 
+ESPEAK_EN = """\
+Pty Language       Age/Gender VoiceName          File                 Other Languages
+ 2  en-gb           --/M      English_(Great_Britain) gmw/en               (en 2)
+ 3  en-uk           --/M      english-mb-en1     mb/mb-en1            (en-gb 3)(en 2)
+ 5  en-gb-scotland  --/M      English_(Scotland) gmw/en-GB-scotland   (en 4)
+ 5  variant         --/M      Storm              !v/Storm             (en-us 5)
+ 5  en-us-nyc       --/M      English_(America,_New_York_City) gmw/en-US-nyc
+"""
+ESPEAK_VARIANTS = """\
+Pty Language       Age/Gender VoiceName          File                 Other Languages
+ 5  variant         --/M      Mr_Serious         !v/Mr serious
+ 5  variant         --/M      Storm              !v/Storm             (en-us 5)
+ 5  variant         70/F      female1            !v/f1
+"""
+
+
+def test_espeak_listings_give_dialects_without_mbrola_and_every_variant():
+    assert synth._espeak_dialects(ESPEAK_EN) == [
+        ("en", "british"), ("en-gb-scotland", "scottish"), ("en-us-nyc", "american new york")
+    ]  # fmt: skip
+    assert synth._espeak_variants(ESPEAK_VARIANTS) == [("Mr serious", "male"), ("Storm", "male"), ("f1", "female")]
+    speaker = synth.make_recipe(3, synth.Voice("espeak", "en-us-nyc", "Mr serious"), np.random.default_rng(0))
+    assert speaker.speaker == "s00003-espeak-en-us-nyc-mr-serious"
+
+
 # --------------------------------------------------------------------------------- perturbations
 
 

@@ -63,6 +63,12 @@ KNOWN_VOICES = {
     "rms": ("male", "american"), "slt": ("female", "american"), "kal_diphone": ("male", "american"),
     "ked_diphone": ("male", "american"), "cmu_us_slt_arctic_hts": ("female", "american"),
 }  # fmt: skip
+# Accent names in the style of the flite/festival entries above; other espeak-ng dialects keep their own name.
+ESPEAK_ACCENTS = {
+    "en": "british", "en-us": "american", "en-us-nyc": "american new york", "en-gb-scotland": "scottish",
+    "en-gb-x-rp": "british rp", "en-gb-x-gbclan": "british lancaster", "en-gb-x-gbcwmd": "british west midlands",
+    "en-029": "caribbean",
+}  # fmt: skip
 
 # espeak-ng batches: takes are joined by SSML breaks, and the output is cut at long digital silences.
 BATCH_BREAK_MS = 700
@@ -342,8 +348,8 @@ def _espeak_dialects(listing: str) -> list[tuple[str, str]]:
             continue
         # The file name selects exactly this voice ("en-gb" would pick another voice that ignores variants).
         name = m.group(4).rsplit("/", 1)[-1].lower()
-        accent = m.group(3).partition("(")[2].rstrip(")").replace("_", " ").replace(",", "").lower() or name
-        found.setdefault(name, accent)
+        described = m.group(3).partition("(")[2].rstrip(")").replace("_", " ").replace(",", "").lower()
+        found.setdefault(name, ESPEAK_ACCENTS.get(name, described or name))
     return sorted(found.items())
 
 
