@@ -678,6 +678,8 @@ class Summary:
 
 def _prepare_out(out: Path, force: bool) -> None:
     """Refuse to mix runs: an earlier run's clips would be read as speakers missing from speakers.json."""
+    if out.exists() and not out.is_dir():
+        raise AudiomnistError(f"{out} is a file; give a folder for the corpus")
     old = sorted(out.glob("*_*_*.wav")) if out.is_dir() else []
     if old and not force:
         raise AudiomnistError(f"{out} already holds {len(old)} clips; choose an empty folder or pass --force")
