@@ -287,8 +287,11 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
-def test_workers_and_engines_die_with_a_killed_parent(tmp_path, fake_flite_only):
-    env = {**os.environ, "FAKE_SLEEP": "60", "PYTHONPATH": os.pathsep.join(sys.path)}
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_and_engines_die_with_the_parent(tmp_path, fake_flite_only, how):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "FAKE_SLEEP": "60", "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(scratch)}
     cmd = [sys.executable, "-m", "audiomnist.synth", str(tmp_path / "out"), "--engines", "flite", "--voices", "4",
            "--jobs", "2", "--no-progress"]  # fmt: skip
     parent = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -299,15 +302,18 @@ def test_workers_and_engines_die_with_a_killed_parent(tmp_path, fake_flite_only)
             time.sleep(0.1)
         assert len(_processes_mentioning(engines)) == 2, "the two workers never started their engines"
         workers = [int(p) for p in Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()]
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait()
+        os.kill(parent.pid, how)
+        expected = -how if how == signal.SIGKILL else 128 + how  # SIGTERM unwinds to exit status 143
+        assert parent.wait(timeout=10) == expected
         deadline = time.monotonic() + 10
         while (_processes_mentioning(engines) or any(Path(f"/proc/{w}").exists() for w in workers)) and (
             time.monotonic() < deadline
         ):
             time.sleep(0.1)
-        assert not _processes_mentioning(engines), "engine processes outlived the killed parent"
-        assert not [w for w in workers if Path(f"/proc/{w}").exists()], "workers outlived the killed parent"
+        assert not _processes_mentioning(engines), "engine processes outlived the parent"
+        assert not [w for w in workers if Path(f"/proc/{w}").exists()], "workers outlived the parent"
+        if how == signal.SIGTERM:  # a parent that can clean up removes the engines' temp folders
+            assert not list(scratch.iterdir())
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -14,6 +14,7 @@ voice is its own speaker: `OUT/{digit}_{speaker}_{take}.wav` plus `OUT/speakers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import ctypes
 import dataclasses
@@ -573,6 +574,7 @@ class Task:
     seed: int
     out: Path
     sample_rate: int
+    scratch: Path | None = None  # parent of the engines' temp folders; the run removes it whatever happens
 
 
 def _take_params(recipe: Recipe, digit: int, rng: np.random.Generator) -> tuple[str, float, float]:
@@ -611,7 +613,9 @@ def render_voice(task: Task) -> tuple[str, list[dict], list[str]]:
     rngs = [np.random.default_rng([task.seed, task.index, d, t]) for d, t in keys]
     params = [_take_params(recipe, d, rng) for (d, _), rng in zip(keys, rngs)]
     requests = [engine_request(recipe, rate, pitch) for _, rate, pitch in params]
-    waves = synthesize_many([p[0] for p in params], recipe.voice, [r[0] for r in requests], [r[1] for r in requests])
+    with tempfile.TemporaryDirectory(prefix="voice-", dir=task.scratch) as tmp:
+        waves = synthesize_many([p[0] for p in params], recipe.voice, [r[0] for r in requests],
+                                [r[1] for r in requests], Path(tmp))  # fmt: skip
     rows, errors = [], []
     for (digit, take), (word, rate, pitch), rng, got in zip(keys, params, rngs, waves):
         name = f"{digit}_{recipe.speaker}_{take}.wav"
@@ -701,18 +705,22 @@ def generate(
     recipes = plan(found, voices, seed)
     out = Path(out)
     _prepare_out(out, force)
-    tasks = [Task(r, i, takes, seed, out, sample_rate) for i, r in enumerate(recipes)]
+    scratch = Path(tempfile.mkdtemp(prefix="audiomnist-synth-"))  # workers killed mid-call leave files here
+    tasks = [Task(r, i, takes, seed, out, sample_rate, scratch) for i, r in enumerate(recipes)]
     rows: list[dict] = []
     failed: list[str] = []
     bar = tqdm(total=len(tasks) * takes * len(DIGIT_WORDS), desc="synth", unit="clip",
                disable=not (progress and sys.stderr.isatty()))  # fmt: skip
-    with bar:
-        for _, got, errors in _results(tasks, jobs):
-            rows += got
-            failed += errors
-            bar.update(len(got) + len(errors))
-            for message in errors:
-                tqdm.write(f"failed: {message}", file=sys.stderr)
+    try:
+        with bar, contextlib.closing(_results(tasks, jobs)) as results:  # closing ends the pool first
+            for _, got, errors in results:
+                rows += got
+                failed += errors
+                bar.update(len(got) + len(errors))
+                for message in errors:
+                    tqdm.write(f"failed: {message}", file=sys.stderr)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     written = {r["speaker"] for r in rows}
     meta = {r.speaker: speaker_entry(r) for r in recipes if r.speaker in written}
     atomic_write_text(out / SPEAKERS_FILE, json.dumps(meta, indent=2) + "\n")
