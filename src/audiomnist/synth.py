@@ -455,10 +455,11 @@ def apply_channel(x: np.ndarray, sr: int, recipe: Recipe) -> np.ndarray:
 def perturb(wave: np.ndarray, sr: int, recipe: Recipe, rng: np.random.Generator) -> np.ndarray:
     """Turn a clean engine take (already at `sr`) into this speaker's recording in this speaker's room.
 
-    Vocal-tract warp, silence around the word, room reverberation, background noise at the speaker's SNR,
-    the channel, then a random peak level. The warp resamples, so it scales pitch and tempo with the formants;
-    `engine_request` asks the engine for pitch / warp and rate / warp so that the take ends at its own pitch and
-    rate. The room is fixed by the recipe; `rng` draws what varies per take (silence, noise, SNR jitter, level).
+    Vocal-tract warp, silence around the word, room reverberation, background noise at the speaker's SNR
+    (against the dry word), the channel, then a random peak level. The warp resamples, so it scales pitch and
+    tempo with the formants; `engine_request` asks the engine for pitch / warp and rate / warp so that the take
+    ends at its own pitch and rate. The room is fixed by the recipe; `rng` draws what varies per take (silence,
+    noise, SNR jitter, level).
     """
     x = resample_shift(wave.astype(np.float32), recipe.warp)
     speech_power = float(np.mean(x.astype(np.float64) ** 2)) + 1e-12
