@@ -1,7 +1,7 @@
 """Sanity statistics of a synthesised corpus, and the shipped FSDD model's accuracy on a sample of it.
 
-There is no speech recogniser to check that each clip says its digit; the shipped model (trained on FSDD only,
-six mostly male speakers) stands in: far above chance (10 %) means the labels and words are right.
+There is no speech recogniser to check that each clip says its digit; the shipped model (trained on FSDD only:
+six male speakers) stands in: far above chance (10 %) means the labels and words are right.
 
     python experiments/voices/check_corpus.py /work/synth-corpus [--sample 3000]
 """
