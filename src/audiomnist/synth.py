@@ -57,6 +57,8 @@ SPEAKERS_FILE = "speakers.json"  # the file the fsdd layout reads speaker metada
 TAKES_FILE = "takes.csv"
 DEFAULT_SAMPLE_RATE = 16000
 ENGINE_TIMEOUT_S = 120.0  # one engine call; a batch of 20 festival takes needs a few seconds
+FESTIVAL_TAKE_TIMEOUT_S = 5.0  # added per take of a festival batch, so long batches are not cut short
+LIST_TIMEOUT_S = 60.0  # listing an engine's voices
 FLITE_SKIP = frozenset({"awb_time"})  # a limited-domain voice that only says times of day
 # (gender, accent) of the flite and festival voices, from their documentation; anything else stays unknown.
 KNOWN_VOICES = {
@@ -273,7 +275,7 @@ def _festival_batch(texts, voice: Voice, rates, pitches, tmp: Path) -> list[tupl
         p.unlink(missing_ok=True)
     script = tmp / "synth.scm"
     script.write_text(_festival_script(voice, texts, rates, pitches, paths))
-    _run(["festival", "-b", str(script)], timeout=ENGINE_TIMEOUT_S + 5 * len(texts))
+    _run(["festival", "-b", str(script)], timeout=ENGINE_TIMEOUT_S + FESTIVAL_TAKE_TIMEOUT_S * len(texts))
     out: list[tuple[np.ndarray, int] | Exception] = []
     for text, path in zip(texts, paths):
         try:
@@ -367,16 +369,16 @@ def _espeak_variants(listing: str) -> list[tuple[str, str]]:
 def list_voices(engine: str) -> list[Voice]:
     """Every English voice `engine` offers on this machine (espeak-ng: every dialect x every variant)."""
     if engine == "espeak":
-        dialects = _espeak_dialects(_run(["espeak-ng", "--voices=en"], timeout=30))
-        variants = _espeak_variants(_run(["espeak-ng", "--voices=variant"], timeout=30))
+        dialects = _espeak_dialects(_run(["espeak-ng", "--voices=en"], timeout=LIST_TIMEOUT_S))
+        variants = _espeak_variants(_run(["espeak-ng", "--voices=variant"], timeout=LIST_TIMEOUT_S))
         return [Voice("espeak", d, v, g, a) for d, a in dialects for v, g in variants]
     if engine == "flite":
-        listing = _run(["flite", "-lv"], timeout=30)
+        listing = _run(["flite", "-lv"], timeout=LIST_TIMEOUT_S)
         names = listing.split(":", 1)[-1].split()
         return [Voice("flite", n, "", *KNOWN_VOICES.get(n, ("unknown", "unknown"))) for n in names
                 if n not in FLITE_SKIP]  # fmt: skip
     if engine == "festival":
-        listing = _run(["festival", "-b", "(print (voice.list))"], timeout=60)
+        listing = _run(["festival", "-b", "(print (voice.list))"], timeout=LIST_TIMEOUT_S)
         names = re.findall(r"[A-Za-z0-9_]+", listing.strip().splitlines()[-1] if listing.strip() else "")
         return [Voice("festival", n, "", *KNOWN_VOICES.get(n, ("unknown", "unknown"))) for n in sorted(names)]
     raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
@@ -756,6 +758,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", default=False, help="no progress bar")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
@@ -769,8 +775,10 @@ def run(args: argparse.Namespace) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main_thread else None
     try:
-        summary = generate(args.out, args.voices, args.takes, args.seed, engines, args.jobs, args.sample_rate,
-                           progress=not args.no_progress, force=args.force)  # fmt: skip
+        with warnings.catch_warnings():  # a missing engine is one line on stderr, not a warning with its source
+            warnings.showwarning = _one_line_warning
+            summary = generate(args.out, args.voices, args.takes, args.seed, engines, args.jobs, args.sample_rate,
+                               progress=not args.no_progress, force=args.force)  # fmt: skip
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
