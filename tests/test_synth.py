@@ -263,7 +263,7 @@ def test_one_failed_take_loses_nothing_else(tmp_path, fake_flite_only, monkeypat
     assert len(files) == 18 and not any(f.startswith("7_") for f in files)
     err = capsys.readouterr().err
     assert "warning: espeak-ng is not installed (apt-get install espeak-ng); festival is not installed" in err
-    assert "continuing with flite" in err and "2 take(s) failed" in err
+    assert "continuing with flite" in err and "2 failure(s)" in err
     meta = json.loads((tmp_path / "out" / "speakers.json").read_text())
     assert len(meta) == 2 and {m["recipe"]["voice"] for m in meta.values()} == {"fake1", "fake2"}
 

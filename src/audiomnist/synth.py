@@ -767,7 +767,7 @@ def _exit_on_sigterm(signum, frame) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Generate the corpus; exit status 1 when some takes failed (they are listed), 0 otherwise."""
+    """Generate the corpus; exit status 1 when something failed (each failure is listed), 0 otherwise."""
     if args.sample_rate < CODEC_RATE:
         raise AudiomnistError(f"--sample-rate must be at least {CODEC_RATE} Hz, got {args.sample_rate}")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -785,7 +785,8 @@ def run(args: argparse.Namespace) -> int:
     found = ", ".join(f"{e} {n}" for e, n in summary.voices_found.items())
     print(f"{summary.files} clips from {summary.speakers} speakers in {args.out} (engine voices found: {found})")
     if summary.failed:
-        print(f"{len(summary.failed)} take(s) failed; the first: {summary.failed[0]}", file=sys.stderr)
+        first = summary.failed[0]
+        print(f"{len(summary.failed)} failure(s) (a take, or a whole speaker); the first: {first}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
