@@ -1,0 +1,322 @@
+"""audiomnist.synth: the voice plan, the perturbations, the FSDD output, missing and failing engines, no orphans.
+
+Engines are real where a test needs real speech (skipped with a reason when absent) and otherwise a fake `flite`
+on PATH: a small Python script that writes a tone, so failures and hangs can be staged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile as sf
+
+from audiomnist import catalog, synth
+from audiomnist.errors import AudiomnistError
+from audiomnist.sources import parse_label
+
+SR = 16000
+HAVE_ESPEAK = shutil.which("espeak-ng") is not None
+needs_espeak = pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+HAVE_FLITE = shutil.which("flite") is not None
+needs_flite = pytest.mark.skipif(not HAVE_FLITE, reason="flite is not installed (apt-get install flite)")
+
+FAKE_FLITE = """\
+#!{python}
+# Fake flite: '-lv' lists two voices; otherwise writes a 0.3 s tone for the text given with -t to the -o file.
+import math, os, struct, sys, time, wave
+args = sys.argv[1:]
+if "-lv" in args:
+    print("Voices available: fake1 fake2 ")
+    sys.exit(0)
+text, out = args[args.index("-t") + 1], args[args.index("-o") + 1]
+if text == os.environ.get("FAKE_FAIL_WORD"):
+    sys.exit("fake flite: cannot say " + text)
+time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+freq = 200 + 40 * len(text)
+with wave.open(out, "wb") as w:
+    w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000)
+    w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / 16000)))
+                           for i in range(4800)))
+"""
+
+
+@pytest.fixture
+def fake_flite_only(tmp_path, monkeypatch) -> Path:
+    """PATH holds only a fake flite: espeak-ng and festival look missing."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "flite"
+    script.write_text(FAKE_FLITE.format(python=sys.executable))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
+def fake_voices() -> dict[str, list[synth.Voice]]:
+    return {
+        "espeak": [synth.Voice("espeak", "en-us", v, g, "america") for v, g in [("f3", "female"), ("m1", "male")]],
+        "flite": [synth.Voice("flite", "slt", "", "female", "american")],
+        "festival": [synth.Voice("festival", "kal_diphone", "", "male", "american")],
+    }
+
+
+def dominant_hz(x: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / sr)[np.argmax(spec)])
+
+
+def clean_recipe(**changes) -> synth.Recipe:
+    """A recipe that changes nothing, so one perturbation at a time can be tested."""
+    base = synth.make_recipe(0, fake_voices()["flite"][0], np.random.default_rng(0))
+    fields = dict(warp=1.0, channel="studio", low_hz=20.0, high_hz=None, tilt=0.0, codec=None,
+                  rt60=0.0, snr_db=60.0, noise="white")  # fmt: skip
+    return dataclasses.replace(base, **{**fields, **changes})
+
+
+# ---------------------------------------------------------------------------------------- plan
+
+
+def test_plan_is_seeded_shares_engines_and_makes_fsdd_speaker_ids():
+    voices = fake_voices()
+    a, b, c = synth.plan(voices, 12, seed=1), synth.plan(voices, 12, seed=1), synth.plan(voices, 12, seed=2)
+    assert a == b
+    assert [r.warp for r in a] != [r.warp for r in c]
+    assert [r.voice.engine for r in a].count("flite") == 4  # engines take turns
+    espeak = [r.voice for r in a if r.voice.engine == "espeak"]
+    assert sorted(v.gender for v in espeak) == ["female", "female", "male", "male"]  # and genders too
+    assert len({r.speaker for r in a}) == 12
+    for r in a:
+        label = parse_label(f"7_{r.speaker}_3.wav", "fsdd")
+        assert label is not None and label.speaker == r.speaker and label.digit == 7
+        assert 0.8 <= r.warp <= 1.2 and r.channel in synth.CHANNELS
+    entry = synth.speaker_entry(a[0])
+    assert entry["gender"] == a[0].voice.gender and entry["recipe"]["engine"] == a[0].voice.engine
+    assert {"rate", "pitch", "warp", "channel", "rt60", "snr_db"} <= set(entry["recipe"])
+
+
+ESPEAK_EN = """\
+Pty Language       Age/Gender VoiceName          File                 Other Languages
+ 2  en-gb           --/M      English_(Great_Britain) gmw/en               (en 2)
+ 3  en-uk           --/M      english-mb-en1     mb/mb-en1            (en-gb 3)(en 2)
+ 5  en-gb-scotland  --/M      English_(Scotland) gmw/en-GB-scotland   (en 4)
+ 5  variant         --/M      Storm              !v/Storm             (en-us 5)
+ 5  en-us-nyc       --/M      English_(America,_New_York_City) gmw/en-US-nyc
+"""
+ESPEAK_VARIANTS = """\
+Pty Language       Age/Gender VoiceName          File                 Other Languages
+ 5  variant         --/M      Mr_Serious         !v/Mr serious
+ 5  variant         --/M      Storm              !v/Storm             (en-us 5)
+ 5  variant         70/F      female1            !v/f1
+"""
+
+
+def test_espeak_listings_give_dialects_without_mbrola_and_every_variant():
+    assert synth._espeak_dialects(ESPEAK_EN) == [
+        ("en", "british"), ("en-gb-scotland", "scottish"), ("en-us-nyc", "american new york")
+    ]  # fmt: skip
+    assert synth._espeak_variants(ESPEAK_VARIANTS) == [("Mr serious", "male"), ("Storm", "male"), ("f1", "female")]
+    speaker = synth.make_recipe(3, synth.Voice("espeak", "en-us-nyc", "Mr serious"), np.random.default_rng(0))
+    assert speaker.speaker == "s00003-espeak-en-us-nyc-mr-serious"
+
+
+# --------------------------------------------------------------------------------- perturbations
+
+
+@pytest.mark.parametrize("factor", [0.85, 1.15])
+def test_resample_shift_moves_a_tone_by_the_factor(factor):
+    t = np.arange(SR) / SR
+    y = synth.resample_shift(np.sin(2 * np.pi * 440 * t).astype(np.float32), factor)
+    assert dominant_hz(y, SR) == pytest.approx(440 * factor, rel=0.01)
+    assert len(y) == pytest.approx(SR / factor, rel=0.01)
+
+
+def pitch_hz(x: np.ndarray, sr: int) -> float:
+    """Median autocorrelation pitch of the loud 40 ms frames."""
+    n, found = int(0.04 * sr), []
+    for i in range(0, len(x) - n, n // 2):
+        frame = x[i : i + n] - x[i : i + n].mean()
+        if np.sqrt(np.mean(frame**2)) < 0.05 * np.abs(x).max():
+            continue
+        ac = np.correlate(frame, frame, "full")[n - 1 :]
+        lag = int(sr / 400) + int(np.argmax(ac[int(sr / 400) : int(sr / 60)]))
+        if ac[lag] > 0.4 * ac[0]:
+            found.append(sr / lag)
+    return float(np.median(found))
+
+
+def centroid_hz(x: np.ndarray, sr: int) -> float:
+    f, p = scipy.signal.welch(x, sr, nperseg=512)
+    return float(np.sum(f * p) / np.sum(p))
+
+
+@needs_flite
+@pytest.mark.parametrize("warp", [0.85, 1.18])
+def test_warp_moves_the_formants_and_keeps_pitch_and_rate(warp):
+    voice = synth.Voice("flite", "kal16")
+    ref, sr = synth.synthesize("nine", voice)
+    recipe = clean_recipe(warp=warp)
+    x, _ = synth.synthesize("nine", voice, *synth.engine_request(recipe, 1.0, 1.0))
+    y = synth.resample_shift(x, warp)
+    assert pitch_hz(y, sr) == pytest.approx(pitch_hz(ref, sr), rel=0.06)
+    assert len(synth.trim(y, sr)) == pytest.approx(len(synth.trim(ref, sr)), rel=0.1)
+    assert centroid_hz(y, sr) / centroid_hz(ref, sr) == pytest.approx(warp, abs=0.06)
+
+
+def test_room_impulse_decays_60_db_at_rt60_with_the_given_direct_ratio():
+    rt60, drr = 0.5, 6.0
+    h = synth.room_impulse(SR, rt60, drr, np.random.default_rng(0)).astype(np.float64)
+    tail = h[1:]
+    assert 10 * math.log10(1.0 / np.sum(tail**2)) == pytest.approx(drr, abs=0.01)
+    early, late = np.sum(h[1 : SR // 20] ** 2), np.sum(h[SR // 4 : SR // 4 + SR // 20 - 1] ** 2)
+    assert 10 * math.log10(early / late) == pytest.approx(60 * 0.25 / rt60, abs=3)  # -30 dB at rt60/2
+    assert len(synth.room_impulse(SR, 0.0, drr, np.random.default_rng(0))) == 1
+
+
+@pytest.mark.parametrize("snr", [10.0, 30.0])
+def test_perturb_adds_noise_at_the_speakers_snr(snr):
+    tone = (0.5 * np.sin(2 * np.pi * 300 * np.arange(SR // 2) / SR)).astype(np.float32)
+    y = synth.perturb(tone, SR, clean_recipe(snr_db=snr), np.random.default_rng(3)).astype(np.float64)
+    lead = int(synth.SILENCE_RANGE_S[0] * SR)  # the silence before the word is at least this long
+    noise_power = np.mean(y[: lead - 10] ** 2)
+    start = int(np.argmax(np.abs(y) > 10 * np.sqrt(noise_power)))
+    speech_power = np.mean(y[start + 100 : start + 4000] ** 2)
+    measured = 10 * math.log10(speech_power / noise_power)
+    assert measured == pytest.approx(snr, abs=synth.TAKE_SNR_JITTER_DB + 1.5)
+
+
+def test_phone_channel_cuts_the_band_above_3400_hz():
+    noise = np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+    recipe = clean_recipe(channel="phone", low_hz=300.0, high_hz=3400.0, codec="mulaw8k")
+    y = synth.apply_channel(noise, SR, recipe)
+    f, p = scipy.signal.welch(y, SR, nperseg=1024)
+    band, high = p[(f > 500) & (f < 3000)].mean(), p[f > 4500].mean()
+    assert 10 * math.log10(band / high) > 30
+
+
+# ------------------------------------------------------------------------------- whole corpus
+
+
+@needs_espeak
+def test_corpus_is_deterministic_and_reads_as_fsdd_with_metadata(tmp_path):
+    kw = dict(voices=3, takes=1, seed=5, engines=["espeak"], progress=False)
+    a = synth.generate(tmp_path / "a", jobs=1, **kw)
+    synth.generate(tmp_path / "b", jobs=2, **kw)  # the pool gives the same files as one process
+    synth.generate(tmp_path / "c", jobs=1, **{**kw, "seed": 6})
+    names = sorted(p.name for p in (tmp_path / "a").glob("*.wav"))
+    assert a.files == 30 and len(names) == 30 and not a.failed
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    other = sorted((tmp_path / "c").glob("*.wav"))
+    assert [p.read_bytes() for p in other] != [(tmp_path / "a" / n).read_bytes() for n in names]
+
+    cat = catalog.scan(tmp_path / "a", progress=False)
+    assert cat.layout == "fsdd" and len(cat.table) == 30 and cat.skipped.empty
+    assert cat.table["speaker"].nunique() == 3 and set(cat.table["digit"]) == set(range(10))
+    assert set(cat.table["sample_rate"]) == {synth.DEFAULT_SAMPLE_RATE}
+    meta = json.loads((tmp_path / "a" / "speakers.json").read_text())
+    for speaker, rows in cat.table.groupby("speaker"):
+        assert set(rows["gender"]) == {meta[speaker]["gender"]} != {"unknown"}
+        assert meta[speaker]["recipe"]["engine"] == "espeak"
+    x, sr = sf.read(tmp_path / "a" / names[0])
+    assert x.ndim == 1 and sr == synth.DEFAULT_SAMPLE_RATE and 0.1 < len(x) / sr < 3
+
+
+@needs_espeak
+def test_synthesize_says_each_word_with_its_own_rate():
+    voice = synth.Voice("espeak", "en-us", "m1")
+    slow, fast = synth.synthesize_many(["seven", "seven"], voice, [0.7, 1.4], [1.0, 1.0])
+    assert len(synth.trim(*slow)) > 1.5 * len(synth.trim(*fast))
+    phrase, sr = synth.synthesize("four, one, five", voice)  # one text is never split, pauses and all
+    assert len(phrase) > 2 * len(synth.synthesize("four", voice)[0])
+
+
+def test_missing_engines_name_the_package_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(AudiomnistError) as err:
+        synth.generate(tmp_path / "out", voices=1, progress=False)
+    message = str(err.value)
+    for binary, hint in [("espeak-ng", "apt-get install espeak-ng"), ("flite", "apt-get install flite"),
+                         ("festival", "apt-get install festival")]:  # fmt: skip
+        assert f"{binary} is not installed" in message and hint in message
+    assert "\n" not in message
+    assert synth.main([str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "no speech synthesiser found" in capsys.readouterr().err
+
+
+def test_one_failed_take_loses_nothing_else(tmp_path, fake_flite_only, monkeypatch, capsys):
+    monkeypatch.setenv("FAKE_FAIL_WORD", "seven")
+    code = synth.main([str(tmp_path / "out"), "--voices", "2", "--takes", "1", "--jobs", "1", "--no-progress"])
+    assert code == 1
+    files = sorted(p.name for p in (tmp_path / "out").glob("*.wav"))
+    assert len(files) == 18 and not any(f.startswith("7_") for f in files)
+    err = capsys.readouterr().err
+    assert "warning: espeak-ng is not installed (apt-get install espeak-ng); festival is not installed" in err
+    assert "continuing with flite" in err and "2 failure(s)" in err
+    meta = json.loads((tmp_path / "out" / "speakers.json").read_text())
+    assert len(meta) == 2 and {m["recipe"]["voice"] for m in meta.values()} == {"fake1", "fake2"}
+
+
+def test_a_folder_with_clips_is_not_overwritten_without_force(tmp_path, fake_flite_only):
+    args = [str(tmp_path / "out"), "--voices", "1", "--takes", "1", "--jobs", "1", "--no-progress",
+            "--engines", "flite"]  # fmt: skip
+    assert synth.main(args) == 0
+    assert synth.main(args) == 2
+    assert synth.main([*args, "--force"]) == 0
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_and_engines_die_with_the_parent(tmp_path, fake_flite_only, how):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "FAKE_SLEEP": "60", "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(scratch)}
+    cmd = [sys.executable, "-m", "audiomnist.synth", str(tmp_path / "out"), "--engines", "flite", "--voices", "4",
+           "--jobs", "2", "--no-progress"]  # fmt: skip
+    parent = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engines = str(fake_flite_only / "flite")
+    try:
+        deadline = time.monotonic() + 30
+        while len(_processes_mentioning(engines)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_processes_mentioning(engines)) == 2, "the two workers never started their engines"
+        workers = [int(p) for p in Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()]
+        os.kill(parent.pid, how)
+        expected = -how if how == signal.SIGKILL else 128 + how  # SIGTERM unwinds to exit status 143
+        assert parent.wait(timeout=10) == expected
+        deadline = time.monotonic() + 10
+        while (_processes_mentioning(engines) or any(Path(f"/proc/{w}").exists() for w in workers)) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        assert not _processes_mentioning(engines), "engine processes outlived the parent"
+        assert not [w for w in workers if Path(f"/proc/{w}").exists()], "workers outlived the parent"
+        if how == signal.SIGTERM:  # a parent that can clean up removes the engines' temp folders
+            assert not list(scratch.iterdir())
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for pid in _processes_mentioning(engines):
+            os.kill(pid, signal.SIGKILL)
