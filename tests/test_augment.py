@@ -177,3 +177,21 @@ def test_trim_cuts_only_the_edges_of_the_spoken_span():
     starts = torch.stack([r.nonzero().min() for r in out])
     assert len(set(starts.tolist())) > 32  # each clip draws its own cut
     assert torch.equal(augment_waveforms(torch.zeros(2, SR), dataclasses.replace(OFF, trim=0.3), SR), torch.zeros(2, SR))
+
+
+def test_vtlp_moves_a_band_by_the_warp_factor():
+    from audiomnist.augment import warp_frequency
+    from audiomnist.features import FeatureConfig, LogMel
+
+    sr = 8000
+    front = LogMel(FeatureConfig(normalize="none"), sr)
+    t = torch.arange(sr) / sr
+    x = front(torch.sin(2 * torch.pi * 1000 * t)[None])  # (1, 1, bands, frames)
+    peak = int(x[0, 0].mean(1).argmax())
+    for factor in (0.8, 1.2):
+        y = warp_frequency(x, front.centers_hz, factor, factor)
+        moved = float(front.centers_hz[int(y[0, 0].mean(1).argmax())])
+        assert moved == pytest.approx(float(front.centers_hz[peak]) * factor, rel=0.08), factor
+    assert warp_frequency(x, front.centers_hz, 1.0, 1.0) is x
+    with pytest.raises(AudiomnistError):
+        AugmentConfig(vtlp=(1.1, 0.9))

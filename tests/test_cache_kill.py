@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BROKEN, ONE_THREAD_ENV, needs_sigkill
+from conftest import BROKEN, ONE_THREAD_ENV, killed, needs_sigkill
 
 from audiomnist.audio import AudioConfig
 from audiomnist.cache import ARRAY, META, WaveformCache, cache_key

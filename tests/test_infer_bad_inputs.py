@@ -46,9 +46,10 @@ def test_predict_cli_prints_every_file_it_could_read(corpus, trained):
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
     skipped = [line for line in stderr.splitlines() if line.startswith("skipped:")]
-    assert sorted(Path(line.split(": ")[1]).name for line in skipped) == sorted(UNREADABLE)
-    assert "4_01_\\xff\\xfe.wav" in stderr, "the name that is not UTF-8 is listed, printably"
-    rows = [line for line in stdout.splitlines() if line.startswith(str(corpus / "01"))]
+    # The name that is not UTF-8 is listed too, printably.
+    assert sorted(Path(line.split(": ")[1]).name for line in skipped) == sorted([*UNREADABLE, "4_01_\\xff\\xfe.wav"])
+    # 01/loop links back to the corpus root: its other speakers' folders are read once, through it.
+    rows = [line for line in stdout.splitlines() if line.startswith(str(corpus / "01")) and "/loop/" not in line]
     files = [p for p in (corpus / "01").iterdir() if p.is_file()]
     assert len(rows) == len(files) - len(UNREADABLE) - 1, stdout
     assert sum(" - " in row or row.split()[1] == "-" for row in rows) >= len(NON_FINITE)

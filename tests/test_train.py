@@ -1,5 +1,6 @@
 """Training end to end on a tiny generated dataset: run folder, honest splits, resume, presets, targets."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from conftest import FAST_TRAIN, write_tone_set
 
 from audiomnist import cli
 from audiomnist.checkpoint import load_checkpoint, load_trained
+from audiomnist.errors import AudiomnistError
 from audiomnist.runconfig import PRESETS, TrainConfig, config_from_dict, with_preset
 
 
@@ -236,3 +238,35 @@ def test_cv_then_evaluate_a_fold_on_its_own_test_speakers(tone_set, tmp_path, ca
     report = evaluate_run(fold, out=tmp_path / "again", progress=False)
     assert report["clips"] == 40 and set(report["per_speaker_accuracy"]) == set(held_out)
     assert report["accuracy"] == pytest.approx(summary["per_fold"][0]["accuracy"])
+
+
+def test_init_copies_matching_layers_and_leaves_a_new_output_layer(trained, tmp_path):
+    from audiomnist import models
+    from audiomnist.checkpoint import init_from
+
+    run_dir = trained
+    net, cfg, _ = load_trained(run_dir)
+    same = models.create(cfg.model, 10, **cfg.model_args)
+    assert init_from(same, run_dir) == []
+    for (k, a), b in zip(net.state_dict().items(), same.state_dict().values()):
+        assert torch.equal(a, b), k
+    other = models.create(cfg.model, 2, **cfg.model_args)  # e.g. gender: only the output layer differs
+    fresh = init_from(other, run_dir)
+    assert fresh and all(k.startswith(fresh[0].rsplit(".", 1)[0]) for k in fresh), fresh
+    with pytest.raises(AudiomnistError, match="no layer"):
+        init_from(models.create("seed-cnn", 10), run_dir)
+
+
+def test_data_weights_draw_each_folder_in_proportion(tone_set, tmp_path):
+    from audiomnist.dataset import load_data, weighted_rows
+    from audiomnist.runconfig import with_data
+
+    other = write_tone_set(tmp_path / "other", speakers=1, reps=4, speaker_offset=7)
+    cfg = dataclasses.replace(with_data(TrainConfig(), [tone_set, other]), data_weights=(1.0, 5.0))
+    data = load_data(cfg, progress=False)
+    assert sorted(np.bincount(data.source)) == [40, 200]
+    rows = weighted_rows(data, data.usable, cfg.data_weights, torch.Generator().manual_seed(0))
+    share = (data.source[rows] == 1).mean()  # 40 clips x 5 against 200 x 1: half the draws
+    assert len(rows) == len(data.usable) and 0.4 < share < 0.6, share
+    with pytest.raises(AudiomnistError, match="one positive --data-weight"):
+        dataclasses.replace(cfg, data_weights=(1.0,))

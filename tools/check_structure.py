@@ -1,10 +1,12 @@
-"""Check the package's shape: import cycles between its modules, imports hidden inside functions, long functions.
+"""Check the package's shape: the layer order of its modules, import cycles, imports hidden inside functions, long
+functions.
 
     python tools/check_structure.py [--max-lines 80] [--src src/audiomnist]
 
 Reads the source with `ast` (nothing is imported). Every `import` of a project module counts, at module level,
-inside a function or under `if TYPE_CHECKING:` alike, so a cycle cannot hide behind a lazy import. Prints what it
-finds and exits 1 on any cycle, any function-level import of a project module, or any function over --max-lines.
+inside a function or under `if TYPE_CHECKING:` alike, so a cycle cannot hide behind a lazy import. A module may
+import only modules before it in LAYERS (the README's "Pipeline" order); a module missing from LAYERS is a problem
+too, so a new one gets placed on purpose. Prints what it finds and exits 1 on any problem.
 """
 
 from __future__ import annotations
@@ -15,6 +17,23 @@ import sys
 from pathlib import Path
 
 PACKAGE = "audiomnist"
+
+# Lowest first. The models package counts as one module (its networks register themselves into it).
+LAYERS = """
+    __init__ errors paths config distributed allocator splits
+    sources catalog download synth
+    audio cache features augment models
+    runconfig checkpoint dataset report evaluate train cv demo
+    analyze_quality analyze_result analyze_figures analyze_html analyze
+    export infer stream listen serve cli
+""".split()
+
+
+def layer(module: str) -> int | None:
+    """Position of a module in LAYERS (models.* as models), None when it is not listed."""
+    parts = module.split(".")[1:] or ["__init__"]
+    name = "models" if parts[0] == "models" else parts[0]
+    return LAYERS.index(name) if name in LAYERS else None
 
 
 def module_name(path: Path, src: Path) -> str:
@@ -115,10 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     problems = 0
     # A package's own __init__ importing its submodules is how it registers them, not a layering choice.
     for mod, (path, tree) in sorted(trees.items()):
+        if layer(mod) is None:
+            print(f"{path}: {mod} is not in LAYERS: add it where it belongs")
+            problems += 1
         for target, line, in_function in imports_of(tree, mod, path.name == "__init__.py", known):
             if target.startswith(mod + ".") and path.name == "__init__.py":
                 continue
             graph[mod].add(target)
+            here, there = layer(mod), layer(target)
+            if here is not None and there is not None and there > here:
+                print(f"{path}:{line}: {mod} imports {target}, which comes after it in LAYERS")
+                problems += 1
             if in_function:
                 print(f"{path}:{line}: function-level import of {target}")
                 problems += 1

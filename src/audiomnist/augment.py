@@ -34,6 +34,8 @@ class AugmentConfig:
     noise_prob: float = option(0.5, "probability of adding noise to a clip")
     snr_db: tuple[float, float] = option((10.0, 40.0), "uniform signal-to-noise ratio range LOW HIGH (dB)")
     noise_color: str = option("white", "white or pink noise", choices=NOISE_COLORS)
+    vtlp: tuple[float, float] = option((1.0, 1.0), "vocal-tract-length warp of the log-mel frequency axis, a uniform "
+                                                   "factor in LOW HIGH per clip (1 1: off)")
 
     def __post_init__(self) -> None:
         if not 0 <= self.trim < 0.5:
@@ -42,6 +44,8 @@ class AugmentConfig:
             raise ConfigError(f"augment: tilt must be in [0, 1), got {self.tilt}")
         if self.shift_ms < 0 or self.gain_db < 0 or not 0 <= self.noise_prob <= 1:
             raise ConfigError("augment: shift_ms and gain_db must be >= 0 and noise_prob in [0, 1]")
+        if not 0 < self.vtlp[0] <= self.vtlp[1]:
+            raise ConfigError(f"augment: vtlp must be a range 0 < low <= high, got {self.vtlp}")
         if not 0 < self.speed[0] <= self.speed[1]:
             raise ConfigError(f"augment: speed must be a range 0 < low <= high, got {self.speed}")
         if self.snr_db[0] > self.snr_db[1]:
@@ -186,3 +190,22 @@ def mixup(
     lam = float(rng.beta(alpha, alpha))
     perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
     return x.mul(lam).add_(x[perm], alpha=1 - lam), y[perm], lam
+
+
+def warp_frequency(x: torch.Tensor, centers_hz: torch.Tensor, low: float, high: float,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Vocal-tract-length perturbation (Jaitly & Hinton 2013) on (B, 1, bands, frames) features: each clip draws a
+    factor a in [low, high] and band k takes the value the clip had at centers_hz[k] / a (linear interpolation
+    between bands, the edge bands held), so a > 1 moves formants up as a shorter vocal tract would."""
+    if (low, high) == (1.0, 1.0):
+        return x
+    b, bands = x.shape[0], x.shape[2]
+    alpha = _uniform(b, low, high, x, generator).float()
+    centers = centers_hz.to(x.device, torch.float32)
+    src = centers[None, :] / alpha[:, None]  # (B, bands): where each output band reads from, in Hz
+    idx = torch.searchsorted(centers, src.contiguous()).clamp(1, bands - 1)
+    lo_hz, hi_hz = centers[idx - 1], centers[idx]
+    w = ((src - lo_hz) / (hi_hz - lo_hz)).clamp(0, 1).to(x.dtype)[:, None, :, None]
+    below = x.gather(2, (idx - 1)[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3]))
+    above = x.gather(2, idx[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3]))
+    return below + (above - below) * w

@@ -109,3 +109,16 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> tuple[
         reason = f"missing entry {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
         raise AudiomnistError(f"{path}: checkpoint does not match this version of audiomnist ({reason})") from None
     return net.to(device).eval(), cfg, list(state["classes"])
+
+
+def init_from(model: torch.nn.Module, spec: str | os.PathLike) -> list[str]:
+    """Copy the weights of a run folder or checkpoint into `model` wherever name and shape match (pretrain ->
+    fine-tune); the parameters left as they were (e.g. an output layer for other classes) are returned by name."""
+    path = Path(spec)
+    state = load_checkpoint(path / "best.pt" if path.is_dir() else path)["model"]
+    own = model.state_dict()
+    take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not take:
+        raise AudiomnistError(f"{spec}: no layer of it matches this model ({type(model).__name__})")
+    model.load_state_dict(take, strict=False)
+    return sorted(k for k in own if k not in take)

@@ -14,7 +14,7 @@ from .errors import AudiomnistError
 
 # name -> (module that defines the command, one-line help); the module's add_cli(parser) adds its arguments.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("", "scan, download and describe datasets"),
+    "data": ("", "scan, download, synthesise and describe datasets"),
     "demo": ("audiomnist.demo", "the main job: train the default model, evaluate it on unseen speakers"),
     "train": ("audiomnist.train", "train a classifier and evaluate it on unseen speakers"),
     "cv": ("audiomnist.cv", "speaker-grouped k-fold or leave-one-speaker-out cross-validation"),
@@ -33,6 +33,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "scan": ("audiomnist.catalog:add_scan_cli", "catalog a dataset folder"),
         "download": ("audiomnist.download:add_cli", "download, verify, unpack and catalog AudioMNIST or FSDD"),
         "sample": ("audiomnist.catalog:add_sample_cli", "describe the bundled sample dataset"),
+        "synth": ("audiomnist.synth:add_cli", "synthesise an English spoken-digit corpus with many voices and rooms"),
     },
 }
 

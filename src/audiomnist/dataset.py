@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import distributed
 from .cache import WaveformCache
@@ -28,6 +29,7 @@ class Data:
     cache: WaveformCache
     labels: np.ndarray
     classes: list[str]
+    source: np.ndarray | None = None  # index of the --data folder each row comes from
 
     @property
     def speakers(self) -> np.ndarray:
@@ -100,7 +102,22 @@ def load_data(cfg: TrainConfig, progress: bool = True, save_catalog: bool = True
     classes = class_names(cfg.target)
     labels = _labels(cfg, catalog, classes)
     labels[~cache.ok] = -1
-    return Data(catalog, cache, labels, classes)
+    return Data(catalog, cache, labels, classes, _sources(catalog, roots))
+
+
+def _sources(catalog: Catalog, roots: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Which of `roots` each catalog row's file lies under (the first that holds it)."""
+    paths = catalog.table["path"].astype(str)
+    source = np.full(len(paths), -1, dtype=np.int64)
+    for i, root in reversed(list(enumerate(roots))):
+        source[paths.str.startswith(str(Path(root).resolve()) + "/").to_numpy()] = i
+    return source
+
+
+def weighted_rows(data: Data, rows: np.ndarray, weights: tuple[float, ...], generator) -> np.ndarray:
+    """len(rows) rows drawn with replacement, each with probability proportional to its folder's weight."""
+    p = torch.as_tensor(np.asarray(weights, dtype=np.float64)[data.source[rows]])
+    return rows[torch.multinomial(p, len(rows), replacement=True, generator=generator).numpy()]
 
 
 def load_data_everywhere(cfg: TrainConfig, progress: bool = True) -> Data:

@@ -83,6 +83,8 @@ class LogMel(nn.Module):
         mel = librosa.filters.mel(sr=sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=f_max)
         self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=True), persistent=False)
         self.register_buffer("mel_fb", torch.from_numpy(mel).float(), persistent=False)
+        centers = librosa.mel_frequencies(cfg.n_mels + 2, fmin=cfg.f_min, fmax=f_max, htk=False)[1:-1]
+        self.register_buffer("centers_hz", torch.from_numpy(centers).float(), persistent=False)
         # The filterbank with each row twice, to multiply squared (re, im) pairs: the sum re^2 + im^2 happens in
         # the one matrix product, on the FFT's own contiguous (frames, bins) layout.
         self.register_buffer("mel_fb_pairs", self.mel_fb.T.repeat_interleave(2, dim=0).contiguous(), persistent=False)

@@ -26,9 +26,16 @@ SPLITS = ("speaker", "random", "paper")
 class TrainConfig:
     data: tuple[str, ...] = option((), "dataset folder (repeatable; default: AudioMNIST in AUDIOMNIST_HOME, else the "
                                        "shipped sample)", metavar="PATH")
+    # Each clip of the i-th --data folder is drawn with probability proportional to the i-th weight, so a few real
+    # voices are not drowned by thousands of synthetic ones; the epoch keeps its length.
+    data_weights: tuple[float, ...] = option((), "sampling weight of each --data folder's clips, in order (repeatable; "
+                                                 "default: every clip equally likely)", flag="--data-weight",
+                                             metavar="W")
     layout: str = option("auto", "force the dataset layout", choices=("auto", "audiomnist", "fsdd", "folder"))
     target: str = option("digit", "what to predict", choices=("digit", "gender"))
     model: str = option(DEFAULT_MODEL, "network name (see `audiomnist models`)")
+    init: str = option("", "start from the weights of this run folder or checkpoint; layers whose shape differs "
+                           "(an output layer for other classes) start fresh", metavar="RUN_DIR")
     model_args: dict = option(factory=dict, help="extra model constructor argument, e.g. width=2 (repeatable)",
                               flag="--model-arg")
     audio: AudioConfig = option(AudioConfig(sample_rate=8000), "how clips are read and fitted to the window")
@@ -61,6 +68,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mixup < 0:
             raise ConfigError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
+        if self.data_weights and (len(self.data_weights) != len(self.data) or min(self.data_weights) <= 0):
+            raise ConfigError(f"give one positive --data-weight per --data folder ({len(self.data)}), "
+                              f"got {list(self.data_weights)}")
 
 
 def _original(duration_ms: int, pad_mode: str) -> dict:
@@ -143,6 +153,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         given["model_args"] = {**d["model_args"], **given["model_args"]}
     if "data" in given:
         given["data"] = [str(Path(p).resolve()) for p in given["data"]]
+    if given.get("init"):
+        given["init"] = str(Path(given["init"]).resolve())
     if given.get("split", d["split"]) == "random" and "val_frac" not in given and "val_frac" not in from_file:
         given["val_frac"] = 0.0  # the original's 80/20 train/test, no validation set
     return config_from_dict(merged(d, given, ("model_args",)))

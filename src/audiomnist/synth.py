@@ -766,6 +766,12 @@ def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
+def add_cli(p: argparse.ArgumentParser) -> None:
+    """`audiomnist data synth`: the flags of add_arguments, running run()."""
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate the corpus; exit status 1 when something failed (each failure is listed), 0 otherwise."""
     if args.sample_rate < CODEC_RATE:

@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .allocator import retain_freed_memory
-from .augment import augment_waveforms, mixup, time_shifts
-from .checkpoint import load_checkpoint, pick_device, save_checkpoint
+from .augment import augment_waveforms, mixup, time_shifts, warp_frequency
+from .checkpoint import init_from, load_checkpoint, pick_device, save_checkpoint
 from .config import save_json, to_dict
-from .dataset import Data, load_data_everywhere, make_split, with_default_data
+from .dataset import Data, load_data_everywhere, make_split, weighted_rows, with_default_data
 from .errors import AudiomnistError
 from .evaluate import confusion, predict_sharded, write_report
 from .features import build_frontend, spec_augment
@@ -98,6 +98,9 @@ def setup(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: boo
     retain_freed_memory()
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, len(data.classes)).to(device)
+    if cfg.init:
+        fresh = init_from(model, cfg.init)
+        print(f"initialised from {cfg.init}" + (f"; new: {', '.join(fresh)}" if fresh else ""))
     frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(device)
     opt = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad], device)
     sched = make_scheduler(cfg, opt, steps_per_epoch(cfg, split.train))
@@ -136,7 +139,7 @@ def resume_from(loop: Loop, run_dir: Path) -> None:
     print(f"resuming {run_dir} after epoch {loop.start_epoch}")
 
 
-def epoch_generator(loop: Loop, train_rows: np.ndarray, epoch: int) -> tuple[np.ndarray, torch.Generator, int]:
+def epoch_generator(loop: Loop, data: Data, train_rows: np.ndarray, epoch: int) -> tuple[np.ndarray, torch.Generator, int]:
     """This rank's rows of the epoch, in order, and the generator (and its seed) its augmentation draws from.
 
     Every epoch's randomness comes from (seed, epoch), so a resumed run replays exactly what it missed. All ranks
@@ -147,6 +150,8 @@ def epoch_generator(loop: Loop, train_rows: np.ndarray, epoch: int) -> tuple[np.
     rank, world = distributed.rank(), distributed.world_size()
     seed = distributed.epoch_seed(loop.cfg.seed, epoch)
     gen = torch.Generator().manual_seed(seed)
+    if loop.cfg.data_weights:
+        train_rows = weighted_rows(data, train_rows, loop.cfg.data_weights, gen)
     order = distributed.shard_rows(train_rows, rank, world, generator=gen)
     if world > 1:
         seed = seed * world + rank
@@ -170,6 +175,7 @@ def train_step(loop: Loop, data: Data, rows: np.ndarray, gen: torch.Generator, m
     with torch.autocast(device.type, dtype=loop.amp_dtype, enabled=loop.use_amp):
         x = loop.frontend(wave)
         if x.dim() == 4:
+            x = warp_frequency(x, loop.frontend.centers_hz, *cfg.augment.vtlp, gen)
             x = spec_augment(x, cfg.specaug, gen)
         y_hit = y  # the label train accuracy counts: with mixup, the one with the larger share
         if cfg.mixup > 0:
@@ -193,7 +199,7 @@ def train_one_epoch(loop: Loop, data: Data, train_rows: np.ndarray, epoch: int, 
     cfg, world = loop.cfg, distributed.world_size()
     local_batch = cfg.batch_size // world
     drop_last = len(train_rows) > cfg.batch_size
-    order, gen, seed = epoch_generator(loop, train_rows, epoch)
+    order, gen, seed = epoch_generator(loop, data, train_rows, epoch)
     mix_rng = np.random.default_rng(seed)
     loop.net.train()
     t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
