@@ -22,7 +22,7 @@ from audiomnist.infer import find_audio
 @pytest.fixture(scope="module")
 def cache_job(corpus, tmp_path_factory) -> tuple[list[str], Path, WaveformCache]:
     """The corpus' files (bad ones included) and a reference cache built without interruption."""
-    paths = [str(p) for p in find_audio([str(corpus)]) if p.stat().st_size < 2**20]
+    paths = [str(p) for p in find_audio([str(corpus)], problems=[]) if p.stat().st_size < 2**20]
     listing = tmp_path_factory.mktemp("cache_job") / "paths.json"
     listing.write_text(json.dumps(paths))
     ref = WaveformCache.build(paths, "fp", AudioConfig(sample_rate=8000), cache_root=listing.parent / "ref", progress=False)

@@ -254,7 +254,7 @@ def test_init_copies_matching_layers_and_leaves_a_new_output_layer(trained, tmp_
     fresh = init_from(other, run_dir)
     assert fresh and all(k.startswith(fresh[0].rsplit(".", 1)[0]) for k in fresh), fresh
     with pytest.raises(AudiomnistError, match="no layer"):
-        init_from(models.create("seed-cnn", 10), run_dir)
+        init_from(torch.nn.Linear(3, 2), run_dir)
 
 
 def test_data_weights_draw_each_folder_in_proportion(tone_set, tmp_path):
@@ -270,3 +270,16 @@ def test_data_weights_draw_each_folder_in_proportion(tone_set, tmp_path):
     assert len(rows) == len(data.usable) and 0.4 < share < 0.6, share
     with pytest.raises(AudiomnistError, match="one positive --data-weight"):
         dataclasses.replace(cfg, data_weights=(1.0,))
+
+
+def test_cv_folds_over_the_first_folders_and_always_trains_on_the_rest(tone_set, tmp_path):
+    extra = write_tone_set(tmp_path / "extra", speakers=2, reps=1, speaker_offset=20)
+    runs = tmp_path / "cv"
+    assert run(["cv", "--data", str(tone_set), "--data", str(extra), "--fold-folders", "1", "--folds", "loso",
+                "--only", "0", "--runs", str(runs), *FAST, "--epochs", "1"]) == 0
+    (cv_dir,) = list(runs.iterdir())
+    summary = json.loads((cv_dir / "cv.json").read_text())
+    assert len(summary["per_fold"]) == 1 and summary["per_fold"][0]["clips"] == 40
+    split = json.loads((cv_dir / "fold-0" / "metrics.json").read_text())["split"]
+    assert split["train_clips"] == 4 * 40 + 2 * 10, "the other tone speakers and every extra clip"
+    assert not set(split["test_speakers"]) & set(split["train_speakers"])

@@ -23,9 +23,16 @@ from .train import add_run_arguments, fit
 
 
 def cross_validate(cfg: TrainConfig, data: Data, folds: int | str, out_dir: Path, progress: bool = True,
-                   only: list[int] | None = None) -> dict:
-    """Train one model per speaker fold (no validation split: the recipe is fixed, the last epoch is kept)."""
-    rows = data.usable
+                   only: list[int] | None = None, fold_folders: int | None = None) -> dict:
+    """Train one model per speaker fold (no validation split: the recipe is fixed, the last epoch is kept).
+
+    With fold_folders=N the folds are over the speakers of the first N --data folders only; the clips of the later
+    folders (e.g. synthetic voices) are in every fold's training set and never tested.
+    """
+    usable = data.usable
+    in_folds = usable if fold_folders is None else usable[data.source[usable] < fold_folders]
+    always = np.setdiff1d(usable, in_folds)
+    rows = in_folds
     speakers = data.speakers
     test_sets = speaker_folds(speakers[rows], folds)
     results = []
@@ -34,7 +41,7 @@ def cross_validate(cfg: TrainConfig, data: Data, folds: int | str, out_dir: Path
         if only is not None and k not in only:
             continue
         test = rows[test_local]
-        train = np.setdiff1d(rows, test)
+        train = np.union1d(np.setdiff1d(rows, test), always)
         held_out = sorted(set(speakers[test].tolist()))
         print(f"fold {k + 1}/{len(test_sets)}: test speakers {', '.join(held_out)} ({len(test)} clips), train {len(train)} clips", flush=True)
         split = Split(train, np.array([], dtype=np.int64), test, kind=f"cv fold {k}")
@@ -67,7 +74,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     out = new_run_dir(f"cv-{cfg.name or cfg.model}", args.runs)
     data = load_data(cfg, progress=not args.no_progress)
     print(f"cross-validation ({folds} folds, grouped by speaker) -> {out}")
-    s = cross_validate(cfg, data, folds, out, progress=not args.no_progress, only=args.only)
+    s = cross_validate(cfg, data, folds, out, progress=not args.no_progress, only=args.only,
+                       fold_folders=args.fold_folders)
     print()
     print("| fold | test speakers | clips | accuracy |")
     print("|---|---|---|---|")
@@ -84,4 +92,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p)
     p.add_argument("--folds", default="5", help="number of speaker folds, or 'loso' (leave one speaker out); default 5")
     p.add_argument("--only", type=int, action="append", help="run only this fold index (repeatable)")
+    p.add_argument("--fold-folders", type=int, metavar="N",
+                   help="folds over the speakers of the first N --data folders only; the clips of the others are "
+                        "always in training (default: folds over every folder)")
     p.set_defaults(func=cmd_cv)
