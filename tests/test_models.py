@@ -187,3 +187,14 @@ def test_res2d_sizes_and_any_input_size():
     net = models.create("res2d", 3).eval()
     for n_mels, frames in [(32, 51), (40, 101), (64, 94), (128, 63)]:
         assert net(torch.randn(2, 1, n_mels, frames)).shape == (2, 3)
+
+
+def test_res2d_channels_last_is_only_a_layout():
+    torch.manual_seed(0)
+    fast = models.create("res2d", 10).eval()
+    plain = models.create("res2d", 10, channels_last=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    assert fast.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(3, 1, 40, 101)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), plain(x), atol=1e-5)
