@@ -27,7 +27,7 @@ def _input_shape(name: str, batch: int) -> tuple[int, ...]:
 
 
 def test_registry():
-    assert {"seed-cnn", "audionet", "bcresnet"} <= set(NAMES)
+    assert {"seed-cnn", "audionet", "bcresnet", "tcresnet"} <= set(NAMES)
     for name in NAMES:
         cls = models.get(name)
         assert cls.input_kind in ("logmel", "waveform")
@@ -97,6 +97,8 @@ TRAIN_SETUPS = {
     "audionet": (dict(num_samples=2000), (8, 1, 2000)),
     "bcresnet": (dict(width=1), (8, 1, 40, 51)),
     "seed-cnn": ({}, (8, 1, 40, 51)),
+    "res2d": ({}, (8, 1, 40, 51)),
+    "tcresnet": ({}, (8, 1, 40, 51)),
 }
 
 
@@ -160,3 +162,39 @@ def test_bcresnet_subbands_must_divide():
     assert net(torch.randn(1, 1, 40, 101)).shape == (1, 10)
     with pytest.raises(AudiomnistError, match="subbands"):
         net(torch.randn(1, 1, 64, 101))
+
+
+def test_tcresnet_sizes_and_mel_bands():
+    def params(**kw):
+        return models.count_parameters(models.create("tcresnet", 10, **kw))
+
+    small, wide, deep = params(), params(width=1.5), params(depth=14)
+    print("tcresnet parameters, depth 8 / width 1.5 / depth 14:", small, wide, deep)
+    assert 50_000 < small < 80_000  # TC-ResNet8 is ~66k in the paper (40 input bands)
+    assert small < wide and small < deep < 200_000
+    net = models.create("tcresnet", 10, n_mels=64).eval()
+    assert net(torch.randn(2, 1, 64, 63)).shape == (2, 10)
+    with pytest.raises(AudiomnistError, match="n_mels=40"):
+        net(torch.randn(2, 1, 40, 63))
+    with pytest.raises(AudiomnistError, match="depth"):
+        models.create("tcresnet", 10, depth=9)
+
+
+def test_res2d_sizes_and_any_input_size():
+    sizes = [models.count_parameters(models.create("res2d", 10, **kw)) for kw in ({}, dict(width=1.5), dict(blocks=2))]
+    print("res2d parameters, width 1 / width 1.5 / 2 blocks a stage:", sizes)
+    assert 40_000 < sizes[0] < 80_000 and sizes[0] < sizes[1] and sizes[0] < sizes[2]
+    net = models.create("res2d", 3).eval()
+    for n_mels, frames in [(32, 51), (40, 101), (64, 94), (128, 63)]:
+        assert net(torch.randn(2, 1, n_mels, frames)).shape == (2, 3)
+
+
+def test_res2d_channels_last_is_only_a_layout():
+    torch.manual_seed(0)
+    fast = models.create("res2d", 10).eval()
+    plain = models.create("res2d", 10, channels_last=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    assert fast.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(3, 1, 40, 101)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), plain(x), atol=1e-5)
