@@ -29,7 +29,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cache import corpus  # noqa: E402
 
-from audiomnist import models, train  # noqa: E402
+from audiomnist import dataset, models, runconfig, train  # noqa: E402
 from audiomnist.augment import augment_waveforms, time_shifts  # noqa: E402
 from audiomnist.features import build_frontend, spec_augment  # noqa: E402
 
@@ -49,12 +49,12 @@ def parse_model(spec: str) -> tuple[str, dict]:
 class Runner:
     """One model with its own optimizer; step() runs one training step and returns each stage's seconds."""
 
-    def __init__(self, spec: str, cfg: train.TrainConfig, data: train.Data, clock=time.perf_counter):
+    def __init__(self, spec: str, cfg: runconfig.TrainConfig, data: dataset.Data, clock=time.perf_counter):
         self.clock = clock
         name, kwargs = parse_model(spec)
         self.spec, self.cfg, self.data = spec, dataclasses.replace(cfg, model=name, model_args=kwargs), data
         torch.manual_seed(0)
-        self.model = train.build_model(self.cfg, len(data.classes)).train()
+        self.model = runconfig.build_model(self.cfg, len(data.classes)).train()
         self.params = models.count_parameters(self.model)
         self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate)
         self.opt = train.make_optimizer(self.cfg, list(self.model.parameters()), torch.device("cpu"))
@@ -119,8 +119,8 @@ def main() -> None:
     ap.add_argument("--profile", help="also run torch.profiler over this model spec's steps")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = dataclasses.replace(train.TrainConfig(), batch_size=args.batch_size, data=(str(corpus(args.data)),))
-    data = train.load_data(cfg, progress=False)
+    cfg = dataclasses.replace(runconfig.TrainConfig(), batch_size=args.batch_size, data=(str(corpus(args.data)),))
+    data = dataset.load_data(cfg, progress=False)
     train.retain_freed_memory()
     runners = [Runner(spec, cfg, data, CLOCKS[args.clock]) for spec in args.models]
     times: dict[str, list[dict]] = {r.spec: [] for r in runners}
