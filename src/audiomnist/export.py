@@ -1,6 +1,7 @@
 """Export a trained model to ONNX as one graph, waveform window to probabilities, with a JSON sidecar.
 
     audiomnist export [RUN_DIR|CHECKPOINT|NAME] --onnx OUT.onnx
+    audiomnist export [RUN_DIR|CHECKPOINT|NAME] --web DIR [--ort-web PATH]   a page running it in the browser
 
 The graph (onnx_model.FORMAT 2) takes "waveform": float32 (batch, num_samples) windows, mono at the model's sample
 rate, any batch size, and gives "probabilities" (batch, classes): STFT (a conv1d over a fixed DFT-times-window
@@ -37,6 +38,7 @@ from .features import build_frontend
 from .onnx_model import FORMAT, INPUT, OUTPUT, OnnxPipeline, resolve_model, sidecar_path
 from .paths import atomic_write, data_home, short_hash
 from .runconfig import TrainConfig
+from .web_export import ORT_WEB_VERSION, write_web
 
 OPSET = 18
 PARITY_TOL = 1e-4
@@ -166,11 +168,13 @@ def parity(net: nn.Module, cfg: TrainConfig, onnx_path: str | os.PathLike, windo
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.onnx is None and args.web is None:
+        raise AudiomnistError("say where to write: --onnx OUT.onnx, --web DIR, or both")
     path = resolve_model(args.model, prefer="torch")
     if path.suffix == ".onnx":
         raise AudiomnistError(f"{path}: already an ONNX model")
     net, cfg, classes = load_trained(path, "cpu")
-    out = export_onnx(net, cfg, classes, args.onnx)
+    out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx")
     windows = sample_windows(cfg)
     diff = parity(net, cfg, out, windows)
     size = out.stat().st_size / 1e6
@@ -180,10 +184,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     if diff > PARITY_TOL:
         print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
         return 1
+    if args.web is not None:
+        index = write_web(out, args.web, args.ort_web, args.ort_web_version)
+        print(f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
+              f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/")
     return 0
 
 
 def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT|NAME", help="what to export (default: the shipped model)")
-    p.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx", help="output file; the sidecar OUT.onnx.json is written beside it")
+    p.add_argument("--onnx", type=Path, metavar="OUT.onnx",
+                   help="output file; the sidecar OUT.onnx.json is written beside it")
+    p.add_argument("--web", type=Path, metavar="DIR",
+                   help="write a static page that runs the model in the browser (index.html, model.onnx, ort/)")
+    p.add_argument("--ort-web", metavar="PATH",
+                   help="onnxruntime-web tarball (npm pack) or unpacked package to take; default: npm pack it")
+    p.add_argument("--ort-web-version", default=ORT_WEB_VERSION, help="onnxruntime-web version npm fetches")
     p.set_defaults(func=cmd_export)

@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .audio import fit_windows, load_audio, prepare, resample
+from .audio import (BAD_SAMPLES, MAX_ABS_SAMPLE, MIN_ACTIVE_S, MIN_SIGNAL_S, MIN_SPEECH_DBFS, NO_SPEECH,  # noqa: F401
+                    TOO_SHORT, audio_problem, fit_windows, load_audio, prepare, resample)
 from .errors import AudioError, AudiomnistError
 from .onnx_model import PRETRAINED, OnnxPipeline, resolve_model, torch_available
 from .sources import IGNORED_DIRS, NOT_AUDIO, audio_file_rule, parse_label, path_problem, truncation
@@ -35,31 +36,6 @@ except ImportError:  # a torch-free install may leave it out: no progress bar th
 __all__ = ["BACKENDS", "PRETRAINED", "Classifier", "Prediction", "find_audio", "label_from_name", "resolve_model"]
 BACKENDS = ("torch", "onnx")
 TORCH_SIDE = "audiomnist.torch_infer"  # imported by name for checkpoints only, so .onnx models never load torch
-
-
-# Clips that cannot hold a spoken digit get "no digit" and one of these reasons instead of a confident guess.
-TOO_SHORT, NO_SPEECH, BAD_SAMPLES = "too short", "no speech", "bad samples"
-MIN_SIGNAL_S = 0.1  # the shortest digits ("six", "eight") last ~250 ms; under 100 ms of signal is a click or a cut
-MIN_ACTIVE_S = 0.05  # of it above the speech floor: half, as the quietest short FSDD words have only 100 ms there
-MIN_SPEECH_DBFS = -60.0  # a 10 ms frame quieter is silence or hiss; the quietest FSDD word peaks at -48 dBFS a frame
-MAX_ABS_SAMPLE = 1e3  # float files: beyond this a sample is corruption, not loud speech (full scale is 1)
-FRAME_S = 0.01
-
-
-def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
-    """Why a mono clip cannot hold a spoken digit (TOO_SHORT, NO_SPEECH, BAD_SAMPLES), or None if it can."""
-    x = np.asarray(wave, dtype=np.float64).reshape(-1)
-    if x.size and (not np.isfinite(x).all() or np.abs(x).max() > MAX_ABS_SAMPLE):
-        return BAD_SAMPLES
-    frame = max(1, round(FRAME_S * sample_rate))
-    if x.size < MIN_SIGNAL_S * sample_rate:
-        return TOO_SHORT
-    frames = x[: x.size // frame * frame].reshape(-1, frame)
-    level = 10 * np.log10(np.mean(np.square(frames - frames.mean(axis=1, keepdims=True)), axis=1) + 1e-20)
-    loud = int(np.count_nonzero(level >= MIN_SPEECH_DBFS))
-    if loud == 0:
-        return NO_SPEECH
-    return TOO_SHORT if loud * frame < MIN_ACTIVE_S * sample_rate else None
 
 
 @dataclass(frozen=True)
