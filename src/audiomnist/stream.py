@@ -18,7 +18,7 @@ import soundfile as sf
 import soxr
 try:
     from scipy.signal import butter, sosfilt
-except ImportError:  # the base install (no scipy): the same filter in numpy, slower but a few ms per second of audio
+except ImportError:  # the base install has no scipy: the same filter in numpy (a Python loop, small next to the model)
     butter = sosfilt = None
 
 from .errors import AudioError
