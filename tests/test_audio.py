@@ -9,7 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiomnist.audio import AudioConfig, crop_on_energy, fit_batch, load_audio, load_clip, prepare
+from audiomnist.audio import AudioConfig, crop_on_energy, eval_noise, fit_windows, load_audio, prepare
+from audiomnist.catalog import sample_root
+from audiomnist.placement import fit_batch, load_clip
 from audiomnist.errors import AudioError, AudiomnistError
 
 
@@ -223,6 +225,33 @@ def test_noise_padding_in_evaluation_is_repeatable_and_batch_independent():
     alone = fit_batch(clips[1:2], lengths[1:2], cfg, train=False)
     torch.testing.assert_close(alone[0], once[1], rtol=0, atol=0)
     assert once[0, :300].std() > 0, "still noise, not zeros"
+
+
+def test_eval_noise_is_torchs_seeded_pattern():
+    for n in (1, 7, 8000, 48000):
+        want = torch.rand(1, n, generator=torch.Generator().manual_seed(0))[0].numpy()
+        np.testing.assert_array_equal(eval_noise(n), want)
+
+
+@pytest.mark.parametrize("pad_mode", ["zeros", "noise"])
+def test_fit_windows_in_numpy_equals_fit_batch_in_evaluation(pad_mode):
+    """The torch-free placement inference uses gives the very samples of the batched torch one, for clips shorter,
+    equal and longer than the window, odd slack, shorter than a noise frame, empty, silent, and from real speech."""
+    cfg = AudioConfig(sample_rate=8000, duration_ms=1000, pad_mode=pad_mode)
+    rng = np.random.default_rng(3)
+    lengths = [0, 1, 50, 79, 80, 81, 1999, 4001, 7999, 8000, 8001, 9999, 12000]
+    clips = [(rng.uniform(-0.5, 0.5, n) * np.linspace(0, 1, n) ** 2).astype(np.float32) for n in lengths]
+    clips.append(np.zeros(3000, np.float32))
+    real = load_audio(sample_root() / "01" / "3_01_0.flac", 8000)
+    clips += [real, prepare(real, cfg)[0]]
+    width = max(len(c) for c in clips)
+    batch = torch.zeros(len(clips), width)
+    for i, c in enumerate(clips):
+        batch[i, : len(c)] = torch.from_numpy(c)
+    want = fit_batch(batch, torch.tensor([len(c) for c in clips]), cfg, train=False).numpy()
+    np.testing.assert_array_equal(fit_windows(clips, cfg), want)
+    for i, c in enumerate(clips):  # alone, as in a batch: nothing depends on the other clips
+        np.testing.assert_array_equal(fit_windows([c], cfg)[0], want[i])
 
 
 def test_load_clip_is_one_centred_window(tmp_path):

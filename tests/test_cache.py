@@ -18,7 +18,8 @@ import soundfile as sf
 import torch
 
 import audiomnist.cache as cache_mod
-from audiomnist.audio import AudioConfig, load_audio, load_clip, prepare
+from audiomnist.audio import AudioConfig, load_audio, prepare
+from audiomnist.placement import load_clip
 from audiomnist.cache import WaveformCache
 from audiomnist.errors import AudiomnistError
 from audiomnist.paths import short_hash

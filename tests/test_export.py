@@ -1,4 +1,5 @@
-"""ONNX export: ONNX Runtime matches PyTorch on real and generated clips, any batch size, for every registered model."""
+"""ONNX export of the whole pipeline (waveform window -> probabilities): ONNX Runtime matches the PyTorch pipeline
+(features.LogMel + network + softmax) on real and generated clips, any batch size, for every registered model."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import torch
 
 from audiomnist import cli, models
 from audiomnist.errors import AudiomnistError
-from audiomnist.export import INPUT, OPSET, OUTPUT, export_onnx, read_sidecar, sidecar_path
+from audiomnist.export import OPSET, export_onnx, sample_windows, torch_probabilities
+from audiomnist.features import DftLogMel, FeatureConfig, LogMel
 from audiomnist.infer import PRETRAINED, Classifier
+from audiomnist.onnx_model import FORMAT, INPUT, OUTPUT, ModelInfo, read_sidecar, sidecar_path
 from audiomnist.runconfig import TrainConfig, config_from_dict
+from audiomnist.torch_infer import TorchPipeline
 
 CLASSES = [str(d) for d in range(10)]
 TOL = 1e-4
@@ -74,9 +78,11 @@ def exports(tmp_path_factory) -> dict[str, tuple[Classifier, Classifier, Path]]:
     for name in models.available():
         torch.manual_seed(0)
         cfg = config_for(name)
-        torch_clf = Classifier(models.create(name, len(CLASSES)), cfg, CLASSES)
-        calibrated(torch_clf.net, torch_clf.frontend(torch_clf.windows(generated_clips(cfg.audio.sample_rate, 8))))
-        path = export_onnx(torch_clf.net, cfg, CLASSES, folder / f"{name}.onnx")
+        pipeline = TorchPipeline(models.create(name, len(CLASSES)), cfg)
+        torch_clf = Classifier(pipeline, cfg, CLASSES, "torch")
+        windows = torch_clf.windows(generated_clips(cfg.audio.sample_rate, 8))
+        calibrated(pipeline.net, pipeline.frontend(torch.from_numpy(windows)))
+        path = export_onnx(pipeline.net, cfg, CLASSES, folder / f"{name}.onnx")
         out[name] = (torch_clf, Classifier.load(path), path)
     return out
 
@@ -84,44 +90,68 @@ def exports(tmp_path_factory) -> dict[str, tuple[Classifier, Classifier, Path]]:
 @pytest.fixture(scope="module")
 def default_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("default") / "default.onnx"
-    torch_clf = Classifier.load()
-    export_onnx(torch_clf.net, torch_clf.cfg, torch_clf.classes, path)
+    torch_clf = Classifier.load("default", backend="torch")
+    export_onnx(torch_clf.pipeline.net, torch_clf.cfg, torch_clf.classes, path)
     return torch_clf, path
 
 
 def assert_match(torch_clf: Classifier, onnx_clf: Classifier, clips: list[np.ndarray]) -> None:
-    """Logits of ONNX Runtime and PyTorch agree within TOL, for a batch of 1 and of 5."""
-    x = torch_clf.frontend(torch_clf.windows(clips))
-    for batch in (x[:1], x[:5]):
-        (got,) = onnx_clf.session.run([OUTPUT], {INPUT: batch.numpy()})
-        with torch.no_grad():
-            want = torch_clf.net(batch).numpy()
+    """Probabilities of ONNX Runtime and PyTorch agree within TOL, for a batch of 1 and of all clips."""
+    windows = torch_clf.windows(clips)
+    for batch in (windows[:1], windows):
+        got, want = onnx_clf.probabilities(batch), torch_clf.probabilities(batch)
         assert got.shape == want.shape == (len(batch), 10)
-        assert np.abs(got - want).max() < TOL
+        assert np.abs(got - want).max() <= TOL
+
+
+@pytest.mark.parametrize("features", [FeatureConfig(), FeatureConfig(normalize="utterance", top_db=None),
+                                      FeatureConfig(normalize="none", n_fft=512, win_length=400, hop_length=160)])
+def test_dft_logmel_equals_the_stft_logmel(features):
+    x = torch.from_numpy(np.stack([np.pad(c, (0, max(0, 16000 - len(c))))[:16000] for c in generated_clips(16000, 4)]))
+    got, want = DftLogMel(features, 16000)(x), LogMel(features, 16000)(x)
+    assert got.shape == want.shape
+    assert (got - want).abs().max() < 1e-4
 
 
 def test_every_model_exports_and_matches_on_generated_clips(exports):
     assert set(exports) == set(models.available()) >= {"seed-cnn", "bcresnet", "audionet"}
     for name, (torch_clf, onnx_clf, _) in exports.items():
-        clips = generated_clips(torch_clf.sample_rate)
-        assert_match(torch_clf, onnx_clf, clips)
-        waves = torch_clf.windows(clips)
-        assert np.abs(torch_clf.probabilities(waves) - onnx_clf.probabilities(waves)).max() < TOL, name
+        assert_match(torch_clf, onnx_clf, generated_clips(torch_clf.sample_rate))
 
 
 def test_every_model_matches_on_real_clips(exports, fsdd_dir):
     paths = sorted(fsdd_dir.glob("*_0.wav"))[::6][:10]
     for name, (torch_clf, onnx_clf, _) in exports.items():
-        clips = [torch_clf.load_file(p) for p in paths]
-        assert_match(torch_clf, onnx_clf, clips)
+        assert_match(torch_clf, onnx_clf, [torch_clf.load_file(p) for p in paths])
         got = [p.label for p in onnx_clf.predict_files(paths)[0]]
         assert got == [p.label for p in torch_clf.predict_files(paths)[0]], name
 
 
-def test_default_model_matches_on_real_clips(default_onnx, fsdd_dir):
+def test_default_model_matches_on_the_shipped_sample(default_onnx):
+    """The acceptance check: real (synthetic-voice) clips of every sample speaker, max probability diff <= 1e-4."""
     torch_clf, path = default_onnx
-    paths = sorted(fsdd_dir.glob("*_1.wav"))[:60:6]
+    windows = sample_windows(torch_clf.cfg, limit=80)
+    assert len(windows) >= 40
+    want = torch_probabilities(torch_clf.pipeline.net, torch_clf.cfg, windows)
+    np.testing.assert_allclose(Classifier.load(path).probabilities(windows), want, rtol=0, atol=TOL)
+    np.testing.assert_allclose(torch_clf.probabilities(windows), want, rtol=0, atol=1e-6)
+
+
+def test_default_model_matches_on_fsdd(default_onnx, fsdd_dir):
+    torch_clf, path = default_onnx
+    paths = sorted(fsdd_dir.glob("*.wav"))[::25]
     assert_match(torch_clf, Classifier.load(path), [torch_clf.load_file(p) for p in paths])
+
+
+def test_shipped_onnx_is_the_shipped_checkpoint(default_onnx):
+    """pretrained/default.onnx (used without torch) must be an export of pretrained/default.pt: rerun
+    `python tools/make_model.py --onnx-only` after changing either."""
+    torch_clf, _ = default_onnx
+    shipped = Classifier.load(PRETRAINED / "default.onnx")
+    assert shipped.classes == torch_clf.classes and shipped.cfg.audio == torch_clf.cfg.audio
+    assert config_from_dict(read_sidecar(PRETRAINED / "default.onnx")["config"]) == torch_clf.cfg
+    assert_match(torch_clf, shipped, generated_clips(8000, 5))
+    assert Classifier.load(backend="onnx").pipeline.path == PRETRAINED / "default.onnx"
 
 
 def test_dynamic_batch_gives_each_item_its_own_answer(default_onnx):
@@ -141,17 +171,31 @@ def test_sidecar_roundtrip(default_onnx):
     assert sidecar_path(path) == path.with_name("default.onnx.json")
     assert config_from_dict(side["config"]) == torch_clf.cfg
     assert side["classes"] == torch_clf.classes
-    assert side["model"] == torch_clf.cfg.model
-    assert side["input"] == {"name": INPUT, "shape": ["batch", 1, 40, 101], "kind": "logmel"}
+    assert side["model"] == torch_clf.cfg.model and side["format"] == FORMAT
+    assert side["input"]["name"] == INPUT and side["input"]["shape"] == ["batch", 8000]
+    assert side["input"]["sample_rate"] == 8000 and side["input"]["dtype"] == "float32"
     assert side["output"] == {"name": OUTPUT, "shape": ["batch", 10]}
     assert side["opset"] == OPSET and side["torch"] == torch.__version__
     clf = Classifier.load(path)
-    assert (clf.backend, clf.cfg, clf.classes, clf.sample_rate) == ("onnx", torch_clf.cfg, torch_clf.classes, 8000)
+    assert (clf.backend, clf.classes, clf.sample_rate) == ("onnx", torch_clf.classes, 8000)
+    assert clf.cfg == ModelInfo(torch_clf.cfg.model, torch_clf.cfg.target, torch_clf.cfg.audio)
 
 
 def test_waveform_model_sidecar_describes_waveform_input(exports):
     side = read_sidecar(exports["audionet"][2])
-    assert side["input"] == {"name": INPUT, "shape": ["batch", 1, 8000], "kind": "waveform"}
+    assert side["input"]["name"] == INPUT and side["input"]["shape"] == ["batch", 8000]
+    assert side["config"]["features"]["kind"] == "waveform"
+
+
+def test_a_network_only_export_is_refused_with_a_re_export_hint(default_onnx, tmp_path):
+    path = tmp_path / "old.onnx"
+    shutil.copy(default_onnx[1], path)
+    side = read_sidecar(default_onnx[1])
+    side.update(format=1, input={"name": "features", "shape": ["batch", 1, 40, 101], "kind": "logmel"})
+    sidecar_path(path).write_text(json.dumps(side))
+    hint = r"older audiomnist.*re-export .*audiomnist export RUN_DIR --onnx old.onnx"
+    with pytest.raises(AudiomnistError, match=hint):
+        Classifier.load(path)
 
 
 @pytest.mark.parametrize(
@@ -188,6 +232,7 @@ def test_checkpoint_backend_onnx_exports_once_into_the_cache(tmp_path, monkeypat
     again = Classifier.load(ckpt, backend="onnx")
     assert cached[0].stat().st_mtime_ns == stamp
     assert sorted(p.name for p in ckpt_dir.iterdir()) == ["model.pt"]
+    assert first.backend == "onnx" and isinstance(first.cfg, TrainConfig)
     waves = first.windows(generated_clips(8000, 3))
     np.testing.assert_allclose(first.probabilities(waves), again.probabilities(waves))
     np.testing.assert_allclose(first.probabilities(waves), Classifier.load(ckpt).probabilities(waves), atol=TOL)
@@ -203,7 +248,7 @@ def test_cli_export_then_predict_with_onnx_agrees_with_torch(tmp_path, capsys, m
     out = tmp_path / "out" / "model.onnx"
     assert cli.main(["export", "default", "--onnx", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "max abs diff" in printed and out.is_file() and sidecar_path(out).is_file()
+    assert "max probability diff" in printed and out.is_file() and sidecar_path(out).is_file()
     import soundfile as sf
 
     clips = tmp_path / "clips"
@@ -213,8 +258,9 @@ def test_cli_export_then_predict_with_onnx_agrees_with_torch(tmp_path, capsys, m
     sample = sorted((PRETRAINED.parent / "sample" / "01").glob("*_0.flac"))
     for p in sample:
         shutil.copy(p, clips / p.name)
-    want = _predict_json(capsys, clips)
-    for extra in (["--model", out], ["--backend", "onnx"], ["--model", PRETRAINED / "default.pt", "--backend", "onnx"]):
+    want = _predict_json(capsys, clips, "--backend", "torch")
+    for extra in (["--model", out], ["--backend", "onnx"], ["--model", PRETRAINED / "default.pt", "--backend", "onnx"],
+                  ["--model", PRETRAINED / "default.onnx"]):
         got = _predict_json(capsys, clips, *extra)
         assert [g["label"] for g in got] == [w["label"] for w in want]
         assert [g["path"] for g in got] == [w["path"] for w in want]

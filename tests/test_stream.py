@@ -161,3 +161,20 @@ def test_transcribe_any_block_size_and_rate_gives_the_digits_in_order(number_rec
     assert all(d.prediction.probability > 0.5 for d in heard)
     from_file = [d.label for d in transcribe_file(number_recording[SR], classifier, block_ms=100)]
     assert join_labels(from_file) == expected()
+
+
+def test_numpy_highpass_equals_scipys():
+    """Without scipy (the base install) the VAD's high-pass is designed and run in numpy: the same filter."""
+    from scipy.signal import butter, sosfilt
+
+    from audiomnist.stream import highpass_sos, sosfilt_numpy
+
+    for hz, fs in ((100.0, 8000), (150.0, 16000), (60.0, 48000)):
+        sos = highpass_sos(hz, fs)
+        np.testing.assert_allclose(sos, butter(2, hz, "highpass", fs=fs, output="sos"), rtol=1e-12, atol=1e-14)
+        x = np.random.default_rng(0).standard_normal(3000)
+        zi_a = zi_b = np.zeros((1, 2))
+        for chunk in np.split(x, [700, 1500]):  # streaming: the state carries over
+            a, zi_a = sosfilt(sos, chunk, zi=zi_a)
+            b, zi_b = sosfilt_numpy(sos, chunk, zi=zi_b)
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)

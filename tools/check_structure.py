@@ -4,9 +4,12 @@ functions.
     python tools/check_structure.py [--max-lines 80] [--src src/audiomnist]
 
 Reads the source with `ast` (nothing is imported). Every `import` of a project module counts, at module level,
-inside a function or under `if TYPE_CHECKING:` alike, so a cycle cannot hide behind a lazy import. A module may
-import only modules before it in LAYERS (the README's "Pipeline" order); a module missing from LAYERS is a problem
-too, so a new one gets placed on purpose. Prints what it finds and exits 1 on any problem.
+inside a function or under `if TYPE_CHECKING:` alike, so a cycle cannot hide behind a lazy import. So does
+`importlib.import_module(NAME)` with NAME a string literal or a module-level string constant naming a project module
+(infer loads its torch side that way, so .onnx models never import torch): it is allowed, but it is an edge, so it
+may not close a cycle nor point up the layers. A module may import only modules before it in LAYERS (the README's
+"Pipeline" order); a module missing from LAYERS is a problem too, so a new one gets placed on purpose. Prints what it
+finds and exits 1 on any problem.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ PACKAGE = "audiomnist"
 LAYERS = """
     __init__ errors paths config distributed allocator splits
     sources catalog download synth
-    audio cache features augment models
+    audio onnx_model placement cache features augment models
     runconfig checkpoint dataset report evaluate train cv demo
     analyze_quality analyze_result analyze_figures analyze_html analyze
-    export infer stream listen serve cli
+    web_export export torch_infer infer stream listen serve cli
 """.split()
 
 
@@ -55,11 +58,17 @@ def resolve(node: ast.ImportFrom, current: str, is_package: bool) -> list[str]:
 def imports_of(tree: ast.Module, name: str, is_package: bool, known: set[str]) -> list[tuple[str, int, bool]]:
     """(imported project module, line, inside a function) for every import statement in the tree."""
     found: list[tuple[str, int, bool]] = []
+    constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                 and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+                 for t in n.targets if isinstance(t, ast.Name)}
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
             nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
             targets: list[str] = []
+            named = dynamic_import(child, constants)
+            if named in known and named != name:
+                found.append((named, child.lineno, False))  # an edge for the cycle check, not a hidden import
             if isinstance(child, ast.Import):
                 targets = [a.name for a in child.names]
             elif isinstance(child, ast.ImportFrom):
@@ -74,6 +83,20 @@ def imports_of(tree: ast.Module, name: str, is_package: bool, known: set[str]) -
 
     visit(tree, False)
     return found
+
+
+def dynamic_import(node: ast.AST, constants: dict[str, str]) -> str | None:
+    """The module an `importlib.import_module(...)` call names by a literal or a module-level constant, else None."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if called != "import_module":
+        return None
+    arg = node.args[0]
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return arg.value
+    return constants.get(arg.id) if isinstance(arg, ast.Name) else None
 
 
 def long_functions(tree: ast.Module, limit: int) -> list[tuple[str, int, int]]:

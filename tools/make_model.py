@@ -1,6 +1,7 @@
 """Rebuild the shipped default model: the default recipe trained on every FSDD speaker, nothing held out.
 
     python tools/make_model.py [--data PATH] [--epochs N] [--out src/audiomnist/pretrained/default.pt] [--runs DIR]
+    python tools/make_model.py --onnx-only      # re-export the shipped checkpoint only (no training)
 
 Trains with `audiomnist train --val-frac 0 --test-frac 0 --epochs 60` (all 6 speakers in training; 60 epochs, not
 the default 20: see experiments/fsdd-loso/README.md), keeps the last epoch's weights (the end of the one-cycle
@@ -8,6 +9,9 @@ schedule; there is no validation set to pick another) without optimizer state, a
 metadata file beside it (same name, .json). Accuracy on unseen speakers comes from
 `audiomnist cv --data PATH --folds loso --epochs 60` with the same recipe; copy it into MODEL_CARD.md.
 The data is --data, else $FSDD, else ../shared/data/fsdd/recordings beside the repository.
+
+The checkpoint is also exported as the whole-pipeline ONNX model beside it (default.onnx + default.onnx.json), which
+`audiomnist predict` uses where torch is not installed; --onnx-only redoes just that from the existing checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 
 from audiomnist import __version__, cli
 from audiomnist.checkpoint import load_checkpoint, save_checkpoint
+from audiomnist.export import export_onnx, parity, sample_windows
 from audiomnist.models import count_parameters
 from audiomnist.paths import atomic_write_text, runs_home
 from audiomnist.checkpoint import load_trained
@@ -92,13 +97,27 @@ def ship(run_dir: Path, out: Path, command: list[str], seconds: float) -> dict:
     return meta
 
 
+def ship_onnx(checkpoint: Path) -> tuple[Path, float]:
+    """Export `checkpoint` as the whole-pipeline ONNX model beside it; return it and its largest probability
+    difference from the torch pipeline on the shipped sample (export.parity)."""
+    net, cfg, classes = load_trained(checkpoint)
+    out = export_onnx(net, cfg, classes, checkpoint.with_suffix(".onnx"))
+    return out, parity(net, cfg, out, sample_windows(cfg))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=default_data(), help="FSDD recordings folder (default: $FSDD or ../shared/data/fsdd/recordings)")
     p.add_argument("--epochs", type=int, help=f"override the recipe's {EPOCHS} epochs (for a quick check only)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"shipped checkpoint to write (default {DEFAULT_OUT.relative_to(REPO)})")
     p.add_argument("--runs", type=Path, help="keep the training run folder here (default: $AUDIOMNIST_RUNS or ./runs)")
+    p.add_argument("--onnx-only", action="store_true",
+                   help="only export the existing --out checkpoint to ONNX beside it")
     args = p.parse_args(argv)
+    if args.onnx_only:
+        out, diff = ship_onnx(args.out)
+        print(f"wrote {out} ({out.stat().st_size / 1e3:.0f} kB); max probability diff from torch {diff:.1e}")
+        return 0 if diff <= 1e-4 else 1
     if not args.data.is_dir():
         sys.exit(f"error: {args.data}: no FSDD recordings there; pass --data PATH or set FSDD")
     runs = args.runs or runs_home()
@@ -111,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     (run_dir,) = set(runs.glob("*-default")) - before
     meta = ship(run_dir, args.out, recipe(portable(str(data)), args.epochs), time.time() - t0)
     print(f"wrote {args.out} ({meta['bytes'] / 1e3:.0f} kB, sha256 {meta['sha256'][:12]}...) and {args.out.with_suffix('.json')}")
+    onnx, diff = ship_onnx(args.out)
+    print(f"wrote {onnx} ({onnx.stat().st_size / 1e3:.0f} kB); max probability diff from torch {diff:.1e}")
     print(f"final epoch: train accuracy {meta['final_epoch']['train_acc']:.4f}; run folder {run_dir}")
     print(f"accuracy on unseen speakers: audiomnist cv --data {args.data} --folds loso --epochs {EPOCHS}  (then update MODEL_CARD.md)")
     return 0

@@ -24,7 +24,8 @@ import torch
 from . import analyze_figures, analyze_html
 from .analyze_quality import FLAGS, QualityConfig, clip_stats, quality_flags
 from .analyze_result import AnalyzeConfig, Analysis
-from .audio import AudioConfig, load_clip
+from .audio import AudioConfig
+from .placement import load_clip
 from .cache import WaveformCache
 from .catalog import Catalog, combine, scan
 from .config import to_dict

@@ -164,7 +164,7 @@ def _examples_section(s: dict, fig: dict[str, Path]) -> str:
         return ""
     return _section(
         "Examples: what the model sees",
-        _note("Built with the training code (audio.load_clip, features.build_frontend, features.spec_augment) and the "
+        _note("Built with the training code (placement.load_clip, features.build_frontend, features.spec_augment) and the "
               "default training configuration; waveform augmentation is not shown."),
         _img(fig["examples"], "one example per digit"),
     )  # fmt: skip

@@ -1,4 +1,8 @@
-"""Audio front-end: read any file soundfile can, downmix, resample (soxr), fit to a fixed window."""
+"""Audio front-end: read any file soundfile can, downmix, resample (soxr), fit to a fixed window.
+
+Nothing here needs torch, so inference from an .onnx model runs without it: `fit_windows` is the evaluation
+placement in numpy; `placement.fit_batch` is the batched torch version training uses (tested to agree exactly).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 import soxr
-import torch
 
 from .config import option
 from .errors import AudioError, ConfigError
@@ -112,6 +115,31 @@ def load_audio(
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+# Clips that cannot hold a spoken digit get "no digit" and one of these reasons instead of a confident guess.
+TOO_SHORT, NO_SPEECH, BAD_SAMPLES = "too short", "no speech", "bad samples"
+MIN_SIGNAL_S = 0.1  # the shortest digits ("six", "eight") last ~250 ms; under 100 ms of signal is a click or a cut
+MIN_ACTIVE_S = 0.05  # of it above the speech floor: half, as the quietest short FSDD words have only 100 ms there
+MIN_SPEECH_DBFS = -60.0  # a 10 ms frame quieter is silence or hiss; the quietest FSDD word peaks at -48 dBFS a frame
+MAX_ABS_SAMPLE = 1e3  # float files: beyond this a sample is corruption, not loud speech (full scale is 1)
+FRAME_S = 0.01
+
+
+def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
+    """Why a mono clip cannot hold a spoken digit (TOO_SHORT, NO_SPEECH, BAD_SAMPLES), or None if it can."""
+    x = np.asarray(wave, dtype=np.float64).reshape(-1)
+    if x.size and (not np.isfinite(x).all() or np.abs(x).max() > MAX_ABS_SAMPLE):
+        return BAD_SAMPLES
+    frame = max(1, round(FRAME_S * sample_rate))
+    if x.size < MIN_SIGNAL_S * sample_rate:
+        return TOO_SHORT
+    frames = x[: x.size // frame * frame].reshape(-1, frame)
+    level = 10 * np.log10(np.mean(np.square(frames - frames.mean(axis=1, keepdims=True)), axis=1) + 1e-20)
+    loud = int(np.count_nonzero(level >= MIN_SPEECH_DBFS))
+    if loud == 0:
+        return NO_SPEECH
+    return TOO_SHORT if loud * frame < MIN_ACTIVE_S * sample_rate else None
+
+
 def crop_on_energy(x: np.ndarray, n: int) -> np.ndarray:
     """The n-sample window of `x` with the most energy (x itself if not longer than n).
 
@@ -130,98 +158,51 @@ def prepare(x: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, int]:
     return x, len(x)
 
 
-def _noise_floor(clips: torch.Tensor, lengths: torch.Tensor, frame: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per clip, min and max of its quietest whole `frame` (lowest peak-to-peak), i.e. its own silence.
+def noise_floor(x: np.ndarray, frame: int) -> tuple[float, float]:
+    """Min and max of the clip's quietest whole `frame` (lowest peak-to-peak), i.e. its own silence.
 
-    A clip shorter than one frame uses all of its samples; an empty one gets (0, 0).
+    A clip shorter than one frame uses all of its samples; an empty one gets (0, 0). placement.fit_batch does the
+    same per row of a batch.
     """
-    B, L = clips.shape
-    nf = max(1, -(-L // frame))
-    x = clips if L == nf * frame else torch.nn.functional.pad(clips, (0, nf * frame - L))
-    x = x.view(B, nf, frame)
-    lo, hi = torch.aminmax(x, dim=2)
-    k = torch.arange(1, nf + 1, device=clips.device).view(1, nf)
-    span = (hi - lo).masked_fill_(k * frame > lengths.view(B, 1), float("inf"))
-    q = span.argmin(dim=1, keepdim=True)
-    lo, hi = lo.gather(1, q).squeeze(1), hi.gather(1, q).squeeze(1)
-    first = x[:, 0, :]
-    head = torch.arange(frame, device=clips.device).view(1, frame) < lengths.view(B, 1)
-    short = lengths < frame
-    lo = torch.where(short, first.masked_fill(~head, float("inf")).amin(dim=1), lo)
-    hi = torch.where(short, first.masked_fill(~head, float("-inf")).amax(dim=1), hi)
-    empty = lengths <= 0
-    return lo.masked_fill(empty, 0.0), hi.masked_fill(empty, 0.0)
+    if x.size == 0:
+        return 0.0, 0.0
+    if x.size < frame:
+        return float(x.min()), float(x.max())
+    frames = x[: x.size // frame * frame].reshape(-1, frame)
+    lo, hi = frames.min(axis=1), frames.max(axis=1)
+    q = int(np.argmin(hi - lo))
+    return float(lo[q]), float(hi[q])
 
 
-def fit_batch(
-    clips: torch.Tensor,
-    lengths: torch.Tensor,
-    cfg: AudioConfig,
-    train: bool,
-    generator: torch.Generator | None = None,
-    shift: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Place left-aligned float clips (B, L) of `lengths` in a (B, num_samples) window.
+def eval_noise(n: int) -> np.ndarray:
+    """The fixed pad pattern of evaluation, uniform in [0, 1): torch.rand(1, n) of a generator seeded with 0.
 
-    Offsets are random in training and centred in evaluation; a clip longer than the window is
-    cropped the same way. `shift` (B,) samples, if given, moves each clip further (a time-shift augmentation,
-    cropped at the window's edges, done here in the same copy and with the pad's own fill). Padding is zeros,
-    or for pad_mode "noise" uniform noise between the min and max of the clip's quietest 10 ms: its own
-    background, so the pad looks like its silence and never leaves the clip's amplitude range. Samples past a
-    clip's length are never used.
-    In evaluation without a generator the noise is one fixed seeded pattern shared by every row, so a
-    clip's features never depend on the call or on the other clips in the batch.
+    torch's CPU generator is the standard MT19937 and turns each 32-bit draw into a float32 from its low 24 bits;
+    numpy's legacy seeding gives the same draws, so this needs no torch (test_audio checks it against torch).
     """
-    B, L = clips.shape
+    raw = np.random.RandomState(0)._bit_generator.random_raw(n)
+    return (raw & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)
+
+
+def fit_windows(clips: list[np.ndarray], cfg: AudioConfig) -> np.ndarray:
+    """Clips at the model's rate -> (B, num_samples) float32 windows, placed as evaluation does: centred, a longer
+    clip cropped centred, pad zeros or (pad_mode "noise") the fixed pattern scaled into the clip's own silence.
+
+    Equal to placement.fit_batch(..., train=False) without a generator on the same clips.
+    """
     n = cfg.num_samples
-    dev = clips.device
-    gdev = generator.device if generator is not None else dev
-    lengths = lengths.to(device=dev, dtype=torch.long).clamp(0, L)
-    slack = n - lengths
-    if train:
-        u = torch.rand(B, generator=generator, device=gdev).to(dev)
-        lo, hi = slack.clamp(max=0), slack.clamp(min=0)
-        offset = lo + (u * (hi - lo + 1)).long().clamp(max=hi - lo)
-    else:
-        offset = torch.div(slack, 2, rounding_mode="floor")
-    if shift is not None:
-        offset = offset + shift.to(device=dev, dtype=torch.long)
-    if cfg.pad_mode == "noise":
-        lo, hi = _noise_floor(clips, lengths, max(1, cfg.sample_rate // 100))
-        if train or generator is not None:
-            out = torch.rand(B, n, generator=generator, device=gdev, dtype=clips.dtype).to(dev)
-        else:
-            fixed = torch.Generator().manual_seed(0)
-            out = torch.rand(1, n, generator=fixed, dtype=clips.dtype).to(dev).expand(B, n).clone()
-        out.mul_((hi - lo).view(B, 1)).add_(lo.view(B, 1))
-    else:
-        out = clips.new_zeros(B, n)
-    start = offset.clamp(0, n)
-    return copy_spans(out, clips, start, start - offset, (offset + lengths).clamp(max=n) - start)
-
-
-def copy_spans(
-    out: torch.Tensor, src: torch.Tensor, out_start: torch.Tensor, src_start: torch.Tensor, length: torch.Tensor
-) -> torch.Tensor:
-    """out[i, out_start[i]:][:length[i]] = src[i, src_start[i]:][:length[i]] for each row (none where length <= 0).
-
-    One slice copy per row, cheaper than gathering every sample through an index tensor; on the CPU as numpy
-    slices, which cost less per row than torch slice assignment.
-    """
-    spans = zip(out_start.tolist(), src_start.tolist(), length.tolist())
-    if out.device.type == "cpu" and src.device.type == "cpu" and out.dtype == src.dtype:
-        o, x = out.numpy(), src.detach().numpy()
-    else:
-        o, x = out, src
-    for i, (a, b, m) in enumerate(spans):
-        if m > 0:
-            o[i, a : a + m] = x[i, b : b + m]
+    out = np.zeros((len(clips), n), dtype=np.float32)
+    if cfg.pad_mode == "noise" and clips:
+        noise = eval_noise(n)
+        frame = max(1, cfg.sample_rate // 100)
+    for i, clip in enumerate(clips):
+        x = np.asarray(clip, dtype=np.float32).reshape(-1)
+        if cfg.pad_mode == "noise":
+            lo, hi = (np.float32(v) for v in noise_floor(x, frame))
+            out[i] = noise * (hi - lo) + lo
+        offset = (n - x.size) // 2
+        start = min(max(offset, 0), n)
+        length = min(offset + x.size, n) - start
+        if length > 0:
+            out[i, start : start + length] = x[start - offset : start - offset + length]
     return out
-
-
-def load_clip(
-    path: str | os.PathLike, cfg: AudioConfig, train: bool = False, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """One file as the model sees it: (num_samples,) float32, decoded, energy-cropped and fitted (centred)."""
-    x, n = prepare(load_audio(path, cfg.sample_rate, cfg.max_seconds, cfg.resample_quality), cfg)
-    return fit_batch(torch.from_numpy(x.copy())[None], torch.tensor([n]), cfg, train, generator)[0]

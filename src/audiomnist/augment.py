@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .audio import copy_spans
+from .placement import copy_spans
 from .config import option
 from .errors import AudiomnistError, ConfigError
 

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .audio import AudioConfig, fit_batch, load_audio, prepare
+from .audio import AudioConfig, load_audio, prepare
+from .placement import fit_batch
 from .config import from_dict, to_dict
 from .errors import AudioError, AudiomnistError
 from .paths import atomic_write, atomic_write_text, data_home, short_hash

@@ -13,11 +13,11 @@ from typing import Any
 import torch
 
 from .errors import AudiomnistError
+from .onnx_model import PRETRAINED, resolve_model  # noqa: F401  (where checkpoints are found, torch-free)
 from .paths import atomic_write
 from .runconfig import TrainConfig, build_model, config_from_dict
 
 FORMAT = 1
-PRETRAINED = Path(__file__).parent / "pretrained"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -71,26 +71,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def resolve_model(spec: str | os.PathLike | None) -> Path:
-    """A model file from a run folder, a checkpoint, an .onnx file, or a shipped model's name (None: "default")."""
-    if spec is None or str(spec) == "":
-        spec = "default"
-    path = Path(spec)
-    if path.is_dir():
-        if (path / "best.pt").is_file():
-            return path / "best.pt"
-        raise AudiomnistError(f"{path}: not a run folder (no best.pt)")
-    if path.is_file():
-        return path
-    shipped = PRETRAINED / f"{spec}.pt"
-    if shipped.is_file():
-        return shipped
-    names = sorted(p.stem for p in PRETRAINED.glob("*.pt"))
-    raise AudiomnistError(
-        f"{spec}: no such run folder, model file or shipped model (shipped: {', '.join(names) or 'none'})"
-    )
 
 
 def load_trained(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig, list[str]]:

@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("audiomnist.models", "list the registered networks"),
 }
 
+# Missing package -> the pyproject extra that brings it (the base install runs .onnx models only).
+EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "starlette": "serve", "multipart": "serve", "sounddevice": "mic"}
+
 # Commands with actions of their own: `audiomnist data scan ...`. Entries name "module:function".
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "data": {
@@ -52,7 +55,14 @@ def _add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) ->
             _add_commands(inner, GROUPS[name], argv[argv.index(name) + 1 :])
             continue
         module, _, function = target.partition(":")
-        mod = importlib.import_module(module)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:  # a base install runs .onnx models only; other commands need an extra
+            if e.name is None or e.name.split(".")[0] == "audiomnist":
+                raise
+            extra = EXTRAS.get(e.name.split(".")[0], "train")
+            raise SystemExit(f"error: audiomnist {name} needs {e.name}, which is not installed: "
+                             f"pip install 'audiomnist[{extra}]'") from None
         doc = help_ if function else mod.__doc__
         p = sub.add_parser(name, help=help_, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
         getattr(mod, function or "add_cli")(p)

@@ -1,10 +1,15 @@
-"""Export a trained network to ONNX with a JSON sidecar holding its config and class names.
+"""Export a trained model to ONNX as one graph, waveform window to probabilities, with a JSON sidecar.
 
     audiomnist export [RUN_DIR|CHECKPOINT|NAME] --onnx OUT.onnx
+    audiomnist export [RUN_DIR|CHECKPOINT|NAME] --web DIR [--ort-web PATH]   a page running it in the browser
 
-Only the network is exported (input "features", output "logits", any batch size): the log-mel front-end stays
-in torch inside Classifier, which rebuilds it from the sidecar OUT.onnx.json, so `audiomnist predict --model
-OUT.onnx` needs nothing but the two files. For a waveform model (audionet) "features" is the normalised waveform.
+The graph (onnx_model.FORMAT 2) takes "waveform": float32 (batch, num_samples) windows, mono at the model's sample
+rate, any batch size, and gives "probabilities" (batch, classes): STFT (a conv1d over a fixed DFT-times-window
+basis, features.DftLogMel), mel, log, top_db floor, per-clip normalisation, the network and softmax. The window is
+fixed (cfg.audio.num_samples): placing a clip in it (energy crop of long clips, centring, padding) is
+audio.prepare + audio.fit_windows in numpy, which every caller already runs, and a fixed length keeps the graph
+free of data-dependent shapes. OUT.onnx.json holds the config, classes and input/output names. After writing,
+the export is checked against the torch pipeline (features.LogMel + network + softmax) on the shipped sample.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import copy
 import hashlib
 import importlib.util
 import io
-import json
 import logging
 import os
 import warnings
@@ -22,30 +26,41 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from . import __version__
-from .checkpoint import load_trained, resolve_model
+from .audio import fit_windows, load_audio, prepare
+from .catalog import sample_root
+from .checkpoint import load_trained
 from .config import save_json, to_dict
 from .errors import AudiomnistError
 from .features import build_frontend
+from .onnx_model import FORMAT, INPUT, OUTPUT, OnnxPipeline, resolve_model, sidecar_path
 from .paths import atomic_write, data_home, short_hash
-from .runconfig import TrainConfig, config_from_dict
+from .runconfig import TrainConfig
+from .web_export import ORT_WEB_VERSION, write_web
 
 OPSET = 18
-INPUT, OUTPUT = "features", "logits"
-FORMAT = 1
+PARITY_TOL = 1e-4
 
 
-def sidecar_path(onnx_path: str | os.PathLike) -> Path:
-    p = Path(onnx_path)
-    return p.with_name(p.name + ".json")
+class Pipeline(nn.Module):
+    """(B, num_samples) windows -> (B, classes) probabilities: the exportable front-end, the network, softmax."""
+
+    def __init__(self, net: nn.Module, cfg: TrainConfig):
+        super().__init__()
+        self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate, exportable=True)
+        self.net = net
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(self.frontend(wave)), dim=1)
 
 
-def input_shape(cfg: TrainConfig) -> tuple[int, ...]:
-    """Shape of one clip's network input, (1, 1, n_mels, frames) or (1, 1, samples): the front-end's output."""
+@torch.inference_mode()
+def torch_probabilities(net: nn.Module, cfg: TrainConfig, windows: np.ndarray) -> np.ndarray:
+    """What the PyTorch pipeline gives for (B, num_samples) windows: training's front-end, the network, softmax."""
     frontend = build_frontend(cfg.features, cfg.audio.sample_rate)
-    with torch.no_grad():
-        return tuple(frontend(torch.zeros(1, cfg.audio.num_samples)).shape)
+    return torch.softmax(net(frontend(torch.from_numpy(windows))).float(), dim=1).numpy()
 
 
 def _dynamo_bytes(net: torch.nn.Module, example: torch.Tensor) -> bytes:
@@ -91,15 +106,16 @@ def _onnx_bytes(net: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, str
     return _torchscript_bytes(net, example), "torchscript"
 
 
-def export_onnx(net: torch.nn.Module, cfg: TrainConfig, classes: list[str], out_path: str | os.PathLike) -> Path:
-    """Write `net` (eval mode, CPU, dynamic batch) to out_path and its sidecar to out_path + ".json"; both atomically."""
+def export_onnx(net: nn.Module, cfg: TrainConfig, classes: list[str], out_path: str | os.PathLike) -> Path:
+    """Write the whole pipeline around `net` (CPU, dynamic batch) to out_path and its sidecar to out_path + ".json",
+    both atomically."""
     out = Path(out_path)
     if out.suffix != ".onnx":
         raise AudiomnistError(f"{out}: an ONNX export's file name must end in .onnx")
-    net = copy.deepcopy(net).cpu().eval()
-    shape = input_shape(cfg)
-    example = torch.randn((2, *shape[1:]), generator=torch.Generator().manual_seed(0))
-    data, exporter = _onnx_bytes(net, example)
+    pipeline = Pipeline(copy.deepcopy(net).cpu().eval(), cfg).eval()
+    n = cfg.audio.num_samples
+    example = 0.1 * torch.randn((2, n), generator=torch.Generator().manual_seed(0))
+    data, exporter = _onnx_bytes(pipeline, example)
     with atomic_write(out, "wb") as f:
         f.write(data)
     save_json(
@@ -107,7 +123,8 @@ def export_onnx(net: torch.nn.Module, cfg: TrainConfig, classes: list[str], out_
             "format": FORMAT,
             "model": cfg.model,
             "classes": list(classes),
-            "input": {"name": INPUT, "shape": ["batch", *shape[1:]], "kind": cfg.features.kind},
+            "input": {"name": INPUT, "shape": ["batch", n], "dtype": "float32", "sample_rate": cfg.audio.sample_rate,
+                      "what": "mono windows at sample_rate, clips placed as audiomnist.audio.fit_windows does"},
             "output": {"name": OUTPUT, "shape": ["batch", len(classes)]},
             "opset": OPSET,
             "exporter": exporter,
@@ -120,31 +137,7 @@ def export_onnx(net: torch.nn.Module, cfg: TrainConfig, classes: list[str], out_
     return out
 
 
-def read_sidecar(onnx_path: str | os.PathLike) -> dict:
-    """The sidecar of an exported model, checked: its config must rebuild a TrainConfig and classes be names."""
-    side = sidecar_path(onnx_path)
-    if not side.is_file():
-        raise AudiomnistError(
-            f"{side}: missing; {onnx_path} needs the JSON sidecar that `audiomnist export` writes beside it "
-            "(training config and class names)"
-        )
-    try:
-        data = json.loads(side.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AudiomnistError(f"{side}: not a readable JSON sidecar ({e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
-        raise AudiomnistError(f"{side}: not an audiomnist ONNX sidecar (no 'config' object)")
-    classes = data.get("classes")
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        raise AudiomnistError(f"{side}: 'classes' must be a non-empty list of names")
-    try:
-        config_from_dict(data["config"])
-    except (TypeError, ValueError) as e:
-        raise AudiomnistError(f"{side}: invalid 'config' ({e})") from None
-    return data
-
-
-def cached_export(checkpoint: str | os.PathLike, net: torch.nn.Module, cfg: TrainConfig, classes: list[str]) -> Path:
+def cached_export(checkpoint: str | os.PathLike, net: nn.Module, cfg: TrainConfig, classes: list[str]) -> Path:
     """The ONNX export of `checkpoint` under data_home()/onnx, keyed by its content: made once, then reused.
 
     Exporting beside the checkpoint would fail for a read-only install (the shipped model lives in the package).
@@ -159,38 +152,52 @@ def cached_export(checkpoint: str | os.PathLike, net: torch.nn.Module, cfg: Trai
         raise AudiomnistError(f"{out.parent}: cannot write the ONNX export ({e}); set AUDIOMNIST_HOME to a writable folder") from None
 
 
-def max_abs_diff(net: torch.nn.Module, onnx_path: str | os.PathLike, x: torch.Tensor) -> float:
-    """Largest |ONNX Runtime - PyTorch| logit on the input batch x: how faithful the export is."""
-    import onnxruntime as ort
+def sample_windows(cfg: TrainConfig, limit: int = 40) -> np.ndarray:
+    """Windows of the shipped sample's real (synthetic-voice) clips at the model's rate, placed for evaluation."""
+    paths = sorted(sample_root().glob("*/*.flac"))
+    a = cfg.audio
+    picked = paths[:: max(1, len(paths) // limit)][:limit]
+    clips = [prepare(load_audio(p, a.sample_rate, a.max_seconds, a.resample_quality), a)[0] for p in picked]
+    return fit_windows(clips, a)
 
-    session = ort.InferenceSession(os.fspath(onnx_path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {INPUT: x.numpy()})
-    with torch.no_grad():
-        want = copy.deepcopy(net).cpu().eval()(x).numpy()
-    return float(np.abs(got - want).max())
+
+def parity(net: nn.Module, cfg: TrainConfig, onnx_path: str | os.PathLike, windows: np.ndarray) -> float:
+    """Largest |ONNX Runtime - PyTorch| probability over the windows, the torch side being features.LogMel."""
+    got = OnnxPipeline(onnx_path, threads=1).probabilities(windows)
+    return float(np.abs(got - torch_probabilities(net.cpu().eval(), cfg, windows)).max())
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    path = resolve_model(args.model)
+    if args.onnx is None and args.web is None:
+        raise AudiomnistError("say where to write: --onnx OUT.onnx, --web DIR, or both")
+    path = resolve_model(args.model, prefer="torch")
     if path.suffix == ".onnx":
         raise AudiomnistError(f"{path}: already an ONNX model")
     net, cfg, classes = load_trained(path, "cpu")
-    out = export_onnx(net, cfg, classes, args.onnx)
-    frontend = build_frontend(cfg.features, cfg.audio.sample_rate)
-    with torch.no_grad():
-        x = frontend(0.1 * torch.randn(5, cfg.audio.num_samples, generator=torch.Generator().manual_seed(0)))
-    diff = max_abs_diff(net, out, x)
-    side = read_sidecar(out)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {side['exporter']} exporter, opset {OPSET}) and {sidecar_path(out)}")
-    print(f"input {INPUT!r} {side['input']['shape']}, output {OUTPUT!r} {side['output']['shape']}; "
-          f"onnxruntime vs pytorch on 5 random clips: max abs diff {diff:.2e}")
-    if diff > 1e-4:
-        print(f"warning: the export differs from pytorch by {diff:.2e} (> 1e-4)")
+    out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx")
+    windows = sample_windows(cfg)
+    diff = parity(net, cfg, out, windows)
+    size = out.stat().st_size / 1e6
+    print(f"wrote {out} ({size:.2f} MB, opset {OPSET}) and {sidecar_path(out)} ({len(classes)} classes)")
+    print(f"input {INPUT!r} [batch, {cfg.audio.num_samples}] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r}; "
+          f"onnxruntime vs pytorch on {len(windows)} sample clips: max probability diff {diff:.2e}")
+    if diff > PARITY_TOL:
+        print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
         return 1
+    if args.web is not None:
+        index = write_web(out, args.web, args.ort_web, args.ort_web_version)
+        print(f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
+              f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/")
     return 0
 
 
 def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT|NAME", help="what to export (default: the shipped model)")
-    p.add_argument("--onnx", required=True, type=Path, metavar="OUT.onnx", help="output file; the sidecar OUT.onnx.json is written beside it")
+    p.add_argument("--onnx", type=Path, metavar="OUT.onnx",
+                   help="output file; the sidecar OUT.onnx.json is written beside it")
+    p.add_argument("--web", type=Path, metavar="DIR",
+                   help="write a static page that runs the model in the browser (index.html, model.onnx, ort/)")
+    p.add_argument("--ort-web", metavar="PATH",
+                   help="onnxruntime-web tarball (npm pack) or unpacked package to take; default: npm pack it")
+    p.add_argument("--ort-web-version", default=ORT_WEB_VERSION, help="onnxruntime-web version npm fetches")
     p.set_defaults(func=cmd_export)

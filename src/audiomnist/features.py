@@ -123,6 +123,39 @@ class LogMel(nn.Module):
         return torch.div(logmel.transpose(1, 2), rms + 1e-5, out=out)
 
 
+class DftLogMel(LogMel):
+    """LogMel with the STFT as one strided conv1d over a fixed basis (DFT rows times the window), for export.
+
+    The same numbers as LogMel to float32 rounding, built from operators every ONNX runtime has (Conv, MatMul,
+    ReduceMax, ...): torch.stft's ONNX export depends on the exporter and opset and is not supported everywhere.
+    """
+
+    def __init__(self, cfg: FeatureConfig, sample_rate: int):
+        super().__init__(cfg, sample_rate)
+        n = cfg.n_fft
+        left = (n - cfg.win_length) // 2  # torch.stft centres a shorter window in the FFT frame
+        window = torch.zeros(n, dtype=torch.float64)
+        window[left : left + cfg.win_length] = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
+        k = torch.arange(n // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * math.pi * ((k * torch.arange(n, dtype=torch.float64)[None, :]) % n) / n
+        basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])  # (2 * bins, n_fft)
+        self.register_buffer("dft", basis.float()[:, None, :], persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        bins = self.dft.shape[0] // 2
+        # Zero padding by n_fft // 2 on both sides is the centred STFT's constant padding.
+        spec = nn.functional.conv1d(wave.float()[:, None, :], self.dft, stride=cfg.hop_length, padding=cfg.n_fft // 2)
+        power = spec[:, :bins].square() + spec[:, bins:].square()  # (B, bins, frames)
+        logmel = torch.log(torch.matmul(self.mel_fb, power) + cfg.log_floor)  # (B, mels, frames)
+        if cfg.top_db is not None:
+            logmel = torch.maximum(logmel, logmel.amax(dim=(1, 2), keepdim=True) - cfg.top_db * math.log(10) / 10)
+        if cfg.normalize != "none":
+            logmel = logmel - logmel.mean(dim=(1, 2) if cfg.normalize == "utterance" else 2, keepdim=True)
+            logmel = logmel / (logmel.square().mean(dim=(1, 2), keepdim=True).sqrt() + 1e-5)
+        return logmel.unsqueeze(1)
+
+
 class WaveformFrontend(nn.Module):
     """(B, T) -> (B, 1, T), each clip scaled to zero mean and unit standard deviation."""
 
@@ -132,8 +165,11 @@ class WaveformFrontend(nn.Module):
         return _standardize(wave, dims=(1,), eps=1e-8).unsqueeze(1)
 
 
-def build_frontend(cfg: FeatureConfig, sample_rate: int) -> nn.Module:
-    return LogMel(cfg, sample_rate) if cfg.kind == "logmel" else WaveformFrontend()
+def build_frontend(cfg: FeatureConfig, sample_rate: int, exportable: bool = False) -> nn.Module:
+    """The front-end for `cfg`; exportable=True: the log-mel as DftLogMel (same numbers, ONNX-friendly operators)."""
+    if cfg.kind != "logmel":
+        return WaveformFrontend()
+    return DftLogMel(cfg, sample_rate) if exportable else LogMel(cfg, sample_rate)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,16 @@
 
     audiomnist predict FILES_OR_DIRS [--model RUN_DIR|CHECKPOINT|MODEL.onnx|default] [--format table|json|csv]
 
-With no --model the small model shipped in the package is used (see MODEL_CARD.md), so this works right after install.
+With no --model the small model shipped in the package is used (see MODEL_CARD.md), so this works right after install:
+its checkpoint where torch is installed, else its ONNX export (pretrained/default.onnx). An .onnx model runs on
+ONNX Runtime, numpy, soundfile and soxr alone: this module never imports torch itself, and loads the torch side
+(torch_infer) only for checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -17,46 +21,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
-from sklearn.metrics import confusion_matrix
-
-from .audio import fit_batch, load_audio, prepare, resample
-from .checkpoint import PRETRAINED, load_trained, resolve_model
+from .audio import (BAD_SAMPLES, MAX_ABS_SAMPLE, MIN_ACTIVE_S, MIN_SIGNAL_S, MIN_SPEECH_DBFS, NO_SPEECH,  # noqa: F401
+                    TOO_SHORT, audio_problem, fit_windows, load_audio, prepare, resample)
 from .errors import AudioError, AudiomnistError
-from .export import cached_export, read_sidecar
-from .features import build_frontend
-from .runconfig import TrainConfig, config_from_dict
+from .onnx_model import PRETRAINED, OnnxPipeline, resolve_model, torch_available
 from .sources import IGNORED_DIRS, NOT_AUDIO, audio_file_rule, parse_label, path_problem, truncation
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # a torch-free install may leave it out: no progress bar then
+    tqdm = None
 
 __all__ = ["BACKENDS", "PRETRAINED", "Classifier", "Prediction", "find_audio", "label_from_name", "resolve_model"]
 BACKENDS = ("torch", "onnx")
-
-
-# Clips that cannot hold a spoken digit get "no digit" and one of these reasons instead of a confident guess.
-TOO_SHORT, NO_SPEECH, BAD_SAMPLES = "too short", "no speech", "bad samples"
-MIN_SIGNAL_S = 0.1  # the shortest digits ("six", "eight") last ~250 ms; under 100 ms of signal is a click or a cut
-MIN_ACTIVE_S = 0.05  # of it above the speech floor: half, as the quietest short FSDD words have only 100 ms there
-MIN_SPEECH_DBFS = -60.0  # a 10 ms frame quieter is silence or hiss; the quietest FSDD word peaks at -48 dBFS a frame
-MAX_ABS_SAMPLE = 1e3  # float files: beyond this a sample is corruption, not loud speech (full scale is 1)
-FRAME_S = 0.01
-
-
-def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
-    """Why a mono clip cannot hold a spoken digit (TOO_SHORT, NO_SPEECH, BAD_SAMPLES), or None if it can."""
-    x = np.asarray(wave, dtype=np.float64).reshape(-1)
-    if x.size and (not np.isfinite(x).all() or np.abs(x).max() > MAX_ABS_SAMPLE):
-        return BAD_SAMPLES
-    frame = max(1, round(FRAME_S * sample_rate))
-    if x.size < MIN_SIGNAL_S * sample_rate:
-        return TOO_SHORT
-    frames = x[: x.size // frame * frame].reshape(-1, frame)
-    level = 10 * np.log10(np.mean(np.square(frames - frames.mean(axis=1, keepdims=True)), axis=1) + 1e-20)
-    loud = int(np.count_nonzero(level >= MIN_SPEECH_DBFS))
-    if loud == 0:
-        return NO_SPEECH
-    return TOO_SHORT if loud * frame < MIN_ACTIVE_S * sample_rate else None
+TORCH_SIDE = "audiomnist.torch_infer"  # imported by name for checkpoints only, so .onnx models never load torch
 
 
 @dataclass(frozen=True)
@@ -76,90 +55,70 @@ class Prediction:
         return asdict(self)
 
 
-def _onnx_session(path: Path, threads: int | None):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise AudiomnistError("--backend onnx needs onnxruntime: pip install onnxruntime") from None
-    opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads must not burn a shared CPU
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-        raise AudiomnistError(f"{path}: not a loadable ONNX model ({e})") from None
-
-
 def _full_scale(x: np.ndarray) -> np.ndarray:
     """Float audio beyond +-1 scaled back into range: the features ignore level, but float32 power would overflow."""
     peak = float(np.abs(x).max()) if x.size else 0.0
     return x / peak if peak > 1.0 else x
 
 
-class Classifier:
-    """A trained network with the exact audio and feature settings it was trained with."""
+def _torch_side():
+    try:
+        return importlib.import_module(TORCH_SIDE)
+    except ImportError as e:
+        if getattr(e, "name", None) != "torch" and torch_available():
+            raise
+        raise AudiomnistError(
+            "PyTorch checkpoints need torch (pip install 'audiomnist[train]'); without it use an .onnx export "
+            "(`audiomnist export MODEL --onnx OUT.onnx` where torch is installed) or the shipped model"
+        ) from None
 
-    def __init__(self, net: torch.nn.Module | None, cfg: TrainConfig, classes: list[str], backend: str = "torch",
-                 session=None, device: str | torch.device = "cpu"):
+
+class Classifier:
+    """A trained model with the exact audio settings it was trained with, behind one interface for both backends.
+
+    `pipeline` maps (B, num_samples) windows to (B, classes) probabilities: onnx_model.OnnxPipeline or
+    torch_infer.TorchPipeline. `cfg` is the run's TrainConfig for a checkpoint and an onnx_model.ModelInfo for an
+    .onnx file; both have .model, .target and .audio.
+    """
+
+    def __init__(self, pipeline, cfg, classes: list[str], backend: str):
+        self.pipeline = pipeline
         self.cfg = cfg
         self.classes = list(classes)
         self.backend = backend
-        self.device = torch.device(device)
-        self.net = net
-        self.session = session
-        self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(self.device).eval()
 
     @classmethod
     def load(
-        cls, spec: str | os.PathLike | None = None, backend: str = "torch", device: str | torch.device = "cpu", threads: int | None = None
+        cls, spec: str | os.PathLike | None = None, backend: str | None = None, device: str = "cpu",
+        threads: int | None = None,
     ) -> "Classifier":
         """From a run folder, checkpoint, shipped name (None: the default model) or .onnx file (with its .json sidecar).
 
-        backend "onnx" runs the network on ONNX Runtime: an .onnx file is used as is; a checkpoint is exported once
-        into data_home()/onnx (keyed by its content) and that export reused.
+        An .onnx file runs on ONNX Runtime without torch. A checkpoint runs in torch, or with backend "onnx" on ONNX
+        Runtime through its export, made once into data_home()/onnx (keyed by its content) and reused. backend None
+        picks by the file; for a shipped name, "onnx" takes its shipped .onnx export.
         """
-        if backend not in BACKENDS:
+        if backend is not None and backend not in BACKENDS:
             raise AudiomnistError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
-        path = resolve_model(spec)
+        path = resolve_model(spec, prefer=backend)
         if path.suffix == ".onnx":
-            side = read_sidecar(path)
-            session = _onnx_session(path, threads)
-            width = session.get_outputs()[0].shape[-1]
-            if isinstance(width, int) and width != len(side["classes"]):
-                raise AudiomnistError(f"{path}: the network has {width} outputs but its sidecar names {len(side['classes'])} classes")
-            return cls(None, config_from_dict(side["config"]), side["classes"], "onnx", session)
-        if backend == "onnx":
-            net, cfg, classes = load_trained(path, "cpu")
-            return cls(None, cfg, classes, "onnx", _onnx_session(cached_export(path, net, cfg, classes), threads))
-        net, cfg, classes = load_trained(path, device)
-        return cls(net, cfg, classes, "torch", device=device)
+            pipeline = OnnxPipeline(path, threads)
+            return cls(pipeline, pipeline.info, pipeline.classes, "onnx")
+        pipeline, cfg, classes = _torch_side().load_checkpoint_model(path, backend or "torch", device, threads)
+        return cls(pipeline, cfg, classes, backend or "torch")
 
     @property
     def sample_rate(self) -> int:
         return self.cfg.audio.sample_rate
 
-    @torch.inference_mode()
-    def probabilities(self, waves: torch.Tensor) -> np.ndarray:
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """(B, num_samples) windows at the model's rate -> (B, classes) probabilities."""
-        x = self.frontend(waves.to(self.device, torch.float32))
-        if self.backend == "onnx":
-            (logits,) = self.session.run(None, {"features": x.cpu().numpy()})
-            logits = torch.from_numpy(logits)
-        else:
-            logits = self.net(x)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return self.pipeline.probabilities(windows)
 
-    def windows(self, clips: list[np.ndarray]) -> torch.Tensor:
+    def windows(self, clips: list[np.ndarray]) -> np.ndarray:
         """Clips already at the model's rate -> (B, num_samples) centred windows, long clips cropped on their energy."""
-        prepared = [prepare(_full_scale(np.asarray(c, dtype=np.float32)), self.cfg.audio) for c in clips]
-        width = max(1, max((n for _, n in prepared), default=1))
-        batch = np.zeros((len(prepared), width), dtype=np.float32)
-        for i, (x, n) in enumerate(prepared):
-            batch[i, :n] = x
-        lengths = torch.tensor([n for _, n in prepared])
-        return fit_batch(torch.from_numpy(batch), lengths, self.cfg.audio, train=False)
+        return fit_windows([prepare(_full_scale(np.asarray(c, dtype=np.float32)), self.cfg.audio)[0] for c in clips],
+                           self.cfg.audio)
 
     def _answer(self, p: np.ndarray, path: str | None = None) -> Prediction:
         i = int(p.argmax())
@@ -206,7 +165,7 @@ class Classifier:
         """Predictions for every readable file, and one AudioError per file that could not be read."""
         done: list[Prediction] = []
         errors: list[AudioError] = []
-        bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress)
+        bar = tqdm(total=len(paths), desc="predict", unit="file", disable=not progress) if tqdm else None
         for i in range(0, len(paths), batch_size):
             ok, clips = [], []
             for p in paths[i : i + batch_size]:
@@ -217,8 +176,10 @@ class Classifier:
                     errors.append(e)
             if clips:
                 done += self._answers(clips, ok)
-            bar.update(min(batch_size, len(paths) - i))
-        bar.close()
+            if bar is not None:
+                bar.update(min(batch_size, len(paths) - i))
+        if bar is not None:
+            bar.close()
         return done, errors
 
 
@@ -319,7 +280,8 @@ def _score(preds: list[Prediction], truth: list[str | None], classes: list[str])
     if not pairs and not missed:
         return ""
     y, yhat = np.array(pairs, dtype=int).reshape(-1, 2).T
-    cm = confusion_matrix(y, yhat, labels=list(range(len(classes))))
+    cm = np.zeros((len(classes), len(classes)), dtype=int)
+    np.add.at(cm, (y, yhat), 1)
     # A labelled file that got no digit is a miss: it counts against accuracy but has no column in the confusion.
     note = f" ({missed} gave no digit, counted as wrong)" if missed else ""
     n = len(y) + missed
@@ -399,7 +361,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS")
     p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="default: by the model (.onnx: onnx, checkpoint: torch); "
+                        "onnx with a checkpoint exports it once, with a shipped name takes its .onnx")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)

@@ -19,7 +19,6 @@ from dataclasses import replace
 from typing import TextIO
 
 import numpy as np
-import torch
 
 from .errors import AudiomnistError
 from .infer import BACKENDS, Classifier, Prediction
@@ -177,8 +176,6 @@ def cmd_listen(args: argparse.Namespace) -> int:
         vad = VadConfig() if args.end_silence_ms is None else replace(VadConfig(), end_silence_ms=args.end_silence_ms)
     except ValueError as e:
         raise AudiomnistError(f"--end-silence-ms: {e}") from None
-    if args.threads:
-        torch.set_num_threads(args.threads)
     kept: list[str] = []
     if args.input:
         clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
@@ -210,7 +207,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--threads", type=int, help="CPU threads for the network (one is plenty for real time)")
     p.add_argument("--seconds", type=float, default=1.5, help="push-to-talk recording length (default 1.5)")
     p.add_argument("--continuous", action="store_true", help="segment digits from the live stream with voice-activity detection")

@@ -26,7 +26,6 @@ from importlib import resources
 
 import numpy as np
 import soundfile as sf
-import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
@@ -157,7 +156,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise AudiomnistError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     if args.threads < 1:
         raise AudiomnistError(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
     name = args.model or "default"
     clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
     # The first call is slow; pay it before serving (straight to the network: silence would get "no digit" unheard).
@@ -170,7 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch")
+    p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload in MiB (bigger: 413)")

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 import soxr
-from scipy.signal import butter, sosfilt
+try:
+    from scipy.signal import butter, sosfilt
+except ImportError:  # the base install has no scipy: the same filter in numpy (a Python loop, small next to the model)
+    butter = sosfilt = None
 
 from .errors import AudioError
 from .infer import Classifier, Prediction
@@ -85,6 +88,28 @@ class Detection:
         return self.prediction.label
 
 
+def highpass_sos(hz: float, fs: float) -> np.ndarray:
+    """scipy.signal.butter(2, hz, "highpass", fs=fs, output="sos") in closed form (bilinear transform, prewarped)."""
+    k = math.tan(math.pi * hz / fs)
+    norm = 1 / (1 + math.sqrt(2) * k + k * k)
+    return np.array([[norm, -2 * norm, norm, 1.0, 2 * (k * k - 1) * norm, (1 - math.sqrt(2) * k + k * k) * norm]])
+
+
+def sosfilt_numpy(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scipy.signal.sosfilt(sos, x, zi=zi) for float64 x: each section in transposed direct form II."""
+    y = np.array(x, dtype=np.float64)
+    zi = np.array(zi, dtype=np.float64)
+    for s, (b0, b1, b2, _, a1, a2) in enumerate(sos.tolist()):
+        z0, z1 = zi[s]
+        out = y.tolist()
+        for i, v in enumerate(out):
+            o = b0 * v + z0
+            z0, z1 = b1 * v - a1 * o + z1, b2 * v - a2 * o
+            out[i] = o
+        y, zi[s] = np.array(out), (z0, z1)
+    return y, zi
+
+
 class Segmenter:
     """Feed float32 chunks of any size; get back the finished segments. Output does not depend on chunk sizes.
 
@@ -112,7 +137,8 @@ class Segmenter:
         self.max_frames = max(self.min_active, cfg.start_frames, max_samples // self.frame, 1)
         self.smoothing = math.exp(-cfg.frame_ms / cfg.floor_smooth_ms) if cfg.floor_smooth_ms > 0 else 0.0
         use_hp = 0 < cfg.highpass_hz < sample_rate / 2
-        self.highpass = butter(2, cfg.highpass_hz, "highpass", fs=sample_rate, output="sos") if use_hp else None
+        design = highpass_sos if butter is None else lambda hz, fs: butter(2, hz, "highpass", fs=fs, output="sos")
+        self.highpass = design(cfg.highpass_hz, sample_rate) if use_hp else None
         self.reset()
 
     def reset(self) -> None:
@@ -145,7 +171,7 @@ class Segmenter:
         frames = x[: n * self.frame].reshape(n, self.frame)
         y = frames.astype(np.float64).reshape(-1)
         if self.highpass is not None:
-            y, self._zi = sosfilt(self.highpass, y, zi=self._zi)
+            y, self._zi = (sosfilt_numpy if sosfilt is None else sosfilt)(self.highpass, y, zi=self._zi)
         y = y.reshape(n, self.frame)
         levels = 10 * np.log10(np.einsum("ij,ij->i", y, y) / self.frame + 1e-12)
         done = []

@@ -1,0 +1,46 @@
+"""The PyTorch side of inference: a checkpoint's network behind the same interface as onnx_model.OnnxPipeline.
+
+infer.Classifier imports this module only for checkpoints (by name, at load time), so reading .onnx models never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from .checkpoint import load_trained
+from .export import cached_export
+from .features import build_frontend
+from .onnx_model import OnnxPipeline
+from .runconfig import TrainConfig
+
+
+class TorchPipeline:
+    """(B, num_samples) float32 windows -> (B, classes) probabilities: training's front-end, the network, softmax."""
+
+    def __init__(self, net: torch.nn.Module, cfg: TrainConfig, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(self.device).eval()
+
+    @torch.inference_mode()
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        x = self.frontend(torch.as_tensor(np.asarray(windows, dtype=np.float32)).to(self.device))
+        return torch.softmax(self.net(x).float(), dim=1).cpu().numpy()
+
+
+def load_checkpoint_model(
+    path: str | os.PathLike, backend: str, device: str | torch.device = "cpu", threads: int | None = None
+) -> tuple[TorchPipeline | OnnxPipeline, TrainConfig, list[str]]:
+    """(pipeline, config, classes) of a checkpoint: in torch, or for backend "onnx" its whole-pipeline export,
+    made once into data_home()/onnx (keyed by the checkpoint's content) and reused."""
+    if threads:
+        torch.set_num_threads(threads)
+    if backend == "onnx":
+        net, cfg, classes = load_trained(path, "cpu")
+        return OnnxPipeline(cached_export(path, net, cfg, classes), threads), cfg, classes
+    net, cfg, classes = load_trained(path, device)
+    return TorchPipeline(net, cfg, device), cfg, classes

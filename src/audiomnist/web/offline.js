@@ -1,0 +1,232 @@
+"use strict";
+// The page `audiomnist export MODEL --web DIR` writes: the model runs in the browser on onnxruntime-web (WebAssembly),
+// no server code. model.onnx is the whole pipeline (window -> probabilities); the lines below do what
+// audiomnist.infer.Classifier does before it: decode, mono, resample to the model's rate, the no-digit gate
+// (infer.audio_problem), crop to the loudest window (audio.crop_on_energy) and centre it (audio.fit_windows).
+const CFG = __CONFIG__;
+const $ = (id) => document.getElementById(id);
+const TAP = `registerProcessor("tap", class extends AudioWorkletProcessor {
+  process(inputs) { if (inputs[0][0]) this.port.postMessage(inputs[0][0].slice(0)); return true; }
+});`;
+const classes = CFG.classes;
+let session = null;
+
+function setState(state, error = "") {
+  document.body.dataset.state = state;
+  $("error").textContent = error;
+  $("record").disabled = state === "recording" || state === "working" || state === "loading";
+}
+
+function drawBars(probabilities = {}) {
+  const top = Object.keys(probabilities).reduce((a, b) => (probabilities[a] >= probabilities[b] ? a : b), null);
+  $("bars").replaceChildren(...classes.map((c) => {
+    const p = probabilities[c] ?? 0;
+    const row = document.createElement("div");
+    row.className = c === top ? "row top" : "row";
+    row.innerHTML = '<span></span><div class="track"><div class="bar"></div></div><span class="val"></span>';
+    row.children[0].textContent = c;
+    row.querySelector(".bar").style.width = `${(100 * p).toFixed(1)}%`;
+    row.children[2].textContent = `${(100 * p).toFixed(1)}%`;
+    return row;
+  }));
+}
+
+function showResult(r) {
+  $("digit").textContent = r.label === null ? "no digit heard" : r.label;
+  $("digit").classList.toggle("none", r.label === null);
+  $("prob").textContent = r.label === null ? `(${r.reason})` : `${(100 * r.probability).toFixed(1)}% sure`;
+  const timing = `${r.latency_ms.toFixed(1)} ms in the browser`;
+  $("meta").textContent = `${r.filename} · ${r.duration_s} s at ${CFG.sample_rate} Hz · ${timing}`;
+  drawBars(r.probabilities);
+}
+
+// infer.audio_problem: why a mono clip at the model's rate cannot hold a digit, or null.
+function audioProblem(x, sr) {
+  for (const v of x) if (!Number.isFinite(v) || Math.abs(v) > CFG.gate.max_abs_sample) return "bad samples";
+  const frame = Math.max(1, Math.round(CFG.gate.frame_s * sr));
+  if (x.length < CFG.gate.min_signal_s * sr) return "too short";
+  let loud = 0;
+  for (let f = 0; f + frame <= x.length; f += frame) {
+    let mean = 0, power = 0;
+    for (let i = f; i < f + frame; i++) mean += x[i];
+    mean /= frame;
+    for (let i = f; i < f + frame; i++) power += (x[i] - mean) ** 2;
+    if (10 * Math.log10(power / frame + 1e-20) >= CFG.gate.min_speech_dbfs) loud++;
+  }
+  if (loud === 0) return "no speech";
+  return loud * frame < CFG.gate.min_active_s * sr ? "too short" : null;
+}
+
+// audio.crop_on_energy: the n-sample stretch with the most energy, from the same float64 running sums.
+function cropOnEnergy(x, n) {
+  if (x.length <= n) return x;
+  const c = new Float64Array(x.length + 1);
+  for (let i = 0; i < x.length; i++) c[i + 1] = c[i] + x[i] * x[i];
+  let best = 0;
+  for (let s = 1; s + n <= x.length; s++) if (c[s + n] - c[s] > c[best + n] - c[best]) best = s;
+  return x.subarray(best, best + n);
+}
+
+// audio.eval_noise: torch.rand(n) of a generator seeded with 0 (MT19937, low 24 bits of each draw).
+function evalNoise(n) {
+  const mt = new Uint32Array(624);
+  mt[0] = 0;
+  for (let i = 1; i < 624; i++) mt[i] = (Math.imul(1812433253, mt[i - 1] ^ (mt[i - 1] >>> 30)) + i) >>> 0;
+  let k = 624;
+  const out = new Float32Array(n);
+  for (let j = 0; j < n; j++) {
+    if (k >= 624) {
+      for (let i = 0; i < 624; i++) {
+        const y = (mt[i] & 0x80000000) | (mt[(i + 1) % 624] & 0x7fffffff);
+        mt[i] = mt[(i + 397) % 624] ^ (y >>> 1) ^ (y & 1 ? 0x9908b0df : 0);
+      }
+      k = 0;
+    }
+    let y = mt[k++];
+    y ^= y >>> 11; y ^= (y << 7) & 0x9d2c5680; y ^= (y << 15) & 0xefc60000; y ^= y >>> 18;
+    out[j] = Math.fround(((y >>> 0) & 0xffffff) * 2 ** -24);
+  }
+  return out;
+}
+
+// audio.fit_windows for one clip: centred, zero padding or (pad_mode "noise") the clip's own quietest 10 ms.
+function fitWindow(x) {
+  const n = CFG.num_samples;
+  const out = new Float32Array(n);
+  if (CFG.pad_mode === "noise" && x.length) {
+    const frame = Math.max(1, Math.floor(CFG.sample_rate / 100));
+    let lo = Infinity, hi = -Infinity, span = Infinity;
+    const whole = x.length < frame ? 1 : Math.floor(x.length / frame);
+    for (let f = 0; f < whole; f++) {
+      const part = x.length < frame ? x : x.subarray(f * frame, (f + 1) * frame);
+      let a = Infinity, b = -Infinity;
+      for (const v of part) { a = Math.min(a, v); b = Math.max(b, v); }
+      if (b - a < span) { span = b - a; lo = a; hi = b; }
+    }
+    const noise = evalNoise(n), scale = Math.fround(hi - lo);
+    for (let i = 0; i < n; i++) out[i] = Math.fround(Math.fround(noise[i] * scale) + lo);
+  }
+  const offset = Math.floor((n - x.length) / 2);
+  const start = Math.min(Math.max(offset, 0), n);
+  const length = Math.min(offset + x.length, n) - start;
+  if (length > 0) out.set(x.subarray(start - offset, start - offset + length), start);
+  return out;
+}
+
+async function toModelRate(channels, rate) {
+  const mono = new Float32Array(channels[0].length);
+  for (const c of channels) c.forEach((v, i) => { mono[i] += v / channels.length; });
+  if (rate === CFG.sample_rate) return mono;
+  const length = Math.max(1, Math.round(mono.length * CFG.sample_rate / rate));
+  const offline = new OfflineAudioContext(1, length, CFG.sample_rate);
+  const buffer = offline.createBuffer(1, mono.length, rate);
+  buffer.copyToChannel(mono, 0);
+  const source = offline.createBufferSource();
+  source.buffer = buffer;
+  source.connect(offline.destination);
+  source.start();
+  return (await offline.startRendering()).getChannelData(0);
+}
+
+async function decodeFile(file) {
+  const bytes = await file.arrayBuffer();
+  // Decoding in a context at the model's rate resamples as it decodes (nothing to do for a file at that rate).
+  const ctx = new OfflineAudioContext(1, 1, CFG.sample_rate);
+  let audio;
+  try {
+    audio = await ctx.decodeAudioData(bytes);
+  } catch (e) {
+    throw new Error(`${file.name}: not a readable audio file (${e.message || e})`);
+  }
+  return toModelRate([...Array(audio.numberOfChannels).keys()].map((c) => audio.getChannelData(c)), audio.sampleRate);
+}
+
+async function classify(x, filename) {
+  if (session === null) throw new Error("the model is not loaded (yet): see the message above, or reload the page");
+  const t0 = performance.now();
+  const base = { filename, duration_s: +(x.length / CFG.sample_rate).toFixed(4) };
+  const why = audioProblem(x, CFG.sample_rate);
+  if (why !== null) {
+    return { ...base, label: null, reason: why, probability: 0, probabilities: {}, latency_ms: performance.now() - t0 };
+  }
+  let peak = 0;
+  for (const v of x) peak = Math.max(peak, Math.abs(v));
+  const clip = peak > 1 ? x.map((v) => v / peak) : x;
+  const window = fitWindow(cropOnEnergy(clip, CFG.num_samples));
+  const feeds = { [CFG.input]: new ort.Tensor("float32", window, [1, CFG.num_samples]) };
+  const p = (await session.run(feeds))[CFG.output].data;
+  let best = 0;
+  p.forEach((v, i) => { if (v > p[best]) best = i; });
+  const probabilities = Object.fromEntries(classes.map((c, i) => [c, p[i]]));
+  return { ...base, label: classes[best], probability: p[best], probabilities, latency_ms: performance.now() - t0 };
+}
+
+async function capture(seconds) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw new Error("no microphone access here: open the page on localhost or over https");
+  }
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  });
+  const ctx = new AudioContext();
+  try {
+    await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([TAP], { type: "text/javascript" })));
+    const tap = new AudioWorkletNode(ctx, "tap");
+    const need = Math.round(seconds * ctx.sampleRate);
+    const out = new Float32Array(need);
+    let have = 0;
+    await new Promise((done) => {
+      tap.port.onmessage = ({ data }) => {
+        out.set(data.subarray(0, need - have), have);
+        have = Math.min(need, have + data.length);
+        $("record").textContent = `Recording… ${(have / ctx.sampleRate).toFixed(1)} s`;
+        if (have >= need) done();
+      };
+      ctx.createMediaStreamSource(stream).connect(tap);
+      tap.connect(ctx.destination);
+      ctx.resume();
+    });
+    return await toModelRate([out], ctx.sampleRate);
+  } finally {
+    stream.getTracks().forEach((t) => t.stop());
+    ctx.close();
+  }
+}
+
+async function run(job) {
+  $("digit").textContent = "";
+  $("prob").textContent = "";
+  $("meta").textContent = "";
+  drawBars();
+  try {
+    setState("working");
+    const result = await job();
+    window.lastResult = result;
+    showResult(result);
+    setState("done");
+  } catch (e) {
+    setState("error", e.message || String(e));
+  } finally {
+    $("record").textContent = "Record";
+  }
+}
+
+$("record").addEventListener("click", () => run(async () => {
+  const seconds = Math.min(10, Math.max(0.5, parseFloat($("seconds").value) || 1.5));
+  setState("recording");
+  return classify(await capture(seconds), "recording");
+}));
+
+$("file").addEventListener("change", () => {
+  const file = $("file").files[0];
+  if (file) run(async () => classify(await decodeFile(file), file.name));
+  $("file").value = "";
+});
+
+drawBars();
+setState("loading");
+ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation headers a plain file server does not send
+ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;  // a bare "ort/" would be a module specifier
+ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] })
+  .then((s) => { session = s; setState("idle"); })
+  .catch((e) => setState("error", `cannot load the model: ${e.message || e}`));

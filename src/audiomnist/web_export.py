@@ -1,0 +1,105 @@
+"""A static web page that runs an exported model in the browser: `audiomnist export MODEL --web DIR`.
+
+DIR gets index.html, model.onnx (+ its sidecar) and ort/, the WebAssembly build of ONNX Runtime (npm package
+onnxruntime-web, fetched at build time with `npm pack`, or taken from --ort-web PATH: a tarball from `npm pack` or
+an unpacked package). Serve DIR with any static file server (`python -m http.server -d DIR`; browsers do not run
+WebAssembly from file:// pages); the page decodes a file or the microphone, resamples to the model's rate, applies
+the no-digit gate, crops and centres the window as audiomnist.infer does, and shows the digit. No server code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from .audio import FRAME_S, MAX_ABS_SAMPLE, MIN_ACTIVE_S, MIN_SIGNAL_S, MIN_SPEECH_DBFS
+from .errors import AudiomnistError
+from .onnx_model import INPUT, OUTPUT, ModelInfo, read_sidecar, sidecar_path
+from .paths import atomic_write_text
+
+ORT_WEB_VERSION = "1.31.1"  # the version the page was tested with; --ort-web-version picks another
+# package.json names the version and the licence (MIT); the package ships no separate licence file.
+ORT_FILES = ("dist/ort.wasm.min.js", "dist/ort-wasm-simd-threaded.mjs", "dist/ort-wasm-simd-threaded.wasm",
+             "package.json")
+
+
+def npm_pack(version: str, folder: Path) -> Path:
+    """The onnxruntime-web tarball of `version`, downloaded by npm into `folder`."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AudiomnistError("--web needs npm to fetch onnxruntime-web (or --ort-web PATH: a tarball from "
+                              f"`npm pack onnxruntime-web@{version}` or an unpacked package)")
+    try:
+        done = subprocess.run([npm, "pack", f"onnxruntime-web@{version}", "--pack-destination", str(folder)],
+                              capture_output=True, text=True, timeout=600, cwd=folder)
+    except subprocess.TimeoutExpired:
+        raise AudiomnistError("npm pack onnxruntime-web took over 10 minutes; use --ort-web PATH") from None
+    tarballs = sorted(folder.glob("onnxruntime-web-*.tgz"))
+    if done.returncode != 0 or not tarballs:
+        reason = (done.stderr.strip().splitlines() or ["no tarball written"])[-1]
+        raise AudiomnistError(f"npm pack onnxruntime-web@{version} failed ({reason}); use --ort-web PATH")
+    return tarballs[0]
+
+
+def vendor_ort(source: Path, dest: Path) -> None:
+    """Copy the files the page loads from an onnxruntime-web tarball or unpacked package into dest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        for rel in ORT_FILES:
+            if not (source / rel).is_file():
+                raise AudiomnistError(f"{source}: not an onnxruntime-web package (no {rel})")
+            shutil.copyfile(source / rel, dest / Path(rel).name)
+        return
+    try:
+        with tarfile.open(source) as tar:
+            for rel in ORT_FILES:
+                member = tar.extractfile(f"package/{rel}")
+                if member is None:
+                    raise KeyError(rel)
+                with member, open(dest / Path(rel).name, "wb") as f:
+                    shutil.copyfileobj(member, f)
+    except (tarfile.TarError, KeyError, OSError) as e:
+        raise AudiomnistError(f"{source}: not an onnxruntime-web package tarball ({e})") from None
+
+
+def page(onnx_path: Path) -> str:
+    """index.html for the model: the serve page's look, the in-browser pipeline of web/offline.js, the model's
+    settings (rate, window, classes, padding, the no-digit gate) inlined."""
+    side = read_sidecar(onnx_path)
+    info = ModelInfo.from_config(side["config"])
+    config = {
+        "sample_rate": info.audio.sample_rate, "num_samples": info.audio.num_samples, "pad_mode": info.audio.pad_mode,
+        "classes": side["classes"], "input": INPUT, "output": OUTPUT, "model": info.model,
+        "gate": {"frame_s": FRAME_S, "min_signal_s": MIN_SIGNAL_S, "min_active_s": MIN_ACTIVE_S,
+                 "min_speech_dbfs": MIN_SPEECH_DBFS, "max_abs_sample": MAX_ABS_SAMPLE},
+    }
+    web = resources.files("audiomnist").joinpath("web")
+    head = web.joinpath("index.html").read_text(encoding="utf-8").split("<script>", 1)[0]
+    head = head.replace("or send an audio file (WAV, FLAC, OGG).",
+                        "or choose an audio file: the model runs in this browser, nothing is uploaded.")
+    script = web.joinpath("offline.js").read_text(encoding="utf-8").replace("__CONFIG__", json.dumps(config))
+    return f'{head}<script src="ort/ort.wasm.min.js"></script>\n<script>\n{script}</script>\n</body>\n</html>\n'
+
+
+def write_web(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, ort_source: str | os.PathLike | None = None,
+              version: str = ORT_WEB_VERSION) -> Path:
+    """DIR/index.html, DIR/model.onnx (+ sidecar, copied unless already there) and DIR/ort/ for an exported model."""
+    onnx_path, out = Path(onnx_path), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = out / "model.onnx"
+    if onnx_path.resolve() != model.resolve():
+        shutil.copyfile(onnx_path, model)
+        shutil.copyfile(sidecar_path(onnx_path), sidecar_path(model))
+    if ort_source is not None:
+        vendor_ort(Path(ort_source), out / "ort")
+    else:
+        with tempfile.TemporaryDirectory(prefix="audiomnist-ort-") as tmp:
+            vendor_ort(npm_pack(version, Path(tmp)), out / "ort")
+    atomic_write_text(out / "index.html", page(model))
+    return out / "index.html"

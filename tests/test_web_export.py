@@ -1,0 +1,152 @@
+"""`audiomnist export MODEL --web DIR`: the folder's contents, and (browser tests) that the page computes in the
+browser the probabilities Python computes for the same file."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiomnist import cli
+from audiomnist.errors import AudiomnistError
+from audiomnist.infer import PRETRAINED, Classifier
+from audiomnist.web_export import ORT_FILES, ORT_WEB_VERSION, npm_pack, vendor_ort, write_web
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def fake_ort(folder: Path) -> Path:
+    """An unpacked package with the files the page loads (contents do not matter to the writer)."""
+    for rel in ORT_FILES:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(f"// {rel}\n")
+    return folder
+
+
+def test_web_folder_holds_page_model_and_runtime(tmp_path):
+    out = tmp_path / "site"
+    index = write_web(PRETRAINED / "default.onnx", out, fake_ort(tmp_path / "pkg"))
+    assert index == out / "index.html"
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "model.onnx", "model.onnx.json", "ort"]
+    assert (out / "model.onnx").read_bytes() == (PRETRAINED / "default.onnx").read_bytes()
+    assert sorted(p.name for p in (out / "ort").iterdir()) == sorted(Path(r).name for r in ORT_FILES)
+    html = index.read_text()
+    assert '<script src="ort/ort.wasm.min.js"></script>' in html and "__CONFIG__" not in html
+    config = json.loads(html.split("const CFG = ", 1)[1].split(";\n", 1)[0])
+    assert config["sample_rate"] == 8000 and config["num_samples"] == 8000 and config["classes"] == list("0123456789")
+    assert (config["input"], config["output"], config["pad_mode"]) == ("waveform", "probabilities", "zeros")
+    assert config["gate"]["min_speech_dbfs"] == -60.0
+
+
+def test_bad_runtime_source_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AudiomnistError, match="not an onnxruntime-web package"):
+        vendor_ort(tmp_path / "empty", tmp_path / "out")
+    (tmp_path / "x.tgz").write_bytes(b"not a tarball")
+    with pytest.raises(AudiomnistError, match="not an onnxruntime-web package tarball"):
+        vendor_ort(tmp_path / "x.tgz", tmp_path / "out")
+
+
+def test_export_needs_a_destination(capsys):
+    assert cli.main(["export", "default"]) == 2
+    assert "--onnx OUT.onnx, --web DIR" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def ort_web(tmp_path_factory) -> Path:
+    """onnxruntime-web: $AUDIOMNIST_ORT_WEB (tarball or unpacked package), else fetched with npm pack."""
+    if os.environ.get("AUDIOMNIST_ORT_WEB"):
+        return Path(os.environ["AUDIOMNIST_ORT_WEB"])
+    try:
+        return npm_pack(ORT_WEB_VERSION, tmp_path_factory.mktemp("npm"))
+    except AudiomnistError as e:
+        pytest.skip(f"onnxruntime-web not available ({e}); set AUDIOMNIST_ORT_WEB to a tarball from npm pack")
+
+
+@pytest.fixture(scope="module")
+def site(ort_web, tmp_path_factory):
+    """The exported page for the shipped model, served over HTTP on loopback."""
+    out = tmp_path_factory.mktemp("site")
+    assert cli.main(["export", "default", "--web", str(out), "--ort-web", str(ort_web)]) == 0
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    handler.func.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", out
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def page(site):
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright python package not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        pg = browser.new_page()
+        errors: list[str] = []
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(site[0])
+        pg.wait_for_function("['idle', 'error'].includes(document.body.dataset.state)", timeout=60_000)
+        assert pg.evaluate("document.body.dataset.state") == "idle", pg.text_content("#error")
+        yield pg, errors
+        browser.close()
+
+
+def in_browser(pg, path: Path) -> dict:
+    pg.set_input_files("#file", str(path))
+    pg.wait_for_function("['done', 'error'].includes(document.body.dataset.state)", timeout=60_000)
+    assert pg.evaluate("document.body.dataset.state") == "done", pg.text_content("#error")
+    return pg.evaluate("window.lastResult")
+
+
+@pytest.mark.browser
+def test_page_computes_pythons_probabilities_in_the_browser(page, site, fsdd_dir):
+    """At the model's rate the browser gets the very samples Python does, so the probabilities agree to 1e-4."""
+    pg, errors = page
+    clf = Classifier.load(site[1] / "model.onnx")
+    for path in sorted(fsdd_dir.glob("*_0.wav"))[::7][:6]:
+        got, want = in_browser(pg, path), clf.predict_file(path)
+        assert got["label"] == want.label, path.name
+        assert max(abs(got["probabilities"][c] - want.probabilities[c]) for c in clf.classes) <= 1e-4, path.name
+        assert pg.text_content("#digit") == want.label
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_page_resamples_and_refuses_silence(page, tmp_path):
+    """Another rate goes through the browser's resampler (not soxr): the same digit. Silence: no digit."""
+    pg, errors = page
+    flac = PRETRAINED.parent / "sample" / "01" / "4_01_0.flac"  # 16 kHz
+    assert in_browser(pg, flac)["label"] == Classifier.load(PRETRAINED / "default.onnx").predict_file(flac).label
+    sf.write(tmp_path / "silence.wav", np.zeros(8000, np.float32), 8000)
+    got = in_browser(pg, tmp_path / "silence.wav")
+    assert got["label"] is None and got["reason"] == "no speech"
+    assert pg.text_content("#digit") == "no digit heard"
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_page_places_windows_as_python_does(page):
+    """The page's crop, centring and both paddings give audio.prepare + audio.fit_windows's samples exactly."""
+    from audiomnist.audio import AudioConfig, eval_noise, fit_windows, prepare
+
+    pg, _ = page
+    np.testing.assert_array_equal(np.array(pg.evaluate("Array.from(evalNoise(8000))"), np.float32), eval_noise(8000))
+    rng = np.random.default_rng(5)
+    for n in (1, 60, 3001, 8000, 8001, 12345):
+        x = (rng.uniform(-0.3, 0.3, n) * np.linspace(0.01, 1, n) ** 3).astype(np.float32)
+        for pad_mode in ("zeros", "noise"):
+            got = pg.evaluate("([x, mode]) => { const keep = CFG.pad_mode; CFG.pad_mode = mode; try { "
+                              "return Array.from(fitWindow(cropOnEnergy(Float32Array.from(x), CFG.num_samples))); "
+                              "} finally { CFG.pad_mode = keep; } }", [x.tolist(), pad_mode])
+            cfg = AudioConfig(sample_rate=8000, pad_mode=pad_mode)
+            np.testing.assert_array_equal(np.array(got, np.float32), fit_windows([prepare(x, cfg)[0]], cfg)[0])
