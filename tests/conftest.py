@@ -52,7 +52,7 @@ def audiomnist_meta() -> Path:
 # ---- helpers shared by several test files ---------------------------------------------------------------------------
 
 SR = 8000
-# A few epochs of the smallest bcresnet: enough for the tone sets below to be learnt, quick on two cores.
+# A few epochs of the default network at width 1: enough for the tone sets below to be learnt, quick on two cores.
 FAST_TRAIN = ["--epochs", "3", "--batch-size", "16", "--no-progress", "--model-arg", "width=1"]
 # Subprocesses on one thread: the same arithmetic as the test process under one_thread, no spinning on a busy machine.
 ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -73,11 +73,14 @@ def portable(path: str) -> str:
     return os.path.relpath(path, REPO)
 
 
-def ship(run_dir: Path, out: Path, command: list[str], seconds: float) -> dict:
+def ship(run_dir: Path, out: Path, command: list[str], seconds: float, synth: str | None = None) -> dict:
     """Copy run_dir/last.pt to `out` without optimizer state; write the metadata `out`.json; return it."""
     state = load_checkpoint(run_dir / "last.pt")
     shipped = {k: state[k] for k in SHIPPED_KEYS}
-    shipped["config"] = {**shipped["config"], "data": [portable(d) for d in shipped["config"]["data"]]}
+    # The synthetic folder is recorded by the name it was given (it may be a link), the others by portable().
+    named = {str(Path(synth).resolve()): portable(synth)} if synth else {}
+    data = [named.get(str(Path(d).resolve()), portable(d)) for d in shipped["config"]["data"]]
+    shipped["config"] = {**shipped["config"], "data": data}
     shipped["model_state"] = "last"
     save_checkpoint(shipped, out)
     net, cfg, classes = load_trained(out)
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if diff <= 1e-4 else 1
     if not args.data.is_dir():
         sys.exit(f"error: {args.data}: no FSDD recordings there; pass --data PATH or set FSDD")
-    synth = None if args.synth == "none" else str(Path(args.synth).resolve())
+    synth = None if args.synth == "none" else str(Path(args.synth).absolute())
     if synth and not Path(synth).is_dir() and cli.main(["data", "synth", synth, *SYNTH_ARGS]) != 0:
         return 1
     runs = args.runs or runs_home()
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     (run_dir,) = set(runs.glob("*-default")) - before
     command = recipe(portable(str(data)), synth and "SYNTH", args.epochs)
-    meta = ship(run_dir, args.out, command, time.time() - t0)
+    meta = ship(run_dir, args.out, command, time.time() - t0, synth)
     print(f"wrote {args.out} ({meta['bytes'] / 1e3:.0f} kB, sha256 {meta['sha256'][:12]}...) and {args.out.with_suffix('.json')}")
     onnx, diff = ship_onnx(args.out)
     print(f"wrote {onnx} ({onnx.stat().st_size / 1e3:.0f} kB); max probability diff from torch {diff:.1e}")

@@ -18,7 +18,7 @@ from .config import add_arguments, from_dict, load_json, merged, option, overrid
 from .errors import AudiomnistError, ConfigError
 from .features import FeatureConfig, SpecAugmentConfig
 
-DEFAULT_MODEL = "bcresnet"
+DEFAULT_MODEL = "res2d"
 SPLITS = ("speaker", "random", "paper")
 
 
