@@ -62,7 +62,7 @@ class PeakMemory:
             self.peak_anon = max(self.peak_anon, _status_kb("RssAnon"))
             self._stop.wait(self.every)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -75,8 +75,11 @@ class PeakMemory:
         import resource
 
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        return {"peak_rss_mb": _status_kb("VmHWM") / 1024, "peak_anon_mb": self.peak_anon / 1024,
-                "peak_child_rss_mb": children / 1024}
+        return {
+            "peak_rss_mb": _status_kb("VmHWM") / 1024,
+            "peak_anon_mb": self.peak_anon / 1024,
+            "peak_child_rss_mb": children / 1024,
+        }
 
 
 def _status_kb(field: str) -> int:
@@ -108,9 +111,16 @@ def machine() -> dict:
     import torch
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": cores, "memory_gb": round(mem, 1), "os": platform.platform(terse=True),
-            "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "load_average_at_start": round(os.getloadavg()[0], 2)}
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "memory_gb": round(mem, 1),
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
 
 
 def select(root: Path, subset: int | None, seed: int = 0):
@@ -146,7 +156,9 @@ def original_dataset(paths: list[str], labels: np.ndarray, cfg):
     f = cfg.features
     window = torch.hann_window(f.win_length)
     # torchaudio.transforms.MelSpectrogram defaults: HTK mel scale, no filter normalisation, reflect-padded STFT.
-    fb = torch.from_numpy(librosa.filters.mel(sr=sr, n_fft=f.n_fft, n_mels=f.n_mels, fmin=0.0, htk=True, norm=None)).float()
+    fb = torch.from_numpy(
+        librosa.filters.mel(sr=sr, n_fft=f.n_fft, n_mels=f.n_mels, fmin=0.0, htk=True, norm=None)
+    ).float()
     freq_param = int(cfg.specaug.max_freq_frac * f.n_mels)
     time_param = int(cfg.specaug.max_time_frac * f.num_frames(n))
 
@@ -176,8 +188,20 @@ def original_dataset(paths: list[str], labels: np.ndarray, cfg):
                 start = int(torch.rand(()) * (n - len(wave) + 1))
                 out[start : start + len(wave)] = wave
                 wave = out
-            spec = torch.stft(wave, f.n_fft, f.hop_length, f.win_length, window, center=True, pad_mode="reflect",
-                              return_complex=True).abs().pow(2)
+            spec = (
+                torch.stft(
+                    wave,
+                    f.n_fft,
+                    f.hop_length,
+                    f.win_length,
+                    window,
+                    center=True,
+                    pad_mode="reflect",
+                    return_complex=True,
+                )
+                .abs()
+                .pow(2)
+            )
             db = 10.0 * torch.log10(torch.clamp(fb @ spec, min=1e-10))  # AmplitudeToDB("power", top_db=None)
             for _ in range(cfg.specaug.freq_masks):
                 db = mask(db, 0, freq_param)
@@ -208,8 +232,13 @@ def phase_baseline(args: argparse.Namespace) -> dict:
     torch.manual_seed(cfg.seed)
     net = models.create(cfg.model, 10).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    loader = torch.utils.data.DataLoader(original_dataset(paths, labels, cfg), batch_size=cfg.batch_size, shuffle=True,
-                                         drop_last=True, num_workers=args.baseline_workers)
+    loader = torch.utils.data.DataLoader(
+        original_dataset(paths, labels, cfg),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.baseline_workers,
+    )
 
     def normalised(x: torch.Tensor) -> torch.Tensor:
         return (x - x.mean()) / (x.std() + 1e-5)  # the original normalised each batch by its own statistics
@@ -230,9 +259,19 @@ def phase_baseline(args: argparse.Namespace) -> dict:
             normalised(x)
         data_s = time.perf_counter() - t0
     per_item = seconds / items
-    return {"items": items, "epoch_items": n_epoch, "seconds": seconds, "cpu_seconds": cpu, "s_per_item": per_item,
-            "data_s_per_item": data_s / items, "epoch_seconds": per_item * n_epoch, "extrapolated": items < n_epoch,
-            "workers": args.baseline_workers, "device": str(device), **mem.result()}
+    return {
+        "items": items,
+        "epoch_items": n_epoch,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "s_per_item": per_item,
+        "data_s_per_item": data_s / items,
+        "epoch_seconds": per_item * n_epoch,
+        "extrapolated": items < n_epoch,
+        "workers": args.baseline_workers,
+        "device": str(device),
+        **mem.result(),
+    }
 
 
 def synchronize(device) -> None:
@@ -260,8 +299,9 @@ def phase_ours(args: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             catalog = select(root, args.subset)
             scan_s = time.perf_counter() - t0
-            cfg = dataclasses.replace(v3_config(root), epochs=args.epochs, device=args.device,
-                                      batch_size=args.ours_batch_size)
+            cfg = dataclasses.replace(
+                v3_config(root), epochs=args.epochs, device=args.device, batch_size=args.ours_batch_size
+            )
             c0, t0 = cpu_seconds(), time.perf_counter()
             cache = WaveformCache.for_catalog(catalog, cfg.audio, progress=False)
             build_s, build_cpu = time.perf_counter() - t0, cpu_seconds() - c0
@@ -278,12 +318,24 @@ def phase_ours(args: argparse.Namespace) -> dict:
         epochs = [h["seconds"] for h in metrics["history"]]
         files = len(catalog.table)
         n_epoch = len(split.train) // cfg.batch_size * cfg.batch_size
-        return {"files": files, "scan_seconds": scan_s, "build_seconds": build_s, "build_files_per_s": files / build_s,
-                "build_cores_busy": build_cpu / build_s, "warm_load_seconds": load_s, "decode_errors": len(cache.errors),
-                "epoch_items": n_epoch, "epoch_seconds": min(epochs), "epoch_seconds_all": epochs,
-                "s_per_item": min(epochs) / n_epoch, "data_s_per_item": data_s_per_item, "device": args.device,
-                "batch_size": cfg.batch_size,
-                "train_acc": metrics["history"][-1]["train_acc"], **mem.result()}
+        return {
+            "files": files,
+            "scan_seconds": scan_s,
+            "build_seconds": build_s,
+            "build_files_per_s": files / build_s,
+            "build_cores_busy": build_cpu / build_s,
+            "warm_load_seconds": load_s,
+            "decode_errors": len(cache.errors),
+            "epoch_items": n_epoch,
+            "epoch_seconds": min(epochs),
+            "epoch_seconds_all": epochs,
+            "s_per_item": min(epochs) / n_epoch,
+            "data_s_per_item": data_s_per_item,
+            "device": args.device,
+            "batch_size": cfg.batch_size,
+            "train_acc": metrics["history"][-1]["train_acc"],
+            **mem.result(),
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -394,9 +446,14 @@ def streaming_rtf(work: Path, root: Path, seconds: float = 60.0) -> dict:
         t0 = time.perf_counter()
         heard = list(transcribe_file(path, clf))
         took.append(time.perf_counter() - t0)
-    return {"rtf": min(took) / duration, "audio_seconds": duration, "seconds": min(took), "digits_said": said,
-            "digits_heard": len(heard),
-            "detail": f"{duration:.0f} s at {sf.info(path).samplerate} Hz, {said} digits said, {len(heard)} heard"}
+    return {
+        "rtf": min(took) / duration,
+        "audio_seconds": duration,
+        "seconds": min(took),
+        "digits_said": said,
+        "digits_heard": len(heard),
+        "detail": f"{duration:.0f} s at {sf.info(path).samplerate} Hz, {said} digits said, {len(heard)} heard",
+    }
 
 
 # --- driver ----------------------------------------------------------------------------------------------------
@@ -429,25 +486,34 @@ def table(r: dict) -> str:
     if "error" in b or "error" in o:
         lines.append(f"| error | {b.get('error', '')} | {o.get('error', '')} | |")
     else:
-        how = (f"{b['epoch_seconds']:.1f} s (extrapolated from {b['items']:,} clips)" if b["extrapolated"]
-               else f"{b['epoch_seconds']:.1f} s")
+        how = (
+            f"{b['epoch_seconds']:.1f} s (extrapolated from {b['items']:,} clips)"
+            if b["extrapolated"]
+            else f"{b['epoch_seconds']:.1f} s"
+        )
         lines += [
-            f"| epoch: {o['epoch_items']:,} clips, seed-cnn on {o['device']}, batch 16 (ours: {o['batch_size']}) | {how}, "
+            f"| epoch: {o['epoch_items']:,} clips, seed-cnn on {o['device']}, batch 16 (ours: {o['batch_size']}) "
+            f"| {how}, "
             f"{b['workers']} loader workers | {o['epoch_seconds']:.1f} s | |",
             f"| epoch ratio baseline/ours | | **{ratio:.1f}x** | >= {TARGET_RATIO:.0f}x |",
             f"| per clip: whole step | {b['s_per_item'] * 1e3:.2f} ms | {o['s_per_item'] * 1e3:.2f} ms | |",
             f"| per clip: data path alone (no network) | {b['data_s_per_item'] * 1e3:.2f} ms | "
             f"{o['data_s_per_item'] * 1e3:.2f} ms | |",
             f"| cache build (cold, {o['files']:,} files) | none: decodes every file every epoch | "
-            f"**{o['build_files_per_s']:,.0f} files/s** ({o['build_seconds']:.1f} s) | >= {TARGET_FILES_PER_S:,.0f} files/s |",
-            f"| peak RSS of the main process (anonymous part) | {b['peak_rss_mb']:,.0f} MB ({b['peak_anon_mb']:,.0f} MB); "
+            f"**{o['build_files_per_s']:,.0f} files/s** ({o['build_seconds']:.1f} s) | >= "
+            f"{TARGET_FILES_PER_S:,.0f} files/s |",
+            f"| peak RSS of the main process (anonymous part) | {b['peak_rss_mb']:,.0f} MB "
+            f"({b['peak_anon_mb']:,.0f} MB); "
             f"each loader worker up to {b['peak_child_rss_mb']:,.0f} MB | {o['peak_rss_mb']:,.0f} MB "
             f"({o['peak_anon_mb']:,.0f} MB); each cache-build worker up to {o['peak_child_rss_mb']:,.0f} MB | |",
         ]
     for backend, label in (("pytorch", "PyTorch"), ("onnx", "ONNX Runtime")):
         v = inf.get(backend, {})
-        cell = (f"{v['p50_ms']:.2f} / {v['p99_ms']:.2f} ms ({v['model']})" if "p50_ms" in v
-                else f"n/a ({v.get('error', inf.get('error', ''))})")
+        cell = (
+            f"{v['p50_ms']:.2f} / {v['p99_ms']:.2f} ms ({v['model']})"
+            if "p50_ms" in v
+            else f"n/a ({v.get('error', inf.get('error', ''))})"
+        )
         lines.append(f"| latency p50 / p99, file to digit, {label}, 1 thread | | {cell} | |")
     s = inf.get("stream", {})
     cell = f"{s['rtf']:.3f} ({s.get('detail', '')})" if "rtf" in s else f"n/a ({s.get('error', inf.get('error', ''))})"
@@ -457,9 +523,11 @@ def table(r: dict) -> str:
 
 def write_readme(md: str, r: dict) -> None:
     m = r["machine"]
-    block = (f"{START}\nLatest full run ({r['date']}, `{r['command']}`) on {m['cpu']}, {m['cores']} cores, "
-             f"{m['memory_gb']} GB RAM, {m['os']}, Python {m['python']}, torch {m['torch']} "
-             f"(load average {m['load_average_at_start']} at the start):\n\n{md}\n{END}")
+    block = (
+        f"{START}\nLatest full run ({r['date']}, `{r['command']}`) on {m['cpu']}, {m['cores']} cores, "
+        f"{m['memory_gb']} GB RAM, {m['os']}, Python {m['python']}, torch {m['torch']} "
+        f"(load average {m['load_average_at_start']} at the start):\n\n{md}\n{END}"
+    )
     text = README.read_text() if README.is_file() else f"# Benchmarks\n\n{START}\n{END}\n"
     if START in text and END in text:
         text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
@@ -472,15 +540,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="AudioMNIST-layout folder (default: /tmp/audiomnist-corpus, generated if absent)")
     ap.add_argument("--subset", type=int, help="use only N files (drawn at random, seeded) for a quick run")
-    ap.add_argument("--baseline-items", type=int, default=4000,
-                    help="clips the baseline really processes; its time is extrapolated to the epoch (0: the whole epoch)")
-    ap.add_argument("--baseline-workers", type=int, default=min(2, os.cpu_count() or 1),
-                    help="DataLoader worker processes of the baseline (default: up to 2)")
+    ap.add_argument(
+        "--baseline-items",
+        type=int,
+        default=4000,
+        help="clips the baseline really processes; its time is extrapolated to the epoch (0: the whole epoch)",
+    )
+    ap.add_argument(
+        "--baseline-workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="DataLoader worker processes of the baseline (default: up to 2)",
+    )
     ap.add_argument("--epochs", type=int, default=1, help="epochs of our pipeline (the fastest is reported)")
-    ap.add_argument("--ours-batch-size", type=int, default=16,
-                    help="batch size of our pipeline (default 16, the baseline's); the table names it")
+    ap.add_argument(
+        "--ours-batch-size",
+        type=int,
+        default=16,
+        help="batch size of our pipeline (default 16, the baseline's); the table names it",
+    )
     ap.add_argument("--latency-repeats", type=int, default=300)
-    ap.add_argument("--threads", type=int, help="torch threads of the training parts (default: torch's own, one per core)")
+    ap.add_argument(
+        "--threads", type=int, help="torch threads of the training parts (default: torch's own, one per core)"
+    )
     ap.add_argument("--device", default="cpu", help="where both pipelines run the network: cpu (default), cuda, ...")
     ap.add_argument("--only", choices=list(PHASES), action="append", help="run only these parts")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -503,10 +585,17 @@ def main() -> None:
     root = corpus(args.data)  # generate once here, not in each phase
     if not args.data:
         argv += ["--data", str(root)]
-    r = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "python benchmarks/bench_all.py " + " ".join(sys.argv[1:]),
-         "data": str(root), "machine": machine()}
-    print(f"data: {root}; {r['machine']['cpu']}, {r['machine']['cores']} cores, load average "
-          f"{r['machine']['load_average_at_start']}", flush=True)
+    r = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "command": "python benchmarks/bench_all.py " + " ".join(sys.argv[1:]),
+        "data": str(root),
+        "machine": machine(),
+    }
+    print(
+        f"data: {root}; {r['machine']['cpu']}, {r['machine']['cores']} cores, load average "
+        f"{r['machine']['load_average_at_start']}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     for name in PHASES:
         r[name] = run_phase(name, args, argv) if not args.only or name in args.only else {"error": "not run"}

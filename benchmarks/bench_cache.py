@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audiomnist.audio import AudioConfig, resample, crop_on_energy
+from audiomnist.audio import AudioConfig, crop_on_energy, resample
 from audiomnist.cache import WaveformCache
 from audiomnist.paths import short_hash
 
@@ -76,8 +76,11 @@ def timed_build(paths: list[str], fp: str, cfg: AudioConfig, root: Path, workers
     c0, t0 = cpu_seconds(), time.perf_counter()
     cache = WaveformCache.build(paths, fp, cfg, cache_root=root, workers=workers, progress=False)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    print(f"{label:34s} {len(paths) / wall:7.0f} files/s  ({wall:.2f} s wall, {len(paths) / cpu:.0f} files per CPU-second,"
-          f" {cpu / wall:.2f} cores busy)")
+    print(
+        f"{label:34s} {len(paths) / wall:7.0f} files/s  ({wall:.2f} s wall, {len(paths) / cpu:.0f} files per "
+        "CPU-second,"
+        f" {cpu / wall:.2f} cores busy)"
+    )
     return cache
 
 
@@ -135,8 +138,10 @@ def bench_batches(cache: WaveformCache, batch: int, steps: int = 50) -> None:
             for i in idx[3:]:
                 cache.batch(i, train, g)
             dt = (time.perf_counter() - t) / steps
-            print(f"batch {batch} x {cache.waves.shape[1]} ({'train' if train else 'eval'}, pad {pad_mode}): "
-                  f"{dt * 1e3:.2f} ms = {dt / batch * 1e6:.0f} us/clip, {batch / dt:.0f} clips/s")
+            print(
+                f"batch {batch} x {cache.waves.shape[1]} ({'train' if train else 'eval'}, pad {pad_mode}): "
+                f"{dt * 1e3:.2f} ms = {dt / batch * 1e6:.0f} us/clip, {batch / dt:.0f} clips/s"
+            )
 
 
 def main() -> None:
@@ -150,8 +155,10 @@ def main() -> None:
     args = ap.parse_args()
 
     root = corpus(args.data)
-    print(f"data: {root}; cores: {os.cpu_count()}, workers: {args.workers or os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.2f}; torch threads {torch.get_num_threads()}")
+    print(
+        f"data: {root}; cores: {os.cpu_count()}, workers: {args.workers or os.cpu_count()}, "
+        f"load average {os.getloadavg()[0]:.2f}; torch threads {torch.get_num_threads()}"
+    )
     paths, fp = file_list(root, args.limit)
     cfg = AudioConfig(sample_rate=args.rate, cache_dtype=args.dtype)
     tmp = Path(tempfile.mkdtemp(prefix="bench-cache-"))
@@ -160,8 +167,10 @@ def main() -> None:
         timed_build(paths, fp, cfg, tmp / "b", args.workers, "cold build (page cache warm)")
         t = time.perf_counter()
         cache = WaveformCache.build(paths, fp, cfg, cache_root=tmp / "b", progress=False)
-        print(f"warm load of the finished cache: {(time.perf_counter() - t) * 1e3:.1f} ms "
-              f"({cache.waves.nbytes / 1e9:.2f} GB array, {int(cache.ok.sum())} ok, {len(cache.errors)} errors)")
+        print(
+            f"warm load of the finished cache: {(time.perf_counter() - t) * 1e3:.1f} ms "
+            f"({cache.waves.nbytes / 1e9:.2f} GB array, {int(cache.ok.sum())} ok, {len(cache.errors)} errors)"
+        )
         bench_batches(cache, args.batch)
         profile(paths, cfg)
     finally:

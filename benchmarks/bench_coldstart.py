@@ -40,20 +40,25 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--wav", type=Path, default=FSDD_CLIP)
-    p.add_argument("--no-torch-python",
-                   help="python of a venv without torch (pip install numpy soundfile soxr onnxruntime)")
+    p.add_argument(
+        "--no-torch-python", help="python of a venv without torch (pip install numpy soundfile soxr onnxruntime)"
+    )
     args = p.parse_args()
     wav = str(args.wav)
-    variants = {"torch": (sys.executable, [wav, "--backend", "torch"]),
-                "onnx": (sys.executable, [wav, "--model", str(ONNX)])}
+    variants = {
+        "torch": (sys.executable, [wav, "--backend", "torch"]),
+        "onnx": (sys.executable, [wav, "--model", str(ONNX)]),
+    }
     if args.no_torch_python:
         variants["torch-free"] = (args.no_torch_python, [wav])
     print("| variant | median s | min s | max s | runs |\n|---|---:|---:|---:|---:|")
     for name, (python, argv) in variants.items():
         once(python, argv)
         walls = [once(python, argv) for _ in range(args.runs)]
-        print(f"| {name} | {statistics.median(walls):.2f} | {min(walls):.2f} | {max(walls):.2f} | {args.runs} |",
-              flush=True)
+        print(
+            f"| {name} | {statistics.median(walls):.2f} | {min(walls):.2f} | {max(walls):.2f} | {args.runs} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

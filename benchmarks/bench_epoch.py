@@ -2,7 +2,8 @@
 
     python benchmarks/bench_epoch.py [--data PATH] [--model seed-cnn] [--batch-size 64] [--preset v3] [--threads N]
 
-Without --data it uses /tmp/audiomnist-corpus (30,000 files, generated first when missing). The catalog and cache are built
+Without --data it uses /tmp/audiomnist-corpus (30,000 files, generated first when missing). The catalog and cache are
+built
 (or found) first and not timed; then train.fit runs --epochs epochs over every usable clip (the default recipe's
 augmentation, log-mel and SpecAugment, or the preset's) and the fastest epoch is printed. Only fit's epoch loop is
 timed, not validation or checkpoints.
@@ -23,10 +24,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cache import corpus  # noqa: E402
-
 from audiomnist import checkpoint, dataset, runconfig, train  # noqa: E402
 from audiomnist.splits import Split  # noqa: E402
+
+from bench_cache import corpus  # noqa: E402
 
 
 def main() -> None:
@@ -46,8 +47,9 @@ def main() -> None:
     cfg = runconfig.TrainConfig()
     if args.preset:
         cfg = runconfig.with_preset(cfg, args.preset)
-    cfg = dataclasses.replace(cfg, model=args.model, batch_size=args.batch_size, epochs=args.epochs, device=args.device,
-                              data=(str(root),))
+    cfg = dataclasses.replace(
+        cfg, model=args.model, batch_size=args.batch_size, epochs=args.epochs, device=args.device, data=(str(root),)
+    )
     t0 = time.perf_counter()
     data = dataset.load_data(cfg, progress=True)  # scan (or saved catalog) + waveform cache, built when missing
     cache_s = time.perf_counter() - t0
@@ -57,15 +59,29 @@ def main() -> None:
     epochs = [h["seconds"] for h in metrics["history"]]
     clips = len(data.usable) // cfg.batch_size * cfg.batch_size
     result = {
-        "data": str(root), "clips": clips, "model": cfg.model, "preset": cfg.preset or None, "batch_size": cfg.batch_size,
-        "sample_rate": cfg.audio.sample_rate, "n_mels": cfg.features.n_mels, "n_fft": cfg.features.n_fft,
-        "device": str(checkpoint.pick_device(cfg.device)), "threads": torch.get_num_threads(), "cores": os.cpu_count(),
-        "cache_seconds": round(cache_s, 2), "epoch_seconds": round(min(epochs), 2), "epoch_seconds_all": epochs,
-        "clips_per_s": round(clips / min(epochs)), "train_acc": metrics["history"][-1]["train_acc"],
+        "data": str(root),
+        "clips": clips,
+        "model": cfg.model,
+        "preset": cfg.preset or None,
+        "batch_size": cfg.batch_size,
+        "sample_rate": cfg.audio.sample_rate,
+        "n_mels": cfg.features.n_mels,
+        "n_fft": cfg.features.n_fft,
+        "device": str(checkpoint.pick_device(cfg.device)),
+        "threads": torch.get_num_threads(),
+        "cores": os.cpu_count(),
+        "cache_seconds": round(cache_s, 2),
+        "epoch_seconds": round(min(epochs), 2),
+        "epoch_seconds_all": epochs,
+        "clips_per_s": round(clips / min(epochs)),
+        "train_acc": metrics["history"][-1]["train_acc"],
     }
-    print(f"{cfg.model} ({cfg.preset or 'default recipe'}, {cfg.audio.sample_rate} Hz, {cfg.features.n_mels} mels), "
-          f"batch {cfg.batch_size}, {result['device']}, {result['threads']} threads: epoch of {clips:,} clips in "
-          f"{result['epoch_seconds']:.1f} s ({result['clips_per_s']:,} clips/s); catalog and cache ready in {cache_s:.1f} s")
+    print(
+        f"{cfg.model} ({cfg.preset or 'default recipe'}, {cfg.audio.sample_rate} Hz, {cfg.features.n_mels} mels), "
+        f"batch {cfg.batch_size}, {result['device']}, {result['threads']} threads: epoch of {clips:,} clips in "
+        f"{result['epoch_seconds']:.1f} s ({result['clips_per_s']:,} clips/s); catalog and cache ready in "
+        f"{cache_s:.1f} s"
+    )
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -96,7 +96,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=300)
     p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--models", nargs="+", default=["seed-cnn", "default"], help="registered names (untrained) or shipped/run models")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["seed-cnn", "default"],
+        help="registered names (untrained) or shipped/run models",
+    )
     p.add_argument("--wav", type=Path, help="clip to time (default: an FSDD recording, else a generated one)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
@@ -110,16 +115,25 @@ def main() -> None:
                 for label, wav in inputs.items():
                     r = time_file(clf, wav, args.runs, args.warmup)
                     results.append({"model": name, "backend": backend, "input": label, **r})
-                    print(f"{name:10s} {backend:8s} {label:28s} p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms", flush=True)
+                    print(
+                        f"{name:10s} {backend:8s} {label:28s} p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms",
+                        flush=True,
+                    )
     print()
-    print(f"Single clip, WAV file -> digit, 1 CPU thread ({platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.runs} runs after {args.warmup} warm-up)")
+    print(
+        f"Single clip, WAV file -> digit, 1 CPU thread ({platform.processor() or platform.machine()}, torch "
+        f"{torch.__version__}, "
+        f"{args.runs} runs after {args.warmup} warm-up)"
+    )
     print()
     print("| model | backend | input | p50 ms | p99 ms | mean ms | decode+window | front-end+network |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['model']} | {r['backend']} | {r['input']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} | "
-              f"{r['decode_window_ms']:.2f} | {r['model_ms']:.2f} |")
+        print(
+            f"| {r['model']} | {r['backend']} | {r['input']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['mean_ms']:.2f} | "
+            f"{r['decode_window_ms']:.2f} | {r['model_ms']:.2f} |"
+        )
     report = {"runs": args.runs, "warmup": args.warmup, "threads": 1, "torch": torch.__version__, "results": results}
     print()
     print(json.dumps(report, indent=2))

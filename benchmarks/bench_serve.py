@@ -42,8 +42,20 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "audiomnist.cli", "serve", "--port", str(port), "--log-level", "warning", "--backend", args.backend,
-           "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "audiomnist.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--backend",
+        args.backend,
+        "--threads",
+        str(args.threads),
+    ]
     if args.model:
         cmd += ["--model", args.model]
     proc = subprocess.Popen(cmd)
@@ -88,7 +100,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--data", help="folder of clips named '<digit>_...' (default: FSDD from ../shared, else the sample)")
+    ap.add_argument(
+        "--data", help="folder of clips named '<digit>_...' (default: FSDD from ../shared, else the sample)"
+    )
     ap.add_argument("--backend", choices=["torch", "onnx"], default="torch")
     ap.add_argument("--model")
     ap.add_argument("--threads", type=int, default=1, help="the server's --threads")
@@ -104,7 +118,10 @@ def main() -> None:
         load = os.getloadavg()[0]
         results: list[list] = [[] for _ in range(args.clients)]
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(url, items, k * 7, t0 + args.seconds, results[k])) for k in range(args.clients)]
+        threads = [
+            threading.Thread(target=client, args=(url, items, k * 7, t0 + args.seconds, results[k]))
+            for k in range(args.clients)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -119,12 +136,21 @@ def main() -> None:
     lat = np.array([r[0] for r in done]) * 1000
     ok = [r for r in done if r[1]]
     row = {
-        "clients": args.clients, "backend": args.backend, "threads": args.threads, "seconds": round(wall, 2), "requests": len(done),
-        "requests_per_s": round(len(done) / wall, 1), "p50_ms": round(float(np.percentile(lat, 50)), 1),
-        "p90_ms": round(float(np.percentile(lat, 90)), 1), "p99_ms": round(float(np.percentile(lat, 99)), 1),
-        "max_ms": round(float(lat.max()), 1), "errors": len(done) - len(ok),
-        "correct": round(sum(r[2] for r in ok) / max(1, len(ok)), 4), "server_rss_mb": round(rss, 1),
-        "load_avg_before": round(load, 2), "cpus": os.cpu_count(),
+        "clients": args.clients,
+        "backend": args.backend,
+        "threads": args.threads,
+        "seconds": round(wall, 2),
+        "requests": len(done),
+        "requests_per_s": round(len(done) / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p90_ms": round(float(np.percentile(lat, 90)), 1),
+        "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "max_ms": round(float(lat.max()), 1),
+        "errors": len(done) - len(ok),
+        "correct": round(sum(r[2] for r in ok) / max(1, len(ok)), 4),
+        "server_rss_mb": round(rss, 1),
+        "load_avg_before": round(load, 2),
+        "cpus": os.cpu_count(),
     }
     print("| " + " | ".join(row) + " |")
     print("|" + "---|" * len(row))

@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cache import corpus  # noqa: E402
-
 from audiomnist import dataset, models, runconfig, train  # noqa: E402
 from audiomnist.augment import augment_waveforms, time_shifts  # noqa: E402
 from audiomnist.features import build_frontend, spec_augment  # noqa: E402
+
+from bench_cache import corpus  # noqa: E402
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 STAGES = ("batch", "augment", "logmel", "specaug", "forward", "backward", "optimizer")
@@ -65,7 +65,7 @@ class Runner:
     def step(self) -> dict[str, float]:
         cfg, sr, gen = self.cfg, self.cfg.audio.sample_rate, self.gen
         bs = cfg.batch_size
-        rows = self.rows[(self.b * bs) % (len(self.rows) - bs):][:bs]
+        rows = self.rows[(self.b * bs) % (len(self.rows) - bs) :][:bs]
         self.b += 1
         t = [self.clock()]
         shift = time_shifts(len(rows), cfg.augment, sr, gen, gen.device)  # as fit: the shift rides on placement
@@ -98,8 +98,11 @@ def profile_ops(runner: Runner, steps: int) -> None:
     print(f"\ntorch.profiler, {runner.spec}, {steps} steps, top operators by self CPU time:")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=45))
     # Which convolutions: the input shapes tell depthwise (weight (C, 1, k, k)) from dense and pointwise ones.
-    convs = [e for e in prof.key_averages(group_by_input_shape=True)
-             if e.key in ("aten::convolution_backward", "aten::mkldnn_convolution")]
+    convs = [
+        e
+        for e in prof.key_averages(group_by_input_shape=True)
+        if e.key in ("aten::convolution_backward", "aten::mkldnn_convolution")
+    ]
     convs.sort(key=lambda e: -e.self_cpu_time_total)
     print(f"convolutions by input shapes (input, weight, ...), ms per call, top 16 of {len(convs)}:")
     for e in convs[:16]:
@@ -129,8 +132,10 @@ def main() -> None:
             stage = r.step()
             if i >= args.warmup:
                 times[r.spec].append(stage)
-    print(f"batch {args.batch_size}, {torch.get_num_threads()} threads, {args.clock} clock, "
-          f"medians of {args.steps} steps (ms); models in turn, step by step")
+    print(
+        f"batch {args.batch_size}, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"medians of {args.steps} steps (ms); models in turn, step by step"
+    )
     print("| model | params | " + " | ".join(STAGES) + " | data path | network | step | step / first model's |")
     print("|---" * (len(STAGES) + 7) + "|")
     first = None
@@ -140,8 +145,11 @@ def main() -> None:
         first = first or step
         data_ms = sum(med[s] for s in STAGES[:4])
         net_ms = sum(med[s] for s in STAGES[4:])
-        print(f"| {r.spec} | {r.params:,} | " + " | ".join(f"{med[s]:.2f}" for s in STAGES)
-              + f" | {data_ms:.2f} | {net_ms:.2f} | {step:.2f} | {step / first:.2f} |")
+        print(
+            f"| {r.spec} | {r.params:,} | "
+            + " | ".join(f"{med[s]:.2f}" for s in STAGES)
+            + f" | {data_ms:.2f} | {net_ms:.2f} | {step:.2f} | {step / first:.2f} |"
+        )
     if args.profile:
         profile_ops(next(r for r in runners if r.spec == args.profile), min(args.steps, 30))
 

@@ -72,8 +72,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
     x, truth = recording(args.seconds)
-    print(f"model {args.model or 'default'} ({args.backend}, {args.threads} thread(s)), "
-          f"{len(x) / 8000:.1f} s recording of {len(truth)} digits, best of {args.repeats}")
+    print(
+        f"model {args.model or 'default'} ({args.backend}, {args.threads} thread(s)), "
+        f"{len(x) / 8000:.1f} s recording of {len(truth)} digits, best of {args.repeats}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for rate in (8000, 44100):
             path = Path(tmp) / f"digits_{rate}.wav"
@@ -88,16 +90,31 @@ def main() -> None:
             best = min(times)
             vad = min(vad_only(path, clf.sample_rate) for _ in range(args.repeats))
             got = join_labels(d.label for d in heard)
-            print(f"{rate:>5} Hz input: RTF {best / duration:.4f} ({best * 1000:.0f} ms for {duration:.1f} s; "
-                  f"read+resample+VAD {vad / duration:.4f}; {1000 * (best - vad) / max(1, len(heard)):.1f} ms per digit); "
-                  f"{'digits right' if got == truth else f'digits WRONG: {got} vs {truth}'}")
-            cmd = [sys.executable, "-m", "audiomnist.cli", "listen", "--input", str(path), "--threads", str(args.threads)]
+            print(
+                f"{rate:>5} Hz input: RTF {best / duration:.4f} ({best * 1000:.0f} ms for {duration:.1f} s; "
+                f"read+resample+VAD {vad / duration:.4f}; {1000 * (best - vad) / max(1, len(heard)):.1f} ms per "
+                "digit); "
+                f"{'digits right' if got == truth else f'digits WRONG: {got} vs {truth}'}"
+            )
+            cmd = [
+                sys.executable,
+                "-m",
+                "audiomnist.cli",
+                "listen",
+                "--input",
+                str(path),
+                "--threads",
+                str(args.threads),
+            ]
             if args.model:
                 cmd += ["--model", args.model]
             t = time.perf_counter()
             subprocess.run(cmd + ["--backend", args.backend], check=True, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - t
-            print(f"        CLI `audiomnist listen --input FILE --threads {args.threads}`: {wall:.2f} s wall, startup included")
+            print(
+                f"        CLI `audiomnist listen --input FILE --threads {args.threads}`: {wall:.2f} s wall, "
+                "startup included"
+            )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,15 @@ FAST_TRAIN = ["--epochs", "3", "--batch-size", "16", "--no-progress", "--model-a
 ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def tone_digit(digit: int, speaker: int, rep: int, sr: int = SR, noise: float = 0.005,
-               lead_s: tuple[float, float] = (0.0, 0.1), tail_s: float = 0.0) -> np.ndarray:
+def tone_digit(
+    digit: int,
+    speaker: int,
+    rep: int,
+    sr: int = SR,
+    noise: float = 0.005,
+    lead_s: tuple[float, float] = (0.0, 0.1),
+    tail_s: float = 0.0,
+) -> np.ndarray:
     """A 'spoken digit' a small net can learn: a two-tone chord whose pitch encodes the digit, shifted per speaker,
     0.35-0.6 s long, after a random stretch of silence; deterministic in (speaker, digit, rep)."""
     rng = np.random.default_rng(1000 * speaker + 10 * digit + rep)
@@ -118,8 +125,9 @@ BROKEN = {
 ODD = ("4_01_53.wav", "5_01_54.wav", "6_01_55.wav", "7_01_56.wav", "8_01_57.wav", "9_01_58.wav", "3_01_62.wav")
 UNLABELLED = "hello.wav"
 # Every file a training run must use: the tones and the odd-but-valid files.
-GOOD = sorted([f"{sid}/{d}_{sid}_{r}.wav" for sid in SPEAKERS for d in range(10) for r in range(2)]
-              + [f"01/{n}" for n in ODD])
+GOOD = sorted(
+    [f"{sid}/{d}_{sid}_{r}.wav" for sid in SPEAKERS for d in range(10) for r in range(2)] + [f"01/{n}" for n in ODD]
+)
 FAST = [*FAST_TRAIN, "--seed", "3"]
 
 
@@ -172,8 +180,13 @@ def corpus(tmp_path_factory) -> Path:
 def trained(corpus, tmp_path_factory) -> tuple[Path, str]:
     """A tiny model trained on the bad corpus in its own process, with everything the run printed."""
     runs = tmp_path_factory.mktemp("runs")
-    proc = subprocess.run([sys.executable, "-m", "audiomnist.cli", "train", "--data", str(corpus), "--runs", str(runs),
-                           *FAST], env=ONE_THREAD_ENV, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "audiomnist.cli", "train", "--data", str(corpus), "--runs", str(runs), *FAST],
+        env=ONE_THREAD_ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
     return run_dir, proc.stdout + proc.stderr
@@ -276,11 +289,18 @@ def killer(tmp_path_factory) -> Path:
 
 
 def killed(killer: Path, mode: str, n: int, args: list[str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(killer), mode, str(n), *args], env=ONE_THREAD_ENV, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(killer), mode, str(n), *args],
+        env=ONE_THREAD_ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == -signal.SIGKILL, f"expected a SIGKILL, got {proc.returncode}\n{proc.stdout}{proc.stderr}"
     return proc
 
 
-needs_proc = pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc (memory, open files)")
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/status").is_file(), reason="needs Linux /proc (memory, open files)"
+)
 needs_sigkill = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")

@@ -25,7 +25,9 @@ def _faults(env_value: str) -> tuple[bool, int]:
     import os
 
     env = {**os.environ, "AUDIOMNIST_MALLOC": env_value}
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
     return out[0] == "True", int(out[1])
 
 

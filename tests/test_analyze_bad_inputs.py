@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from conftest import BROKEN, GOOD, UNLABELLED
 
 from audiomnist import cli
+
+from conftest import BROKEN, GOOD, UNLABELLED
+
 
 def test_analyze_flags_each_bad_file_and_measures_every_good_one(corpus, tmp_path, capsys):
     out = tmp_path / "report"

@@ -11,8 +11,8 @@ import torch
 
 from audiomnist.audio import AudioConfig, crop_on_energy, eval_noise, fit_windows, load_audio, prepare
 from audiomnist.catalog import sample_root
-from audiomnist.placement import fit_batch, load_clip
 from audiomnist.errors import AudioError, AudiomnistError
+from audiomnist.placement import fit_batch, load_clip
 
 
 def sine(freq: float, sr: int, seconds: float, amp: float = 0.5) -> np.ndarray:
@@ -103,7 +103,7 @@ def test_energy_crop_finds_a_late_burst():
     assert len(y) == n
     assert np.abs(y).max() > 0.4
     burst_in_crop = np.flatnonzero(np.abs(y) > 0.1)
-    assert len(burst_in_crop) > 0.6 * 4000 and (y ** 2).sum() > 0.99 * (x[start : start + 4000] ** 2).sum()
+    assert len(burst_in_crop) > 0.6 * 4000 and (y**2).sum() > 0.99 * (x[start : start + 4000] ** 2).sum()
     short = x[:100]
     assert crop_on_energy(short, n) is short
     y, k = prepare(x, AudioConfig())
@@ -189,8 +189,14 @@ def test_fit_batch_shift_equals_shifting_the_placed_window():
 def test_fit_batch_shift_keeps_noise_padding_at_the_edges():
     cfg = AudioConfig(sample_rate=1000, duration_ms=1000, pad_mode="noise")
     clips = torch.from_numpy(np.random.default_rng(2).uniform(-0.05, 0.05, (1, 400)).astype(np.float32))
-    out = fit_batch(clips, torch.tensor([400]), cfg, train=False, generator=torch.Generator().manual_seed(0),
-                    shift=torch.tensor([400]))
+    out = fit_batch(
+        clips,
+        torch.tensor([400]),
+        cfg,
+        train=False,
+        generator=torch.Generator().manual_seed(0),
+        shift=torch.tensor([400]),
+    )
     torch.testing.assert_close(out[0, 700:], clips[0, :300])
     assert (out[0, :700] != 0).all(), "the pad's noise, not a stripe of digital silence"
 

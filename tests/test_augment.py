@@ -32,7 +32,9 @@ def test_identity_when_disabled():
 
 def test_shapes_and_dtype():
     x = torch.randn(5, 12345)
-    out = augment_waveforms(x, AugmentConfig(speed=(0.9, 1.1), noise_color="pink"), SR, torch.Generator().manual_seed(0))
+    out = augment_waveforms(
+        x, AugmentConfig(speed=(0.9, 1.1), noise_color="pink"), SR, torch.Generator().manual_seed(0)
+    )
     assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
 
 
@@ -92,7 +94,15 @@ def test_noise_snr_in_range(color):
 
 def test_pink_noise_is_lowpass():
     x = _bursts(16)
-    pink = augment_waveforms(x, AugmentConfig(shift_ms=0, gain_db=0, noise_prob=1.0, noise_color="pink"), SR, torch.Generator().manual_seed(0)) - x
+    pink = (
+        augment_waveforms(
+            x,
+            AugmentConfig(shift_ms=0, gain_db=0, noise_prob=1.0, noise_color="pink"),
+            SR,
+            torch.Generator().manual_seed(0),
+        )
+        - x
+    )
     spec = torch.fft.rfft(pink, dim=1).abs().square().mean(0)
     n = len(spec)
     assert spec[1 : n // 10].mean() > 5 * spec[n // 2 :].mean()
@@ -125,8 +135,17 @@ def test_silent_clips_stay_silent():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(shift_ms=-1), dict(noise_prob=1.5), dict(speed=(1.1, 0.9)), dict(snr_db=(30, 10)), dict(noise_color="blue"), dict(tilt=1.0), dict(tilt=-0.1),
-     dict(trim=0.5), dict(trim=-0.1)],
+    [
+        dict(shift_ms=-1),
+        dict(noise_prob=1.5),
+        dict(speed=(1.1, 0.9)),
+        dict(snr_db=(30, 10)),
+        dict(noise_color="blue"),
+        dict(tilt=1.0),
+        dict(tilt=-0.1),
+        dict(trim=0.5),
+        dict(trim=-0.1),
+    ],
 )
 def test_bad_config(kwargs):
     with pytest.raises(AudiomnistError):
@@ -176,7 +195,9 @@ def test_trim_cuts_only_the_edges_of_the_spoken_span():
         assert len(kept) == kept.max() - kept.min() + 1  # one contiguous piece
     starts = torch.stack([r.nonzero().min() for r in out])
     assert len(set(starts.tolist())) > 32  # each clip draws its own cut
-    assert torch.equal(augment_waveforms(torch.zeros(2, SR), dataclasses.replace(OFF, trim=0.3), SR), torch.zeros(2, SR))
+    assert torch.equal(
+        augment_waveforms(torch.zeros(2, SR), dataclasses.replace(OFF, trim=0.3), SR), torch.zeros(2, SR)
+    )
 
 
 def test_vtlp_moves_a_band_by_the_warp_factor():

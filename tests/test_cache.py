@@ -19,10 +19,10 @@ import torch
 
 import audiomnist.cache as cache_mod
 from audiomnist.audio import AudioConfig, load_audio, prepare
-from audiomnist.placement import load_clip
 from audiomnist.cache import WaveformCache
 from audiomnist.errors import AudiomnistError
 from audiomnist.paths import short_hash
+from audiomnist.placement import load_clip
 
 RATES = [8000, 16000, 44100, 48000]
 SUBTYPES = [("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "FLOAT"), ("FLAC", "PCM_16")]
@@ -71,8 +71,9 @@ def counter(monkeypatch) -> list[int]:
 
 
 def build(paths, cfg=AudioConfig(), root=None, **kw) -> WaveformCache:
-    return WaveformCache.build(paths, fingerprint(paths), cfg, cache_root=root, workers=kw.pop("workers", 1),
-                               progress=False, **kw)
+    return WaveformCache.build(
+        paths, fingerprint(paths), cfg, cache_root=root, workers=kw.pop("workers", 1), progress=False, **kw
+    )
 
 
 def test_build_then_load_without_decoding(tree, tmp_path, counter):
@@ -335,8 +336,9 @@ def test_killed_cache_build_leaves_no_worker_running(tmp_path, how, sig):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AUDIOMNIST_HOME": str(tmp_path / "home")}
     log = tmp_path / "stderr.txt"  # a file, not a pipe: workers that survive would hold a pipe open forever
     with open(log, "wb") as f:
-        proc = subprocess.Popen([sys.executable, str(script), how, str(tmp_path)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=f)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), how, str(tmp_path)], env=env, stdout=subprocess.DEVNULL, stderr=f
+        )
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 120

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BROKEN, ONE_THREAD_ENV, killed, needs_sigkill
 
 from audiomnist.audio import AudioConfig
 from audiomnist.cache import ARRAY, META, WaveformCache, cache_key
 from audiomnist.infer import find_audio
+
+from conftest import BROKEN, ONE_THREAD_ENV, killed, needs_sigkill
+
 
 @pytest.fixture(scope="module")
 def cache_job(corpus, tmp_path_factory) -> tuple[list[str], Path, WaveformCache]:
@@ -25,7 +27,9 @@ def cache_job(corpus, tmp_path_factory) -> tuple[list[str], Path, WaveformCache]
     paths = [str(p) for p in find_audio([str(corpus)], problems=[]) if p.stat().st_size < 2**20]
     listing = tmp_path_factory.mktemp("cache_job") / "paths.json"
     listing.write_text(json.dumps(paths))
-    ref = WaveformCache.build(paths, "fp", AudioConfig(sample_rate=8000), cache_root=listing.parent / "ref", progress=False)
+    ref = WaveformCache.build(
+        paths, "fp", AudioConfig(sample_rate=8000), cache_root=listing.parent / "ref", progress=False
+    )
     return paths, listing, ref
 
 
@@ -56,8 +60,13 @@ def test_sigkill_cache_build_then_rebuild(cache_job, killer, tmp_path, mode):
 @needs_sigkill
 def test_sigkill_parallel_cache_build_from_outside(cache_job, killer, tmp_path):
     paths, listing, ref = cache_job
-    proc = subprocess.Popen([sys.executable, str(killer), "build", "0", str(tmp_path), str(listing)], env=ONE_THREAD_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(killer), "build", "0", str(tmp_path), str(listing)],
+        env=ONE_THREAD_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob(f"*/.{ARRAY}.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:

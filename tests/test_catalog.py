@@ -123,7 +123,7 @@ def test_non_utf8_file_name(tmp_path):
         f.write((root / "alice" / "1_0.wav").read_bytes())
     c = scan(root, layout="folder", progress=False)
     assert list(c.table["relpath"]) == ["alice/1_0.wav"]
-    (path, reason), = c.skipped.itertuples(index=False)
+    ((path, reason),) = c.skipped.itertuples(index=False)
     assert "UTF-8" in reason and "2_caf\\xe9.wav" in path
     c.save(tmp_path / "out")
     assert len(load_catalog(tmp_path / "out").skipped) == 1

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import GOOD, UNLABELLED, mentioning
 
 from audiomnist import cli
 from audiomnist.catalog import scan
+
+from conftest import GOOD, UNLABELLED, mentioning
+
 
 def test_scan_skips_each_bad_file_with_one_reason(corpus):
     catalog = scan(corpus, progress=False)

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from torch import nn
 
-from conftest import free_port, write_tone_set
-
 from audiomnist import distributed, models
+
+from conftest import free_port, write_tone_set
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()), reason="torch built without gloo"
@@ -34,8 +32,21 @@ BATCH = 16
 EPOCHS = 2
 MODEL = "tiny-test"
 ARGS = [
-    "--model", MODEL, "--duration-ms", "250", "--val-frac", "0.17", "--test-frac", "0.17",
-    "--batch-size", str(BATCH), "--epochs", str(EPOCHS), "--device", "cpu", "--no-progress",
+    "--model",
+    MODEL,
+    "--duration-ms",
+    "250",
+    "--val-frac",
+    "0.17",
+    "--test-frac",
+    "0.17",
+    "--batch-size",
+    str(BATCH),
+    "--epochs",
+    str(EPOCHS),
+    "--device",
+    "cpu",
+    "--no-progress",
 ]
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
 # Per-clip standardisation, not the default per-band: steady tones that fill the window have no spectral shape left
@@ -125,8 +136,20 @@ def launch(out: Path, argv: list[str], nproc: int = 2) -> tuple[subprocess.Compl
     out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in distributed.ENV}
     env.update(AUDIOMNIST_HOME=str(out / "home"), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), __file__, str(out), *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        __file__,
+        str(out),
+        *argv,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, [json.loads((out / f"rank{r}.json").read_text()) for r in range(nproc)]

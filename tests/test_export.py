@@ -25,13 +25,8 @@ CLASSES = [str(d) for d in range(10)]
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single clips gain nothing from intra-op threads, and on a busy machine waiting for them dominates."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Single clips gain nothing from intra-op threads, and on a busy machine waiting for them dominates.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config_for(name: str) -> TrainConfig:
@@ -104,8 +99,14 @@ def assert_match(torch_clf: Classifier, onnx_clf: Classifier, clips: list[np.nda
         assert np.abs(got - want).max() <= TOL
 
 
-@pytest.mark.parametrize("features", [FeatureConfig(), FeatureConfig(normalize="utterance", top_db=None),
-                                      FeatureConfig(normalize="none", n_fft=512, win_length=400, hop_length=160)])
+@pytest.mark.parametrize(
+    "features",
+    [
+        FeatureConfig(),
+        FeatureConfig(normalize="utterance", top_db=None),
+        FeatureConfig(normalize="none", n_fft=512, win_length=400, hop_length=160),
+    ],
+)
 def test_dft_logmel_equals_the_stft_logmel(features):
     x = torch.from_numpy(np.stack([np.pad(c, (0, max(0, 16000 - len(c))))[:16000] for c in generated_clips(16000, 4)]))
     got, want = DftLogMel(features, 16000)(x), LogMel(features, 16000)(x)
@@ -115,7 +116,7 @@ def test_dft_logmel_equals_the_stft_logmel(features):
 
 def test_every_model_exports_and_matches_on_generated_clips(exports):
     assert set(exports) == set(models.available()) >= {"seed-cnn", "bcresnet", "audionet"}
-    for name, (torch_clf, onnx_clf, _) in exports.items():
+    for torch_clf, onnx_clf, _ in exports.values():
         assert_match(torch_clf, onnx_clf, generated_clips(torch_clf.sample_rate))
 
 
@@ -200,8 +201,13 @@ def test_a_network_only_export_is_refused_with_a_re_export_hint(default_onnx, tm
 
 @pytest.mark.parametrize(
     "content, message",
-    [(None, "missing"), ("{not json", "not a readable JSON sidecar"), ('{"classes": ["0"]}', "no 'config'"),
-     ('{"config": {}, "classes": []}', "'classes' must be"), ('{"config": {"colour": 1}, "classes": ["0"]}', "invalid 'config'")],
+    [
+        (None, "missing"),
+        ("{not json", "not a readable JSON sidecar"),
+        ('{"classes": ["0"]}', "no 'config'"),
+        ('{"config": {}, "classes": []}', "'classes' must be"),
+        ('{"config": {"colour": 1}, "classes": ["0"]}', "invalid 'config'"),
+    ],
 )
 def test_bad_sidecar_is_a_clear_error(default_onnx, tmp_path, content, message):
     path = tmp_path / "m.onnx"
@@ -259,8 +265,12 @@ def test_cli_export_then_predict_with_onnx_agrees_with_torch(tmp_path, capsys, m
     for p in sample:
         shutil.copy(p, clips / p.name)
     want = _predict_json(capsys, clips, "--backend", "torch")
-    for extra in (["--model", out], ["--backend", "onnx"], ["--model", PRETRAINED / "default.pt", "--backend", "onnx"],
-                  ["--model", PRETRAINED / "default.onnx"]):
+    for extra in (
+        ["--model", out],
+        ["--backend", "onnx"],
+        ["--model", PRETRAINED / "default.pt", "--backend", "onnx"],
+        ["--model", PRETRAINED / "default.onnx"],
+    ):
         got = _predict_json(capsys, clips, *extra)
         assert [g["label"] for g in got] == [w["label"] for w in want]
         assert [g["path"] for g in got] == [w["path"] for w in want]
@@ -269,7 +279,10 @@ def test_cli_export_then_predict_with_onnx_agrees_with_torch(tmp_path, capsys, m
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["no-such-model", "--onnx", "x.onnx"], "no such run folder"), (["default", "--onnx", "x.txt"], "must end in .onnx")],
+    [
+        (["no-such-model", "--onnx", "x.onnx"], "no such run folder"),
+        (["default", "--onnx", "x.txt"], "must end in .onnx"),
+    ],
 )
 def test_cli_export_errors(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)

@@ -37,8 +37,18 @@ CONFIGS = [
 
 def _librosa_mel(y: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
     return librosa.feature.melspectrogram(
-        y=y, sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window="hann",
-        center=True, pad_mode="constant", power=2.0, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max,
+        y=y,
+        sr=sr,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window="hann",
+        center=True,
+        pad_mode="constant",
+        power=2.0,
+        n_mels=cfg.n_mels,
+        fmin=cfg.f_min,
+        fmax=cfg.f_max,
     )
 
 

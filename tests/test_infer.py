@@ -14,27 +14,28 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-import torch
 
 from audiomnist import cli
 from audiomnist.audio import load_audio
 from audiomnist.catalog import sample_root
 from audiomnist.errors import AudioError, AudiomnistError
-from audiomnist.infer import (PRETRAINED, Classifier, Prediction, audio_problem, find_audio, label_from_name,
-                              resolve_model)
+from audiomnist.infer import (
+    PRETRAINED,
+    Classifier,
+    Prediction,
+    audio_problem,
+    find_audio,
+    label_from_name,
+    resolve_model,
+)
 from audiomnist.sources import path_problem
 
 CLASSES = [str(d) for d in range(10)]
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single clips gain nothing from intra-op threads, and on a busy machine waiting for them dominates."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Single clips gain nothing from intra-op threads, and on a busy machine waiting for them dominates.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,13 @@ def test_prediction_holds_label_probability_and_all_classes(clf):
     assert p.label in CLASSES and list(p.probabilities) == CLASSES
     assert p.probability == max(p.probabilities.values()) == p.probabilities[p.label]
     assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert p.to_dict() == {"label": p.label, "probability": p.probability, "probabilities": p.probabilities,
-                           "path": None, "reason": None}
+    assert p.to_dict() == {
+        "label": p.label,
+        "probability": p.probability,
+        "probabilities": p.probabilities,
+        "path": None,
+        "reason": None,
+    }
 
 
 @pytest.mark.parametrize("digit", [0, 4, 7])
@@ -135,7 +141,14 @@ def test_real_fsdd_digits_are_recognised(clf, fsdd_dir):
 
 @pytest.mark.parametrize(
     "name, label",
-    [("7_theo_3.wav", "7"), ("seven.wav", "7"), ("Zero-2.flac", "0"), ("nine_take1.ogg", "9"), ("clip.wav", None), ("sevenish.wav", None)],
+    [
+        ("7_theo_3.wav", "7"),
+        ("seven.wav", "7"),
+        ("Zero-2.flac", "0"),
+        ("nine_take1.ogg", "9"),
+        ("clip.wav", None),
+        ("sevenish.wav", None),
+    ],
 )
 def test_label_from_name(name, label):
     assert label_from_name(f"/some/3/{name}") == label
@@ -215,7 +228,11 @@ def test_cli_json(named_clips, capsys, clf):
     rows = json.loads(out)
     assert code == 0 and len(rows) == 7
     by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
-    assert by_name["seven.wav"]["true"] == "7" and by_name["3_x.wav"]["true"] == "3" and by_name["mystery.wav"]["true"] is None
+    assert (
+        by_name["seven.wav"]["true"] == "7"
+        and by_name["3_x.wav"]["true"] == "3"
+        and by_name["mystery.wav"]["true"] is None
+    )
     seven = clf.predict_file(named_clips / "seven.wav")
     assert by_name["seven.wav"]["label"] == seven.label
     assert by_name["seven.wav"]["probability"] == pytest.approx(seven.probability, abs=1e-6)
@@ -246,7 +263,11 @@ def test_cli_skips_a_corrupt_file_and_fails_only_when_nothing_was_read(named_cli
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["missing.wav"], "no such file or folder"), (["."], "no audio files"), ([".", "--model", "nope"], "nope: no such run folder")],
+    [
+        (["missing.wav"], "no such file or folder"),
+        (["."], "no audio files"),
+        ([".", "--model", "nope"], "nope: no such run folder"),
+    ],
 )
 def test_cli_errors(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -265,8 +286,11 @@ def test_cli_processes_every_readable_input_and_names_each_unreadable_one(named_
     assert code == 1
     assert [r["path"] for r in json.loads(out)] == [str(good)]
     lines = err.splitlines()
-    for path, cause in ((tmp_path / "missing.wav", "no such file or folder"), (loop, "symlink loop"),
-                        (dangling, "broken symlink")):
+    for path, cause in (
+        (tmp_path / "missing.wav", "no such file or folder"),
+        (loop, "symlink loop"),
+        (dangling, "broken symlink"),
+    ):
         (line,) = [line for line in lines if str(path) in line]
         assert cause in line, line
     code, _, err = run_predict(capsys, loop)  # nothing readable at all: one error line with the real cause

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BROKEN, NON_UTF8, ODD, ONE_THREAD_ENV, UNLABELLED
 
 from audiomnist.infer import Classifier, find_audio
+
+from conftest import BROKEN, NON_UTF8, ODD, ONE_THREAD_ENV, UNLABELLED
 
 # In-process torch on one thread, like the ONE_THREAD_ENV subprocesses whose numbers these tests compare with.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,9 +40,21 @@ def test_predict_files_reports_each_bad_file_and_predicts_the_rest(corpus, train
 
 def test_predict_cli_prints_every_file_it_could_read(corpus, trained):
     """A real process with a strict UTF-8 stdout (as under en_US.UTF-8): a name that is not UTF-8 must not crash it."""
-    proc = subprocess.run([sys.executable, "-m", "audiomnist.cli", "predict", str(corpus / "01"), "--model",
-                           str(trained[0]), "--no-progress"], env={**ONE_THREAD_ENV, "PYTHONIOENCODING": "utf-8"},
-                          capture_output=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audiomnist.cli",
+            "predict",
+            str(corpus / "01"),
+            "--model",
+            str(trained[0]),
+            "--no-progress",
+        ],
+        env={**ONE_THREAD_ENV, "PYTHONIOENCODING": "utf-8"},
+        capture_output=True,
+        timeout=300,
+    )
     stdout, stderr = (s.decode("utf-8", "backslashreplace") for s in (proc.stdout, proc.stderr))
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr

@@ -22,7 +22,10 @@ def speech(fsdd_dir, digits: list[int], pause: float = 0.5) -> np.ndarray:
     rng = np.random.default_rng(0)
     parts = [np.zeros(round(pause * 8000), np.float32)]
     for d in digits:
-        parts += [sf.read(fsdd_dir / f"{d}_jackson_5.wav", dtype="float32")[0], np.zeros(round(pause * 8000), np.float32)]
+        parts += [
+            sf.read(fsdd_dir / f"{d}_jackson_5.wav", dtype="float32")[0],
+            np.zeros(round(pause * 8000), np.float32),
+        ]
     x = np.concatenate(parts)
     x += rng.normal(0, 3e-4, len(x)).astype(np.float32)
     return soxr.resample(x, 8000, MIC_RATE)
@@ -182,9 +185,11 @@ def test_continuous_stream_skips_a_segment_without_a_digit():
 
     kept: list[str] = []
     out = io.StringIO()
-    detections = [Detection(0.1, 0.4, Prediction("4", 0.9, {"4": 0.9})),
-                  Detection(0.6, 0.62, Prediction(None, 0.0, {}, reason="too short")),
-                  Detection(1.0, 1.4, Prediction("2", 0.8, {"2": 0.8}))]
+    detections = [
+        Detection(0.1, 0.4, Prediction("4", 0.9, {"4": 0.9})),
+        Detection(0.6, 0.62, Prediction(None, 0.0, {}, reason="too short")),
+        Detection(1.0, 1.4, Prediction("2", 0.8, {"2": 0.8})),
+    ]
     listen.print_stream(detections, kept, out=out)
     assert kept == ["4", "2"] and "skipped: too short" in out.getvalue()
     assert out.getvalue().splitlines()[-1].endswith("42")

@@ -18,7 +18,18 @@ def test_make_model_ships_a_loadable_model_trained_on_every_speaker(tmp_path):
     make_model = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_model)
     out = tmp_path / "m.pt"
-    argv = ["--data", str(sample_root()), "--epochs", "1", "--out", str(out), "--runs", str(tmp_path / "runs"), "--synth", "none"]
+    argv = [
+        "--data",
+        str(sample_root()),
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--synth",
+        "none",
+    ]
     assert make_model.main(argv) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()

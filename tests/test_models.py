@@ -146,7 +146,13 @@ def test_onnx_matches_torch(name, tmp_path):
     x = torch.randn(_input_shape(name, 2))
     path = tmp_path / f"{name}.onnx"
     torch.onnx.export(
-        net, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"], output_names=["logits"],
+        net,
+        (x,),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["input"],
+        output_names=["logits"],
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
     )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -49,8 +49,21 @@ def test_command_line_over_config_file_over_preset_over_defaults(tmp_path):
 
 
 def test_legacy_flat_flags_model_args_and_booleans():
-    cfg = parse("--sample-rate", "16000", "--n-mels", "32", "--model-arg", "width=2", "--model-arg", "name=x",
-                "--no-amp", "--features.f-max", "none", "--features.top-db", "60")
+    cfg = parse(
+        "--sample-rate",
+        "16000",
+        "--n-mels",
+        "32",
+        "--model-arg",
+        "width=2",
+        "--model-arg",
+        "name=x",
+        "--no-amp",
+        "--features.f-max",
+        "none",
+        "--features.top-db",
+        "60",
+    )
     assert cfg.audio.sample_rate == 16000 and cfg.features.n_mels == 32
     assert cfg.model_args == {"width": 2, "name": "x"} and cfg.amp is False
     assert cfg.features.f_max is None and cfg.features.top_db == 60.0

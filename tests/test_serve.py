@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +16,12 @@ import soundfile as sf
 import soxr
 from fastapi.testclient import TestClient
 
-from conftest import free_port
-
 from audiomnist import cli
 from audiomnist.catalog import sample_root
 from audiomnist.infer import Classifier
 from audiomnist.serve import create_app
+
+from conftest import free_port
 
 LIMIT = 200_000
 CHROMIUM = Path("/usr/bin/chromium")
@@ -79,7 +77,9 @@ def test_predict_formats(client, clf, clip, fmt):
     expected = clf.predict(*sf.read(io.BytesIO(data), dtype="float32"))
     assert body["digit"] == body["label"] == expected.label
     assert body["probability"] == pytest.approx(expected.probability, abs=1e-5)
-    assert list(body["probabilities"]) == clf.classes and sum(body["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert list(body["probabilities"]) == clf.classes and sum(body["probabilities"].values()) == pytest.approx(
+        1, abs=1e-4
+    )
     assert body["filename"] == f"clip.{fmt.lower()}" and body["sample_rate"] == clip[1] and body["latency_ms"] >= 0
 
 
@@ -92,7 +92,9 @@ def test_stereo_at_another_rate(client, clf, clip):
 
 def test_oversize_is_413(client):
     r = post(client, "big.wav", b"RIFF" + bytes(LIMIT))
-    assert r.status_code == 413 and r.json()["detail"].startswith("big.wav is larger than the upload limit of 200000 bytes")
+    assert r.status_code == 413 and r.json()["detail"].startswith(
+        "big.wav is larger than the upload limit of 200000 bytes"
+    )
     r = post(client, "huge.wav", bytes(5 * LIMIT))
     assert r.status_code == 413 and "request body" in r.json()["detail"] and f"{LIMIT} bytes" in r.json()["detail"]
 
@@ -120,12 +122,15 @@ def test_unusable_audio_is_422(client):
     assert r.status_code == 422 and "0 frames" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("name, x, subtype, reason", [
-    ("nan.wav", np.full(800, np.nan, np.float32), "FLOAT", "bad samples"),
-    ("loud.wav", np.full(8000, 1e30, np.float32), "FLOAT", "bad samples"),
-    ("silence.wav", np.zeros(8000, np.float32), "PCM_16", "no speech"),
-    ("blip.wav", np.full(96, 0.5, np.float32), "PCM_16", "too short"),
-])
+@pytest.mark.parametrize(
+    "name, x, subtype, reason",
+    [
+        ("nan.wav", np.full(800, np.nan, np.float32), "FLOAT", "bad samples"),
+        ("loud.wav", np.full(8000, 1e30, np.float32), "FLOAT", "bad samples"),
+        ("silence.wav", np.zeros(8000, np.float32), "PCM_16", "no speech"),
+        ("blip.wav", np.full(96, 0.5, np.float32), "PCM_16", "too short"),
+    ],
+)
 def test_degenerate_audio_is_200_with_no_digit_and_the_reason(client, name, x, subtype, reason):
     r = post(client, name, encode(x, 8000, "WAV", subtype))
     assert r.status_code == 200, r.text
@@ -161,7 +166,18 @@ def test_cli_rejects_bad_settings(capsys):
 def server() -> str:
     """`audiomnist serve` with the shipped model in a subprocess on a free loopback port (1 MiB upload limit)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "audiomnist.cli", "serve", "--port", str(port), "--max-upload-mb", "1", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "audiomnist.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--max-upload-mb",
+        "1",
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -206,7 +222,8 @@ def test_live_server_concurrent_and_bad_uploads(server, clf, fsdd_dir):
 
 
 def fake_capture_wav(fsdd_dir: Path, out: Path, server: str) -> tuple[Path, Path]:
-    """A spoken-digit clip at 48 kHz, 16-bit, in a 2 s loop period, and its source: the first candidate the server gets right.
+    """A spoken-digit clip at 48 kHz, 16-bit, in a 2 s loop period, and its source: the first candidate the server
+    gets right.
 
     Chromium loops the file, so a 3 s recording holds at least one whole utterance, with more than a
     1 s gap of silence to the next: the model's 1 s energy window sees exactly one.
@@ -229,10 +246,16 @@ def browser(server, fsdd_dir, tmp_path_factory):
     """Headless Debian Chromium with a fake microphone playing a spoken digit, and the FSDD clip of that digit."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not found (apt-get install chromium; .ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright python package not installed (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright python package not installed (pip install playwright)"
+    )
     wav, source = fake_capture_wav(fsdd_dir, tmp_path_factory.mktemp("fake_mic") / "digit.wav", server)
-    args = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}"]
+    args = [
+        "--no-sandbox",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
         yield b, source

@@ -1,4 +1,5 @@
-"""Reliability of `serve`: bad uploads rejected by name, and 2,000 mixed requests from 16 clients against a live server."""
+"""Reliability of `serve`: bad uploads rejected by name, and 2,000 mixed requests from 16 clients against a live
+server."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import BROKEN, ODD, ONE_THREAD_ENV, SPEAKERS, SR, free_port, needs_proc
 
 from audiomnist.infer import Classifier
+
+from conftest import BROKEN, ODD, ONE_THREAD_ENV, SPEAKERS, SR, free_port, needs_proc
 
 # In-process torch on one thread, like the ONE_THREAD_ENV subprocesses whose numbers these tests compare with.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,8 +28,19 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def multipart(filename: bytes, data: bytes, field: bytes = b"file") -> tuple[bytes, dict]:
     """A multipart body built by hand, so a file name can be any bytes (as browsers and curl send them)."""
     b = b"reliability-boundary"
-    body = (b"--" + b + b'\r\nContent-Disposition: form-data; name="' + field + b'"; filename="' + filename
-            + b'"\r\nContent-Type: application/octet-stream\r\n\r\n' + data + b"\r\n--" + b + b"--\r\n")
+    body = (
+        b"--"
+        + b
+        + b'\r\nContent-Disposition: form-data; name="'
+        + field
+        + b'"; filename="'
+        + filename
+        + b'"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        + data
+        + b"\r\n--"
+        + b
+        + b"--\r\n"
+    )
     return body, {"content-type": "multipart/form-data; boundary=" + b.decode()}
 
 
@@ -71,9 +84,25 @@ def server(trained, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "stderr.txt"
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "audiomnist.cli", "serve", "--model", str(trained[0]), "--port",
-                                 str(port), "--max-upload-mb", str(LIMIT_BYTES / 2**20), "--log-level", "warning"],
-                                env=ONE_THREAD_ENV, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "audiomnist.cli",
+                "serve",
+                "--model",
+                str(trained[0]),
+                "--port",
+                str(port),
+                "--max-upload-mb",
+                str(LIMIT_BYTES / 2**20),
+                "--log-level",
+                "warning",
+            ],
+            env=ONE_THREAD_ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -100,10 +129,20 @@ def request_mix(corpus: Path, clf: Classifier) -> list[dict]:
     """Good clips (with the answer the model gives offline), malformed requests and oversized uploads, interleaved."""
     good = [corpus / sid / f"{d}_{sid}_0.wav" for sid in SPEAKERS[1:] for d in range(10)]
     good += [corpus / "01" / n for n in ODD if n != "3_01_62.wav"]
-    kinds = [{"kind": "good", "name": p.name, "data": p.read_bytes(), "expect": 200,
-              "probabilities": clf.predict_file(p).probabilities} for p in good]
+    kinds = [
+        {
+            "kind": "good",
+            "name": p.name,
+            "data": p.read_bytes(),
+            "expect": 200,
+            "probabilities": clf.predict_file(p).probabilities,
+        }
+        for p in good
+    ]
     for name in BROKEN:
-        kind, expect = ("no digit", 200) if BROKEN[name] == "nan" else ("bad file", 422 if BROKEN[name] == "empty" else 415)
+        kind, expect = (
+            ("no digit", 200) if BROKEN[name] == "nan" else ("bad file", 422 if BROKEN[name] == "empty" else 415)
+        )
         kinds.append({"kind": kind, "name": name, "data": (corpus / "01" / name).read_bytes(), "expect": expect})
     big = io.BytesIO()
     sf.write(big, np.random.default_rng(0).normal(0, 0.1, LIMIT_BYTES // 2 + 1000), SR, format="WAV", subtype="PCM_16")
@@ -113,7 +152,11 @@ def request_mix(corpus: Path, clf: Classifier) -> list[dict]:
         {"kind": "huge chunked", "name": "huge.wav", "data": bytes(8 * 2**20), "expect": 413, "chunked": True},
         {"kind": "no file field", "raw": multipart(b"x.wav", b"abc", field=b"other"), "expect": 422},
         {"kind": "not multipart", "raw": (b"RIFF....", {"content-type": "audio/wav"}), "expect": 415},
-        {"kind": "broken multipart", "raw": (b"garbage", {"content-type": "multipart/form-data; boundary=xyz"}), "expect": 400},
+        {
+            "kind": "broken multipart",
+            "raw": (b"garbage", {"content-type": "multipart/form-data; boundary=xyz"}),
+            "expect": 400,
+        },
     ]
     is_good = np.array([k["kind"] == "good" for k in kinds])
     p = np.where(is_good, 0.75 / is_good.sum(), 0.25 / (~is_good).sum())  # three good requests to one bad
@@ -126,6 +169,7 @@ async def _send(client, url: str, item: dict):
     else:
         body, headers = multipart(item["name"].encode(), item["data"])
     if item.get("chunked"):
+
         async def chunks(data=body):
             for i in range(0, len(data), 65536):
                 yield data[i : i + 65536]
@@ -186,15 +230,20 @@ def test_server_under_load_answers_every_request(server, corpus, trained):
             failures.append((item["kind"], r.status_code, r.text[:200]))
         elif item["kind"] == "good":
             body = r.json()
-            if body["probabilities"] != pytest.approx(item["probabilities"], abs=1e-4) or body["filename"] != item["name"]:
+            if (
+                body["probabilities"] != pytest.approx(item["probabilities"], abs=1e-4)
+                or body["filename"] != item["name"]
+            ):
                 failures.append((item["kind"], item["name"], body))
         elif item["kind"] == "no digit" and r.json()["digit"] is not None:
             failures.append((item["kind"], item["name"], r.json()))
         elif "name" in item and item["kind"] == "bad file" and item["name"] not in r.json()["detail"]:
             failures.append((item["kind"], item["name"], r.json()))
     statuses = [getattr(r, "status_code", 0) for r in results]
-    print(f"{len(items)} requests, {CLIENTS} clients: statuses {dict(sorted(Counter(statuses).items()))}; "
-          f"server RSS {rss[0]:.0f} MB after warm-up, peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB")
+    print(
+        f"{len(items)} requests, {CLIENTS} clients: statuses {dict(sorted(Counter(statuses).items()))}; "
+        f"server RSS {rss[0]:.0f} MB after warm-up, peak {max(rss):.0f} MB, end {rss[-1]:.0f} MB"
+    )
     assert not [s for s in statuses if s >= 500], "server errors"
     assert not failures, failures[:10]
     assert sum(k["kind"] == "good" for k in items) > REQUESTS / 2 and sum(k["expect"] == 413 for k in items) > 50

@@ -101,8 +101,19 @@ def test_folder_labels(rel, expected):
     assert parse_label(rel, "folder") == expected
 
 
-UNLABELLED = ["alice/seventeen.wav", "alice/12.wav", "alice/hello.wav", "noise.wav", "oneself.wav", "eleven.wav",
-              "one_sample.wav", "six_ch.wav", "alice/two people talking.wav", "Nine-Inch.wav", "three_d_3.wav"]
+UNLABELLED = [
+    "alice/seventeen.wav",
+    "alice/12.wav",
+    "alice/hello.wav",
+    "noise.wav",
+    "oneself.wav",
+    "eleven.wav",
+    "one_sample.wav",
+    "six_ch.wav",
+    "alice/two people talking.wav",
+    "Nine-Inch.wav",
+    "three_d_3.wav",
+]
 
 
 @pytest.mark.parametrize("rel", UNLABELLED)

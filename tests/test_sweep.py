@@ -23,8 +23,20 @@ def test_sweep_runs_every_recipe_and_fold(tmp_path, capsys):
     (tmp_path / "a.json").write_text(json.dumps(tiny))
     (tmp_path / "b.json").write_text(json.dumps({**tiny, "label_smoothing": 0.0}))
     out = tmp_path / "out"
-    argv = [str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--data", str(sample_root()), "--folds", "2",
-            "--jobs", "2", "--device", "cpu", "--out", str(out)]
+    argv = [
+        str(tmp_path / "a.json"),
+        str(tmp_path / "b.json"),
+        "--data",
+        str(sample_root()),
+        "--folds",
+        "2",
+        "--jobs",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert _sweep().main(argv) == 0
     summary = json.loads((out / "sweep.json").read_text())
     assert set(summary["recipes"]) == {"a", "b"}
@@ -32,9 +44,9 @@ def test_sweep_runs_every_recipe_and_fold(tmp_path, capsys):
         assert r["complete"] and set(r["per_fold"]) == {"0", "1"}, name
         assert r["mean"] == pytest.approx(sum(r["per_fold"].values()) / 2)
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 4 and all("accuracy" in json.loads(l) for l in lines)
+    assert len(lines) == 4 and all("accuracy" in json.loads(line) for line in lines)
     # the two folds test disjoint speakers, and each fold's run folder is its own
-    speakers = [set(json.loads(l)["test_speakers"]) for l in lines if json.loads(l)["recipe"] == "a"]
+    speakers = [set(json.loads(line)["test_speakers"]) for line in lines if json.loads(line)["recipe"] == "a"]
     assert not speakers[0] & speakers[1]
     assert (out / "a" / "fold-1" / "log.txt").is_file()
     assert "| a |" in capsys.readouterr().out

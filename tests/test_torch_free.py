@@ -22,8 +22,19 @@ from audiomnist.catalog import sample_root
 from audiomnist.infer import PRETRAINED, Classifier
 
 SRC = Path(audiomnist.__file__).resolve().parents[1]
-TRAINING_ONLY = ("torch", "torchaudio", "librosa", "scipy", "sklearn", "pandas", "matplotlib", "tensorboard", "onnx",
-                 "onnxscript", "tqdm")
+TRAINING_ONLY = (
+    "torch",
+    "torchaudio",
+    "librosa",
+    "scipy",
+    "sklearn",
+    "pandas",
+    "matplotlib",
+    "tensorboard",
+    "onnx",
+    "onnxscript",
+    "tqdm",
+)
 
 # Prepended to each child's code: an import hook that refuses the blocked top-level packages, as if not installed.
 BLOCKER = """
@@ -46,7 +57,7 @@ def run_child(code: str, blocked=TRAINING_ONLY) -> tuple[subprocess.CompletedPro
     done = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, env=env, timeout=300)
     lines = [line for line in done.stderr.splitlines() if line.startswith("REPORT ")]
     assert lines, f"child failed (exit {done.returncode}):\n{done.stderr[-3000:]}"
-    return done, json.loads(lines[-1][len("REPORT "):])
+    return done, json.loads(lines[-1][len("REPORT ") :])
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +120,13 @@ def test_a_checkpoint_without_torch_is_a_clear_error():
 
 
 def test_an_onnx_model_never_imports_torch_even_where_it_is_installed(wavs):
-    done, report = run_child(f"""
+    done, report = run_child(
+        f"""
         from audiomnist.cli import main
         code = main(["predict", {str(wavs["one"])!r}, "--model", {str(PRETRAINED / "default.onnx")!r}])
         report(code=code)
-    """, blocked=())
+    """,
+        blocked=(),
+    )
     assert report["code"] == 0, done.stderr
     assert not {"torch", "librosa", "sklearn", "pandas", "matplotlib"} & set(report["imported"]), report

@@ -6,24 +6,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-
-from conftest import FAST_TRAIN, write_tone_set
 
 from audiomnist import cli
 from audiomnist.checkpoint import load_checkpoint, load_trained
 from audiomnist.errors import AudiomnistError
 from audiomnist.runconfig import PRESETS, TrainConfig, config_from_dict, with_preset
 
+from conftest import FAST_TRAIN, write_tone_set
 
 
 @pytest.fixture(scope="module")
 def tone_set(tmp_path_factory) -> Path:
     """AudioMNIST layout: 5 speakers x 10 digits x 4 repetitions, with speaker metadata (2 female, 3 male)."""
     root = write_tone_set(tmp_path_factory.mktemp("tones"), speakers=5, reps=4)
-    meta = {f"{s:02d}": {"gender": "female" if s <= 2 else "male", "age": 30, "accent": "german",
-                         "recordingroom": "Kino"} for s in range(1, 6)}
+    meta = {
+        f"{s:02d}": {"gender": "female" if s <= 2 else "male", "age": 30, "accent": "german", "recordingroom": "Kino"}
+        for s in range(1, 6)
+    }
     (root / "audioMNIST_meta.txt").write_text(json.dumps(meta))
     return root
 
@@ -48,8 +48,18 @@ def trained(tone_set, tmp_path_factory) -> Path:
 
 
 def test_run_folder_has_everything(trained):
-    for name in ("config.json", "metrics.json", "best.pt", "last.pt", "curves.png", "report/confusion.png",
-                 "report/confusion.csv", "report/misclassified.csv", "report/per_speaker.csv", "report/metrics.json"):
+    for name in (
+        "config.json",
+        "metrics.json",
+        "best.pt",
+        "last.pt",
+        "curves.png",
+        "report/confusion.png",
+        "report/confusion.csv",
+        "report/misclassified.csv",
+        "report/per_speaker.csv",
+        "report/metrics.json",
+    ):
         assert (trained / name).is_file(), name
     assert any((trained / "tb").iterdir()), "no TensorBoard event files"
     metrics = json.loads((trained / "metrics.json").read_text())
@@ -76,8 +86,25 @@ def test_checkpoints_are_plain_weights(trained):
 
 
 def test_learns_tones_on_unseen_speakers(tone_set, tmp_path):
-    """A recipe that works must separate ten well-separated tones on held-out speakers (120 clips: 20 epochs is 160 steps)."""
-    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--epochs", "20", "--batch-size", "16", "--no-progress"]) == 0
+    """A recipe that works must separate ten well-separated tones on held-out speakers (120 clips: 20 epochs is 160
+    steps)."""
+    assert (
+        run(
+            [
+                "train",
+                "--data",
+                str(tone_set),
+                "--runs",
+                str(tmp_path),
+                "--epochs",
+                "20",
+                "--batch-size",
+                "16",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
 
@@ -86,20 +113,56 @@ def test_learns_tones_on_unseen_speakers(tone_set, tmp_path):
 def test_learns_on_cuda_with_mixed_precision(tone_set, tmp_path):
     """The GPU path end to end: int16 rows from pinned memory, placement, augmentation, log-mel and SpecAugment on
     the device, autocast; the checkpoint then loads and runs on the CPU."""
-    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--epochs", "20", "--batch-size", "16",
-                "--device", "cuda", "--no-progress"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "--data",
+                str(tone_set),
+                "--runs",
+                str(tmp_path),
+                "--epochs",
+                "20",
+                "--batch-size",
+                "16",
+                "--device",
+                "cuda",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     run_dir = only_run(tmp_path)
     assert json.loads((run_dir / "config.json").read_text())["amp"] is True
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] >= 0.9
     net, cfg, _ = load_trained(run_dir, "cpu")
     assert next(net.parameters()).device.type == "cpu"
-    assert torch.isfinite(net(torch.randn(2, 1, cfg.features.n_mels, cfg.features.num_frames(cfg.audio.num_samples)))).all()
+    assert torch.isfinite(
+        net(torch.randn(2, 1, cfg.features.n_mels, cfg.features.num_frames(cfg.audio.num_samples)))
+    ).all()
 
 
 def test_mixup_trains_and_is_recorded(tone_set, tmp_path):
     """Mixup blends pairs of training clips; the recipe must still separate the tones and say it used mixup."""
-    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--epochs", "20", "--batch-size", "16",
-                "--mixup", "0.3", "--no-progress"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "--data",
+                str(tone_set),
+                "--runs",
+                str(tmp_path),
+                "--epochs",
+                "20",
+                "--batch-size",
+                "16",
+                "--mixup",
+                "0.3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     run_dir = only_run(tmp_path)
     assert json.loads((run_dir / "config.json").read_text())["mixup"] == 0.3
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -144,8 +207,25 @@ def test_random_split_is_labelled_leaky(tone_set, tmp_path, capsys):
 
 
 def test_gender_target_balances_speakers(tone_set, tmp_path):
-    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--target", "gender", "--test-frac", "0.5",
-                "--val-frac", "0", *FAST]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "--data",
+                str(tone_set),
+                "--runs",
+                str(tmp_path),
+                "--target",
+                "gender",
+                "--test-frac",
+                "0.5",
+                "--val-frac",
+                "0",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     run_dir = only_run(tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     used = set(metrics["split"]["train_speakers"]) | set(metrics["split"]["test_speakers"])
@@ -167,7 +247,23 @@ def test_presets_reproduce_the_original_recipes():
 
 
 def test_preset_v2_trains(tone_set, tmp_path):
-    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--preset", "v2", "--epochs", "1", "--no-progress"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                "--data",
+                str(tone_set),
+                "--runs",
+                str(tmp_path),
+                "--preset",
+                "v2",
+                "--epochs",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     cfg = json.loads((only_run(tmp_path) / "config.json").read_text())
     assert cfg["model"] == "seed-cnn" and cfg["audio"]["sample_rate"] == 48000 and cfg["preset"] == "v2"
 
@@ -179,16 +275,26 @@ def test_bad_arguments_are_clear_errors(tone_set, tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
     assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--mixup", "-1"]) == 2
     assert "mixup alpha must be >= 0" in capsys.readouterr().err
-    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "missing.json")]) == 2
+    assert (
+        run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "missing.json")])
+        == 2
+    )
     assert "missing.json" in capsys.readouterr().err
     (tmp_path / "broken.json").write_text("{not json")
-    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "broken.json")]) == 2
+    assert (
+        run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "broken.json")]) == 2
+    )
     assert "broken.json: cannot read it as JSON" in capsys.readouterr().err
     (tmp_path / "unknown.json").write_text(json.dumps({"epochs": 1, "epochz": 2}))
-    assert run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "unknown.json")]) == 2
+    assert (
+        run(["train", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "unknown.json")])
+        == 2
+    )
     assert "unknown.json: TrainConfig: unknown config keys ['epochz']" in capsys.readouterr().err
     (tmp_path / "bad-value.json").write_text(json.dumps({"mixup": -2}))
-    assert run(["cv", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "bad-value.json")]) == 2
+    assert (
+        run(["cv", "--data", str(tone_set), "--runs", str(tmp_path), "--config", str(tmp_path / "bad-value.json")]) == 2
+    )
     assert "bad-value.json: mixup alpha must be >= 0" in capsys.readouterr().err
 
 
@@ -216,7 +322,10 @@ def test_partial_config_changes_only_what_it_names(tone_set, tmp_path):
     cfg_file = tmp_path / "partial.json"
     cfg_file.write_text(json.dumps({"audio": {"duration_ms": 800}, "augment": {"tilt": 0.2}}))
     runs = tmp_path / "runs"
-    assert run(["train", "--data", str(tone_set), "--runs", str(runs), "--config", str(cfg_file), "--n-mels", "32", *FAST]) == 0
+    assert (
+        run(["train", "--data", str(tone_set), "--runs", str(runs), "--config", str(cfg_file), "--n-mels", "32", *FAST])
+        == 0
+    )
     cfg = json.loads((only_run(runs) / "config.json").read_text())
     assert cfg["audio"]["duration_ms"] == 800 and cfg["audio"]["sample_rate"] == 8000, "the rest of audio is kept"
     assert cfg["augment"]["tilt"] == 0.2 and cfg["features"]["n_mels"] == 32
@@ -275,8 +384,29 @@ def test_data_weights_draw_each_folder_in_proportion(tone_set, tmp_path):
 def test_cv_folds_over_the_first_folders_and_always_trains_on_the_rest(tone_set, tmp_path):
     extra = write_tone_set(tmp_path / "extra", speakers=2, reps=1, speaker_offset=20)
     runs = tmp_path / "cv"
-    assert run(["cv", "--data", str(tone_set), "--data", str(extra), "--fold-folders", "1", "--folds", "loso",
-                "--only", "0", "--runs", str(runs), *FAST, "--epochs", "1"]) == 0
+    assert (
+        run(
+            [
+                "cv",
+                "--data",
+                str(tone_set),
+                "--data",
+                str(extra),
+                "--fold-folders",
+                "1",
+                "--folds",
+                "loso",
+                "--only",
+                "0",
+                "--runs",
+                str(runs),
+                *FAST,
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     (cv_dir,) = list(runs.iterdir())
     summary = json.loads((cv_dir / "cv.json").read_text())
     assert len(summary["per_fold"]) == 1 and summary["per_fold"][0]["clips"] == 40

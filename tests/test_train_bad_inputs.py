@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BROKEN, FAST, GOOD, NON_UTF8, REPO, UNLABELLED, killed, mentioning, needs_proc, needs_sigkill
 
 from audiomnist import cli
 from audiomnist.checkpoint import load_checkpoint
 from audiomnist.errors import AudiomnistError
 from audiomnist.infer import Classifier
+
+from conftest import BROKEN, FAST, GOOD, REPO, UNLABELLED, killed, mentioning, needs_proc, needs_sigkill
 
 # In-process torch on one thread, like the ONE_THREAD_ENV subprocesses whose numbers these tests compare with.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -74,10 +75,17 @@ def test_every_torch_load_in_the_package_is_weights_only():
     calls = []
     for path in sorted((REPO / "src" / "audiomnist").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
-                safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
-                           for k in node.keywords)
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
+                safe = any(
+                    k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                    for k in node.keywords
+                )
                 calls.append((f"{path.name}:{node.lineno}", safe))
     assert calls, "no torch.load call found"
     assert all(safe for _, safe in calls), [c for c, safe in calls if not safe]

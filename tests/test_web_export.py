@@ -145,8 +145,11 @@ def test_page_places_windows_as_python_does(page):
     for n in (1, 60, 3001, 8000, 8001, 12345):
         x = (rng.uniform(-0.3, 0.3, n) * np.linspace(0.01, 1, n) ** 3).astype(np.float32)
         for pad_mode in ("zeros", "noise"):
-            got = pg.evaluate("([x, mode]) => { const keep = CFG.pad_mode; CFG.pad_mode = mode; try { "
-                              "return Array.from(fitWindow(cropOnEnergy(Float32Array.from(x), CFG.num_samples))); "
-                              "} finally { CFG.pad_mode = keep; } }", [x.tolist(), pad_mode])
+            got = pg.evaluate(
+                "([x, mode]) => { const keep = CFG.pad_mode; CFG.pad_mode = mode; try { "
+                "return Array.from(fitWindow(cropOnEnergy(Float32Array.from(x), CFG.num_samples))); "
+                "} finally { CFG.pad_mode = keep; } }",
+                [x.tolist(), pad_mode],
+            )
             cfg = AudioConfig(sample_rate=8000, pad_mode=pad_mode)
             np.testing.assert_array_equal(np.array(got, np.float32), fit_windows([prepare(x, cfg)[0]], cfg)[0])

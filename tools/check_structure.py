@@ -58,9 +58,13 @@ def resolve(node: ast.ImportFrom, current: str, is_package: bool) -> list[str]:
 def imports_of(tree: ast.Module, name: str, is_package: bool, known: set[str]) -> list[tuple[str, int, bool]]:
     """(imported project module, line, inside a function) for every import statement in the tree."""
     found: list[tuple[str, int, bool]] = []
-    constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-                 and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
-                 for t in n.targets if isinstance(t, ast.Name)}
+    constants = {
+        t.id: n.value.value
+        for n in tree.body
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
@@ -146,8 +150,9 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--src", type=Path, default=Path(__file__).resolve().parents[1] / "src" / PACKAGE,
-                    help="the package folder")
+    ap.add_argument(
+        "--src", type=Path, default=Path(__file__).resolve().parents[1] / "src" / PACKAGE, help="the package folder"
+    )
     ap.add_argument("--max-lines", type=int, default=80, help="longest function allowed, in lines")
     args = ap.parse_args(argv)
     files = sorted(args.src.rglob("*.py"))

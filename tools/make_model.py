@@ -29,11 +29,10 @@ from pathlib import Path
 import torch
 
 from audiomnist import __version__, cli
-from audiomnist.checkpoint import load_checkpoint, save_checkpoint
+from audiomnist.checkpoint import load_checkpoint, load_trained, save_checkpoint
 from audiomnist.export import export_onnx, parity, sample_windows
 from audiomnist.models import count_parameters
 from audiomnist.paths import atomic_write_text, data_home, runs_home
-from audiomnist.checkpoint import load_trained
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "src" / "audiomnist" / "pretrained" / "default.pt"
@@ -58,8 +57,9 @@ def default_synth() -> Path:
 def recipe(data: str, synth: str | None, epochs: int | None) -> list[str]:
     """`audiomnist train` arguments of the recipe: defaults but for the data and epochs, every speaker in training."""
     epochs = EPOCHS if epochs is None else epochs
-    sources = ["--data", data] + (["--data", synth, "--data-weight", str(REAL_WEIGHT), "--data-weight", "1"]
-                                  if synth else [])
+    sources = ["--data", data] + (
+        ["--data", synth, "--data-weight", str(REAL_WEIGHT), "--data-weight", "1"] if synth else []
+    )
     return ["train", *sources, "--val-frac", "0", "--test-frac", "0", "--seed", "0", "--epochs", str(epochs)]
 
 
@@ -95,7 +95,8 @@ def ship(run_dir: Path, out: Path, command: list[str], seconds: float, synth: st
         "parameters": count_parameters(net),
         "classes": classes,
         "data": {
-            "name": "FSDD (free-spoken-digit-dataset)" + (" + synthetic voices" if len(shipped["config"]["data"]) > 1 else ""),
+            "name": "FSDD (free-spoken-digit-dataset)"
+            + (" + synthetic voices" if len(shipped["config"]["data"]) > 1 else ""),
             "path": shipped["config"]["data"],
             "clips": split["train_clips"],
             "speakers": len(split["train_speakers"]),
@@ -124,15 +125,29 @@ def ship_onnx(checkpoint: Path) -> tuple[Path, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=default_data(), help="FSDD recordings folder (default: $FSDD or ../shared/data/fsdd/recordings)")
-    p.add_argument("--synth", default=str(default_synth()),
-                   help="synthetic voices folder, made first when missing; 'none' trains on --data alone "
-                        "(default: $AUDIOMNIST_HOME/datasets/synth-voices-600)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=default_data(),
+        help="FSDD recordings folder (default: $FSDD or ../shared/data/fsdd/recordings)",
+    )
+    p.add_argument(
+        "--synth",
+        default=str(default_synth()),
+        help="synthetic voices folder, made first when missing; 'none' trains on --data alone "
+        "(default: $AUDIOMNIST_HOME/datasets/synth-voices-600)",
+    )
     p.add_argument("--epochs", type=int, help=f"override the recipe's {EPOCHS} epochs (for a quick check only)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"shipped checkpoint to write (default {DEFAULT_OUT.relative_to(REPO)})")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"shipped checkpoint to write (default {DEFAULT_OUT.relative_to(REPO)})",
+    )
     p.add_argument("--runs", type=Path, help="keep the training run folder here (default: $AUDIOMNIST_RUNS or ./runs)")
-    p.add_argument("--onnx-only", action="store_true",
-                   help="only export the existing --out checkpoint to ONNX beside it")
+    p.add_argument(
+        "--onnx-only", action="store_true", help="only export the existing --out checkpoint to ONNX beside it"
+    )
     args = p.parse_args(argv)
     if args.onnx_only:
         out, diff = ship_onnx(args.out)
@@ -153,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     (run_dir,) = set(runs.glob("*-default")) - before
     command = recipe(portable(str(data)), synth and "SYNTH", args.epochs)
     meta = ship(run_dir, args.out, command, time.time() - t0, synth)
-    print(f"wrote {args.out} ({meta['bytes'] / 1e3:.0f} kB, sha256 {meta['sha256'][:12]}...) and {args.out.with_suffix('.json')}")
+    print(
+        f"wrote {args.out} ({meta['bytes'] / 1e3:.0f} kB, sha256 {meta['sha256'][:12]}...) and "
+        f"{args.out.with_suffix('.json')}"
+    )
     onnx, diff = ship_onnx(args.out)
     print(f"wrote {onnx} ({onnx.stat().st_size / 1e3:.0f} kB); max probability diff from torch {diff:.1e}")
     print(f"final epoch: train accuracy {meta['final_epoch']['train_acc']:.4f}; run folder {run_dir}")
-    print("accuracy on unseen speakers: the same recipe under `audiomnist cv ... --fold-folders 1 --folds loso` "
-          "(experiments/voices/README.md; then update MODEL_CARD.md)")
+    print(
+        "accuracy on unseen speakers: the same recipe under `audiomnist cv ... --fold-folders 1 --folds loso` "
+        "(experiments/voices/README.md; then update MODEL_CARD.md)"
+    )
     return 0
 
 

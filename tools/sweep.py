@@ -24,21 +24,35 @@ from pathlib import Path
 import numpy as np
 
 from audiomnist.config import load_json, to_dict
-from audiomnist.errors import AudiomnistError
-from audiomnist.paths import atomic_write_text
-from audiomnist.splits import speaker_folds
 from audiomnist.dataset import load_data
-from audiomnist.paths import new_run_dir
+from audiomnist.errors import AudiomnistError
+from audiomnist.paths import atomic_write_text, new_run_dir
 from audiomnist.runconfig import TrainConfig, config_from_file
+from audiomnist.splits import speaker_folds
 
 
 def run_fold(recipe: Path, fold: int, args: argparse.Namespace, out: Path) -> dict:
     """One fold of one recipe in a child process; its accuracy read back from the cv.json it writes."""
     runs = out / recipe.stem / f"fold-{fold}"
     runs.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "audiomnist.cli", "cv", "--folds", str(args.folds), "--only", str(fold),
-           "--config", str(recipe), "--device", args.device, "--runs", str(runs), "--no-progress",
-           *sum((["--data", d] for d in args.data), [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "audiomnist.cli",
+        "cv",
+        "--folds",
+        str(args.folds),
+        "--only",
+        str(fold),
+        "--config",
+        str(recipe),
+        "--device",
+        args.device,
+        "--runs",
+        str(runs),
+        "--no-progress",
+        *sum((["--data", d] for d in args.data), []),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     t0 = time.time()
     with open(runs / "log.txt", "w") as log:
@@ -47,8 +61,11 @@ def run_fold(recipe: Path, fold: int, args: argparse.Namespace, out: Path) -> di
     summaries = sorted(runs.glob("*/cv.json"))
     if code == 0 and summaries:
         fold_result = load_json(summaries[-1])["per_fold"][0]
-        result.update(test_speakers=fold_result["test_speakers"], accuracy=fold_result["accuracy"],
-                      macro_f1=fold_result["macro_f1"])
+        result.update(
+            test_speakers=fold_result["test_speakers"],
+            accuracy=fold_result["accuracy"],
+            macro_f1=fold_result["macro_f1"],
+        )
     else:
         result["error"] = f"exit status {code}, see {runs / 'log.txt'}"
     return result
@@ -70,9 +87,12 @@ def summarise(results: list[dict], recipes: list[Path], n_folds: int) -> tuple[s
         done = len(values) == n_folds
         mean = f"{100 * values.mean():.1f} +- {100 * values.std(ddof=1):.1f}" if len(values) > 1 else "-"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean}{'' if done else f' ({len(values)} folds)'} |")
-        summary[name] = {"per_fold": {str(k): v for k, v in sorted(accs.items())}, "complete": done,
-                         "mean": float(values.mean()) if len(values) else None,
-                         "std": float(values.std(ddof=1)) if len(values) > 1 else None}
+        summary[name] = {
+            "per_fold": {str(k): v for k, v in sorted(accs.items())},
+            "complete": done,
+            "mean": float(values.mean()) if len(values) else None,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+        }
     return "\n".join(lines), summary
 
 
@@ -101,13 +121,18 @@ def main(argv: list[str] | None = None) -> int:
             key = json.dumps(dataclasses.asdict(cfg.audio), sort_keys=True) + cfg.target
             if key not in prepared:
                 data = load_data(cfg, progress=False)
-                n_folds = len(speaker_folds(data.speakers[data.usable], args.folds if args.folds == "loso" else int(args.folds)))
+                n_folds = len(
+                    speaker_folds(data.speakers[data.usable], args.folds if args.folds == "loso" else int(args.folds))
+                )
                 prepared.add(key)
     except AudiomnistError as e:
         raise SystemExit(f"error: {e}") from None
     jobs = [(r, k) for r in args.recipes for k in range(n_folds)]
-    print(f"{len(args.recipes)} recipes x {n_folds} folds = {len(jobs)} jobs, {args.jobs} at a time on {args.device} "
-          f"-> {args.out}", flush=True)
+    print(
+        f"{len(args.recipes)} recipes x {n_folds} folds = {len(jobs)} jobs, {args.jobs} at a time on {args.device} "
+        f"-> {args.out}",
+        flush=True,
+    )
 
     results: list[dict] = []
     t0 = time.time()
@@ -119,11 +144,17 @@ def main(argv: list[str] | None = None) -> int:
             log.write(json.dumps(res) + "\n")
             log.flush()
             acc = f"{100 * res['accuracy']:.1f} %" if "accuracy" in res else res["error"]
-            print(f"[{len(results)}/{len(jobs)} {time.time() - t0:.0f} s] {res['recipe']} fold {res['fold']}: {acc} "
-                  f"({res['seconds']:.0f} s)", flush=True)
+            print(
+                f"[{len(results)}/{len(jobs)} {time.time() - t0:.0f} s] {res['recipe']} fold {res['fold']}: {acc} "
+                f"({res['seconds']:.0f} s)",
+                flush=True,
+            )
     table, summary = summarise(results, args.recipes, n_folds)
-    atomic_write_text(args.out / "sweep.json", json.dumps({"folds": args.folds, "device": args.device,
-                                                           "recipes": summary, "results": results}, indent=2) + "\n")
+    atomic_write_text(
+        args.out / "sweep.json",
+        json.dumps({"folds": args.folds, "device": args.device, "recipes": summary, "results": results}, indent=2)
+        + "\n",
+    )
     print()
     print(table)
     return 0 if all("accuracy" in r for r in results) else 1

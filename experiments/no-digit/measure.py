@@ -44,8 +44,9 @@ def groups(run: Path, data: Path, negatives: Path) -> dict[str, list[Path]]:
         "synthetic words, held-out voices": [p for p in held(negatives / "synth-train") if "noise" not in p.stem],
         "noise, held-out": [p for p in held(negatives / "synth-train") if "noise" in p.stem]
         + sorted((negatives / "synth-heldout").glob("*noise*.wav")),
-        "held-out words, held-out voices": sorted(p for p in (negatives / "synth-heldout").glob("*.wav")
-                                                  if "noise" not in p.stem),
+        "held-out words, held-out voices": sorted(
+            p for p in (negatives / "synth-heldout").glob("*.wav") if "noise" not in p.stem
+        ),
     }
 
 
@@ -96,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         at = {r["min_prob"]: r for r in g["curve"]}
         acc = f"  acc on accepted {at[0.0]['accuracy_on_accepted']:.3f}" if "accuracy_on_accepted" in at[0.0] else ""
         ece = f"  ECE {g['ece']:.3f} -> {g['ece_calibrated']:.3f}" if "ece" in g else ""
-        print(f"{name:42s} n={g['clips']:5d}  accepted {at[0.0]['accepted']:.3f} (min-prob 0), "
-              f"{at[0.5]['accepted']:.3f} (0.5), {at[0.7]['accepted']:.3f} (0.7){acc}{ece}")
+        print(
+            f"{name:42s} n={g['clips']:5d}  accepted {at[0.0]['accepted']:.3f} (min-prob 0), "
+            f"{at[0.5]['accepted']:.3f} (0.5), {at[0.7]['accepted']:.3f} (0.7){acc}{ece}"
+        )
     return 0
 
 

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,15 @@ import pandas as pd
 import torch
 
 from . import analyze_figures, analyze_html
-from .analyze_quality import FLAGS, QualityConfig, clip_stats, quality_flags
-from .analyze_result import AnalyzeConfig, Analysis
+from .analyze_quality import QualityConfig, clip_stats, quality_flags
+from .analyze_result import Analysis, AnalyzeConfig
 from .audio import AudioConfig
-from .placement import load_clip
 from .cache import WaveformCache
 from .catalog import Catalog, combine, scan
-from .config import to_dict
 from .errors import AudiomnistError
 from .features import FeatureConfig, SpecAugmentConfig, build_frontend, spec_augment
 from .paths import atomic_write, atomic_write_text
+from .placement import load_clip
 from .runconfig import TrainConfig
 from .sources import LAYOUTS, UNKNOWN
 
@@ -319,8 +318,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def add_cli(p: argparse.ArgumentParser) -> None:
-    p.description = ("Analyse a dataset folder and write report.html (self-contained), PNG figures, summary.json, "
-        "per_file.csv and flags.csv. Audio goes through a separate analysis cache; a second run takes seconds.")
+    p.description = (
+        "Analyse a dataset folder and write report.html (self-contained), PNG figures, summary.json, "
+        "per_file.csv and flags.csv. Audio goes through a separate analysis cache; a second run takes seconds."
+    )
     p.add_argument("path", nargs="+", help="dataset folder(s)")
     p.add_argument("--out", help="report folder (default: ./analysis/<folder name>)")
     p.add_argument("--layout", choices=["auto", *LAYOUTS], default="auto", help="file naming scheme (default: detect)")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
@@ -37,8 +37,15 @@ STYLE = {
     "grid.alpha": 0.25,
     "axes.axisbelow": True,
 }
-SUBTYPES = {"PCM_S8": "8-bit\nPCM", "PCM_U8": "8-bit PCM\n(unsigned)", "PCM_16": "16-bit\nPCM",
-            "PCM_24": "24-bit\nPCM", "PCM_32": "32-bit\nPCM", "FLOAT": "32-bit\nfloat", "DOUBLE": "64-bit\nfloat"}
+SUBTYPES = {
+    "PCM_S8": "8-bit\nPCM",
+    "PCM_U8": "8-bit PCM\n(unsigned)",
+    "PCM_16": "16-bit\nPCM",
+    "PCM_24": "24-bit\nPCM",
+    "PCM_32": "32-bit\nPCM",
+    "FLOAT": "32-bit\nfloat",
+    "DOUBLE": "64-bit\nfloat",
+}
 CHANNELS = {"1": "mono", "2": "stereo"}
 META_TITLES = {"gender": "Speakers by gender", "accent": "Speakers by accent", "room": "Speakers by recording room",
                "native_speaker": "Native speakers"}  # fmt: skip
@@ -221,18 +228,37 @@ def quality_figure(stats: pd.DataFrame, cfg: QualityConfig) -> plt.Figure:
     silent = [(cfg.silent_dbfs, f"near-silent below {cfg.silent_dbfs:g} dBFS")]
     _threshold_hist(a, s["rms_dbfs"].clip(lower=-100), silent, "Loudness (RMS, DC removed)", "RMS (dBFS)")
     clipped = int((s["clip_share"] >= cfg.clip_share).sum())
-    _threshold_hist(b, s["peak"], [(cfg.clip_level, f"clipped at ≥ {cfg.clip_level:g}")],
-                    f"Peak level ({clipped:,} flagged as clipping)", "peak |sample| (full scale = 1)")
+    _threshold_hist(
+        b,
+        s["peak"],
+        [(cfg.clip_level, f"clipped at ≥ {cfg.clip_level:g}")],
+        f"Peak level ({clipped:,} flagged as clipping)",
+        "peak |sample| (full scale = 1)",
+    )
     lim = max(cfg.dc_offset * 1.5, float(s["dc"].abs().max()) if len(s) else 0.0)
-    _threshold_hist(c, s["dc"], [(cfg.dc_offset, f"DC offset beyond ±{cfg.dc_offset:g}"), (-cfg.dc_offset, "")],
-                    "DC offset (mean sample)", "mean sample (full scale = 1)", bins=np.linspace(-lim, lim, 61))
+    _threshold_hist(
+        c,
+        s["dc"],
+        [(cfg.dc_offset, f"DC offset beyond ±{cfg.dc_offset:g}"), (-cfg.dc_offset, "")],
+        "DC offset (mean sample)",
+        "mean sample (full scale = 1)",
+        bins=np.linspace(-lim, lim, 61),
+    )
     c.xaxis.set_major_locator(MaxNLocator(5, symmetric=True))
     voiced = s[s["rms_dbfs"] >= cfg.silent_dbfs]
     top = max(float(voiced[["lead_ms", "trail_ms"]].max().max()) if len(voiced) else 0.0, cfg.silence_ms * 1.2)
     bins = np.linspace(0, top * 1.02 + 1, 40)
     d.hist(voiced["trail_ms"], bins=bins, color=SECOND, alpha=0.7, label="trailing")
-    _threshold_hist(d, voiced["lead_ms"], [(cfg.silence_ms, f"flagged above {cfg.silence_ms} ms")],
-                    "Silence before / after the sound", "silence (ms)", bins=bins, alpha=0.7, label="leading")
+    _threshold_hist(
+        d,
+        voiced["lead_ms"],
+        [(cfg.silence_ms, f"flagged above {cfg.silence_ms} ms")],
+        "Silence before / after the sound",
+        "silence (ms)",
+        bins=bins,
+        alpha=0.7,
+        label="leading",
+    )
     d.set_yscale("log")
     d.set_ylabel("clips (log scale)")
     d.yaxis.set_major_formatter(THOUSANDS)

@@ -53,7 +53,7 @@ def _img(path: Path, alt: str) -> str:
 
 def _table(header: list[str], rows: list[list[object]], numeric: set[int] = frozenset()) -> str:
     def cell(tag: str, i: int, v: object) -> str:
-        return f'<{tag}{" class=num" if i in numeric else ""}>{v}</{tag}>'
+        return f"<{tag}{' class=num' if i in numeric else ''}>{v}</{tag}>"
 
     head = "".join(cell("th", i, _esc(h)) for i, h in enumerate(header))
     body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
@@ -91,7 +91,8 @@ def _overview(s: dict) -> str:
     unreadable = q["counts"]["unreadable"]
     rows = [
         ["Dataset", f"<code>{_esc(s['root'])}</code> ({_esc(s['layout'])} layout)"],
-        ["Clips", f"{s['files']:,} ({s['decoded']:,} decoded)" + (f"; {unreadable:,} unreadable" if unreadable else "")],
+        ["Clips", f"{s['files']:,} ({s['decoded']:,} decoded)"
+                  + (f"; {unreadable:,} unreadable" if unreadable else "")],
         ["Speakers", f"{s['speakers']:,}"],
         ["Digits", f"{s['digits']} ({d['min']:,}–{d['max']:,} clips each)"],
         ["Balance (digits)", _badge(d["balanced"], "balanced", "not balanced") + f" max/min {_ratio(d)}"
@@ -152,7 +153,9 @@ def _speakers_section(s: dict, fig: dict[str, Path]) -> str:
     if absent:
         body.append(_note(f"Not in this dataset's metadata: {_esc(', '.join(absent))}."))
     if a := sp.get("age"):
-        known = f"Ages {a['min']:g}–{a['max']:g} (mean {a['mean']:g}) of {a['known']} speakers" if a["known"] else "No age"
+        known = (
+            f"Ages {a['min']:g}–{a['max']:g} (mean {a['mean']:g}) of {a['known']} speakers" if a["known"] else "No age"
+        )
         bad = ", ".join(f"speaker {k}: {v}" for k, v in a["impossible_values"].items())
         bad = f", of which {a['impossible']} impossible in the metadata file ({_esc(bad)})" if bad else ""
         body.append(_note(f"{known}; {a['unknown']} unknown{bad}."))
@@ -164,8 +167,8 @@ def _examples_section(s: dict, fig: dict[str, Path]) -> str:
         return ""
     return _section(
         "Examples: what the model sees",
-        _note("Built with the training code (placement.load_clip, features.build_frontend, features.spec_augment) and the "
-              "default training configuration; waveform augmentation is not shown."),
+        _note("Built with the training code (placement.load_clip, features.build_frontend, features.spec_augment) "
+              "and the default training configuration; waveform augmentation is not shown."),
         _img(fig["examples"], "one example per digit"),
     )  # fmt: skip
 
@@ -177,7 +180,8 @@ def _quality_section(s: dict, fig: dict[str, Path]) -> str:
         f"Near-silent: RMS (DC removed) below {thr['silent_dbfs']:g} dBFS. DC offset: mean sample beyond "
         f"±{thr['dc_offset']:g}. Silence: {thr['frame_ms']} ms frames more than {-thr['silence_db']:g} dB below the "
         f"clip's loudest frame, flagged when longer than {thr['silence_ms']} ms. Duplicates: identical decoded "
-        f"samples. Measured on each clip as decoded to {audio['sample_rate']:,} Hz mono, at most {audio['duration_ms']:,} ms "
+        f"samples. Measured on each clip as decoded to {audio['sample_rate']:,} Hz mono, at most "
+        f"{audio['duration_ms']:,} ms "
         "(the loudest stretch of a longer clip)."
     )]  # fmt: skip
     if "quality" in fig:

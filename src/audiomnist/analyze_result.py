@@ -71,8 +71,10 @@ class Analysis:
             "quality": {
                 "thresholds": to_dict(self.cfg.quality),
                 "counts": {name: int(flag_counts.get(name, 0)) for name in FLAGS},
-                "files": {name: self.flags.loc[self.flags["flag"] == name, ["relpath", "detail"]].to_dict("records")
-                          for name in FLAGS},
+                "files": {
+                    name: self.flags.loc[self.flags["flag"] == name, ["relpath", "detail"]].to_dict("records")
+                    for name in FLAGS
+                },
             },  # fmt: skip
             "examples": {str(d): e["relpath"] for d, e in self.examples.items()},
             "analysis_audio": to_dict(self.audio),

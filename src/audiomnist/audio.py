@@ -27,11 +27,13 @@ RESAMPLE_QUALITIES = ("VHQ", "HQ", "MQ", "LQ")  # "QQ" is left out: it does no a
 @dataclass(frozen=True)
 class AudioConfig:
     sample_rate: int = option(16000, "rate every clip is resampled to (Hz)", aliases=("--sample-rate",))
-    duration_ms: int = option(1000, "window the model sees (ms); longer clips are cropped on their energy",
-                              aliases=("--duration-ms",))
+    duration_ms: int = option(
+        1000, "window the model sees (ms); longer clips are cropped on their energy", aliases=("--duration-ms",)
+    )
     # "zeros" is the original v1/v2 padding; "noise" (v3) pads with noise within the clip's own range.
-    pad_mode: str = option("zeros", "how a short clip is padded to the window", choices=PAD_MODES,
-                           aliases=("--pad-mode",))
+    pad_mode: str = option(
+        "zeros", "how a short clip is padded to the window", choices=PAD_MODES, aliases=("--pad-mode",)
+    )
     cache_dtype: str = option("int16", "how the waveform cache stores samples", choices=CACHE_DTYPES)
     max_seconds: float = option(30.0, "longest stretch of a file that is read; the energy crop searches within it")
     # HQ: flat to 0.45 fs with a > 130 dB stopband, at a fraction of VHQ's cost.
@@ -74,7 +76,10 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, quality: str) -> np.ndarray
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate: int, max_seconds: float | None = None, quality: str = "HQ",
+    path: str | os.PathLike,
+    sample_rate: int,
+    max_seconds: float | None = None,
+    quality: str = "HQ",
     allow_nonfinite: bool = False,
 ) -> np.ndarray:
     """Decode `path` to float32 mono at `sample_rate`; read at most `max_seconds` from the start.

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .placement import copy_spans
 from .config import option
 from .errors import AudiomnistError, ConfigError
+from .placement import copy_spans
 
 NOISE_COLORS = ("white", "pink")
 
@@ -34,8 +34,10 @@ class AugmentConfig:
     noise_prob: float = option(0.5, "probability of adding noise to a clip")
     snr_db: tuple[float, float] = option((10.0, 40.0), "uniform signal-to-noise ratio range LOW HIGH (dB)")
     noise_color: str = option("white", "white or pink noise", choices=NOISE_COLORS)
-    vtlp: tuple[float, float] = option((1.0, 1.0), "vocal-tract-length warp of the log-mel frequency axis, a uniform "
-                                                   "factor in LOW HIGH per clip (1 1: off)")
+    vtlp: tuple[float, float] = option(
+        (1.0, 1.0),
+        "vocal-tract-length warp of the log-mel frequency axis, a uniform factor in LOW HIGH per clip (1 1: off)",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.trim < 0.5:
@@ -98,15 +100,24 @@ NOISE_BANK_SAMPLES = 1 << 20  # each clip's noise is a random stretch of it, lon
 @functools.lru_cache(maxsize=8)
 def _noise_bank(color: str, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """One fixed stretch of white or pink noise, made once per device (seed 0), and the running sum of its
-    squares (one longer; float64, float32 on MPS which has no float64), from which any stretch's power is two lookups."""
+    squares (one longer; float64, float32 on MPS which has no float64), from which any stretch's power is two
+    lookups."""
     like = torch.empty(0, dtype=dtype)
     gen = torch.Generator().manual_seed(0)
-    bank = _pink((1, NOISE_BANK_SAMPLES), like, gen) if color == "pink" else torch.randn(1, NOISE_BANK_SAMPLES, generator=gen)
+    bank = (
+        _pink((1, NOISE_BANK_SAMPLES), like, gen)
+        if color == "pink"
+        else torch.randn(1, NOISE_BANK_SAMPLES, generator=gen)
+    )
     energy = torch.nn.functional.pad(bank[0].double().square().cumsum(0), (1, 0))
-    return bank[0].to(device=device, dtype=dtype), energy.to(device, torch.float32 if device.type == "mps" else torch.float64)
+    return bank[0].to(device=device, dtype=dtype), energy.to(
+        device, torch.float32 if device.type == "mps" else torch.float64
+    )
 
 
-def _noise(k: int, n: int, color: str, like: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _noise(
+    k: int, n: int, color: str, like: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(k, n) noise and each row's mean power. Short clips cut random stretches, each with a random sign, from the
     noise bank, far cheaper than drawing fresh samples every step; clips longer than a quarter of the bank draw fresh
     noise."""
@@ -140,7 +151,11 @@ def _trim_edges(x: torch.Tensor, frac: float, sample_rate: int, generator: torch
 
 
 def time_shifts(
-    batch: int, cfg: AugmentConfig, sample_rate: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    batch: int,
+    cfg: AugmentConfig,
+    sample_rate: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """(batch,) whole-sample shifts, uniform in [-shift_ms, +shift_ms], as augment_waveforms draws them."""
     max_shift = round(cfg.shift_ms * sample_rate / 1000)
@@ -192,8 +207,9 @@ def mixup(
     return x.mul(lam).add_(x[perm], alpha=1 - lam), y[perm], lam
 
 
-def warp_frequency(x: torch.Tensor, centers_hz: torch.Tensor, low: float, high: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def warp_frequency(
+    x: torch.Tensor, centers_hz: torch.Tensor, low: float, high: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Vocal-tract-length perturbation (Jaitly & Hinton 2013) on (B, 1, bands, frames) features: each clip draws a
     factor a in [low, high] and band k takes the value the clip had at centers_hz[k] / a (linear interpolation
     between bands, the edge bands held), so a > 1 moves formants up as a shorter vocal tract would."""

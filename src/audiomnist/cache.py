@@ -17,19 +17,20 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .audio import AudioConfig, load_audio, prepare
-from .placement import fit_batch
 from .config import from_dict, to_dict
 from .errors import AudioError, AudiomnistError
 from .paths import atomic_write, atomic_write_text, data_home, short_hash
+from .placement import fit_batch
 
 CACHE_VERSION = 1
 CHUNK = 128
@@ -111,8 +112,9 @@ def _worker_init(parent: int) -> None:
 def _pool(workers: int) -> cf.Executor:
     """Processes (fork on Linux: no re-import, safe since children never touch torch; spawn elsewhere)."""
     method = "fork" if sys.platform == "linux" else "spawn"
-    return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_worker_init,
-                                  initargs=(os.getpid(),))
+    return cf.ProcessPoolExecutor(
+        workers, mp_context=mp.get_context(method), initializer=_worker_init, initargs=(os.getpid(),)
+    )
 
 
 def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
@@ -274,8 +276,10 @@ def _build(
     nbytes = N * L * np.dtype(cfg.cache_dtype).itemsize
     free = shutil.disk_usage(folder).free
     if free < nbytes:
-        raise AudiomnistError(f"not enough disk space for the waveform cache in {folder}: "
-                              f"needs {nbytes / 1e9:.1f} GB, {free / 1e9:.1f} GB free (set AUDIOMNIST_HOME)")
+        raise AudiomnistError(
+            f"not enough disk space for the waveform cache in {folder}: "
+            f"needs {nbytes / 1e9:.1f} GB, {free / 1e9:.1f} GB free (set AUDIOMNIST_HOME)"
+        )
     tmp = folder / f".{ARRAY}.{os.getpid()}.tmp"
     t0 = time.perf_counter()
     try:
@@ -328,4 +332,3 @@ def _build(
         "errors": {str(r): errors[r] for r in sorted(errors)},
     }
     atomic_write_text(folder / META, json.dumps(meta, indent=1) + "\n")
-

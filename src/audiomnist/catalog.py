@@ -15,9 +15,9 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import soundfile as sf
@@ -26,8 +26,17 @@ from tqdm import tqdm
 from .errors import AudiomnistError
 from .paths import atomic_write, atomic_write_text, data_home, short_hash
 from .sources import (
-    IGNORED_DIRS, LAYOUTS, NOT_AUDIO, OTHER_AUDIO_EXTS, UNKNOWN, audio_file_rule, detect_layout_from_names, is_audio,
-    load_metadata, parse_label, truncation,
+    IGNORED_DIRS,
+    LAYOUTS,
+    NOT_AUDIO,
+    OTHER_AUDIO_EXTS,
+    UNKNOWN,
+    audio_file_rule,
+    detect_layout_from_names,
+    is_audio,
+    load_metadata,
+    parse_label,
+    truncation,
 )  # fmt: skip
 
 COLUMNS = (
@@ -315,8 +324,8 @@ def report(catalog: Catalog, saved_to: Path | None = None, max_reasons: int = 5)
         f"min {d['min']:.3f} s, mean {d['mean']:.3f} s, max {d['max']:.3f} s",
     ]
     if not s["files"]:
-        lines[1:] = ["  no usable audio files: expected .wav/.flac/.ogg named like 7_01_3.wav, 7_alice_0.wav or seven.wav, "
-                     "or inside folders named 0-9/zero-nine"]  # fmt: skip
+        lines[1:] = ["  no usable audio files: expected .wav/.flac/.ogg named like 7_01_3.wav, 7_alice_0.wav "
+                     "or seven.wav, or inside folders named 0-9/zero-nine"]  # fmt: skip
     genders = {k: v for k, v in s["speakers_by_gender"].items() if k != UNKNOWN}
     if genders:
         unknown = s["speakers_by_gender"].get(UNKNOWN, 0)

@@ -52,8 +52,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         # PyTorch's own text advises weights_only=False, i.e. running the file's code: never repeat that.
-        raise AudiomnistError(f"{path}: refused to load: not a safe checkpoint ({_unsafe_reason(str(e))}); "
-                              "only checkpoints written by audiomnist can be used") from None
+        raise AudiomnistError(
+            f"{path}: refused to load: not a safe checkpoint ({_unsafe_reason(str(e))}); "
+            "only checkpoints written by audiomnist can be used"
+        ) from None
     except (RuntimeError, EOFError, OSError) as e:
         raise AudiomnistError(f"{path}: not a readable checkpoint ({_one_line(str(e))})") from None
     except Exception:  # on garbage the unpickler can raise anything (KeyError, ValueError, ...), saying nothing useful
@@ -73,7 +75,9 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def load_trained(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, TrainConfig, list[str]]:
+def load_trained(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, TrainConfig, list[str]]:
     """(network in eval mode, TrainConfig, class names) from a checkpoint file or a run folder (its best.pt)."""
     path = Path(path)
     if path.is_dir():

@@ -61,8 +61,9 @@ def _add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) ->
             if e.name is None or e.name.split(".")[0] == "audiomnist":
                 raise
             extra = EXTRAS.get(e.name.split(".")[0], "train")
-            raise SystemExit(f"error: audiomnist {name} needs {e.name}, which is not installed: "
-                             f"pip install 'audiomnist[{extra}]'") from None
+            raise SystemExit(
+                f"error: audiomnist {name} needs {e.name}, which is not installed: pip install 'audiomnist[{extra}]'"
+            ) from None
         doc = help_ if function else mod.__doc__
         p = sub.add_parser(name, help=help_, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
         getattr(mod, function or "add_cli")(p)
@@ -84,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_commands(sub, COMMANDS, argv)
     args = parser.parse_args(argv)
     # Only where nobody else handles SIGTERM (an embedding program or server may have its own handler).
-    own_sigterm = threading.current_thread() is threading.main_thread() \
-        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    own_sigterm = (
+        threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    )
     if own_sigterm:
         signal.signal(signal.SIGTERM, _raise_terminated)
     try:

@@ -19,9 +19,16 @@ from .paths import atomic_write_text
 T = TypeVar("T")
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = dataclasses.MISSING,
-           choices: tuple | None = None, aliases: tuple[str, ...] = (), flag: str | None = None,
-           metavar: str | None = None) -> Any:
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    factory: Any = dataclasses.MISSING,
+    choices: tuple | None = None,
+    aliases: tuple[str, ...] = (),
+    flag: str | None = None,
+    metavar: str | None = None,
+) -> Any:
     """A dataclass field that also describes its command-line flag: help text, choices, extra flag names."""
     meta = {"help": help, "choices": choices, "aliases": aliases, "flag": flag, "metavar": metavar}
     return dataclasses.field(default=default, default_factory=factory, metadata=meta)
@@ -123,8 +130,9 @@ def _flag_kwargs(hint: Any, value: Any, meta: dict) -> dict:
     return kw
 
 
-def add_arguments(parser: argparse.ArgumentParser, defaults: Any, exclude: tuple[str, ...] = (),
-                  prefix: str = "", group: Any = None) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, defaults: Any, exclude: tuple[str, ...] = (), prefix: str = "", group: Any = None
+) -> None:
     """One flag per field of the dataclass instance `defaults` (its values are the defaults shown in --help).
 
     Top-level fields become `--name-with-dashes`; a nested config section becomes an argument group whose fields are

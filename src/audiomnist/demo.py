@@ -24,8 +24,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     metrics = fit(cfg, data, split, run_dir, progress=not args.no_progress)
     test, speakers = metrics["test"], metrics["split"]["test_speakers"]
     print()
-    print(f"accuracy on {len(speakers)} unseen speakers ({', '.join(speakers)}): {test['accuracy']:.4f}, "
-          f"macro-F1 {test['macro_f1']:.4f}")
+    print(
+        f"accuracy on {len(speakers)} unseen speakers ({', '.join(speakers)}): {test['accuracy']:.4f}, "
+        f"macro-F1 {test['macro_f1']:.4f}"
+    )
     print(f"report (confusion matrix, per-speaker accuracy, mistakes): {run_dir / 'report'}")
     print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
     print(f"try it: audiomnist predict --model {run_dir} some.wav")
@@ -33,8 +35,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_cli(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", action="append", type=Path,
-                   help="dataset folder (default: AudioMNIST in AUDIOMNIST_HOME, else the shipped sample)")
+    p.add_argument(
+        "--data",
+        action="append",
+        type=Path,
+        help="dataset folder (default: AudioMNIST in AUDIOMNIST_HOME, else the shipped sample)",
+    )
     p.add_argument("--epochs", type=int, help="override the default number of epochs")
     add_run_arguments(p)
     p.set_defaults(func=cmd_demo)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from typing import Any, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -62,18 +63,23 @@ def local_device(device: torch.device) -> torch.device:
 
 
 def init(device: torch.device) -> torch.device:
-    """Join torchrun's process group (nccl on CUDA, gloo on CPU) and return this process's device; no-op outside torchrun."""
+    """Join torchrun's process group (nccl on CUDA, gloo on CPU) and return this process's device; no-op outside
+    torchrun."""
     if not launched():
         return device
     missing = [k for k in ENV if k not in os.environ]
     if missing:
-        raise AudiomnistError(f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {', '.join(missing)} not set: launch with torchrun")
+        raise AudiomnistError(
+            f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {', '.join(missing)} not set: launch with torchrun"
+        )
     if device.type not in ("cuda", "cpu"):
         raise AudiomnistError(f"distributed training runs on CUDA (nccl) or CPU (gloo), not on {device.type}")
     device = local_device(device)
     if device.type == "cuda":
         if device.index >= torch.cuda.device_count():
-            raise AudiomnistError(f"LOCAL_RANK {device.index} but only {torch.cuda.device_count()} CUDA devices are visible")
+            raise AudiomnistError(
+                f"LOCAL_RANK {device.index} but only {torch.cuda.device_count()} CUDA devices are visible"
+            )
         torch.cuda.set_device(device)
     if not active():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://", timeout=TIMEOUT)

@@ -28,8 +28,14 @@ from .runconfig import TrainConfig, with_data
 
 
 @torch.no_grad()
-def predict_rows(net: torch.nn.Module, frontend: torch.nn.Module, cache: WaveformCache, rows: np.ndarray,
-                 device: torch.device, batch_size: int = 256) -> np.ndarray:
+def predict_rows(
+    net: torch.nn.Module,
+    frontend: torch.nn.Module,
+    cache: WaveformCache,
+    rows: np.ndarray,
+    device: torch.device,
+    batch_size: int = 256,
+) -> np.ndarray:
     """Class probabilities for cache rows, each clip centred in the window (evaluation placement)."""
     net.eval()
     out = []
@@ -39,8 +45,9 @@ def predict_rows(net: torch.nn.Module, frontend: torch.nn.Module, cache: Wavefor
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def predict_sharded(net: torch.nn.Module, frontend: torch.nn.Module, cache: WaveformCache, rows: np.ndarray,
-                    device: torch.device) -> np.ndarray:
+def predict_sharded(
+    net: torch.nn.Module, frontend: torch.nn.Module, cache: WaveformCache, rows: np.ndarray, device: torch.device
+) -> np.ndarray:
     """predict_rows with every torchrun rank taking every world-th row; all ranks get all rows back, in order."""
     rank, world = distributed.rank(), distributed.world_size()
     return distributed.gather_rows(predict_rows(net, frontend, cache, rows[rank::world], device), len(rows))
@@ -56,14 +63,16 @@ def summarize(y_true: np.ndarray, probs: np.ndarray, classes: list[str], speaker
     labels = list(range(len(classes)))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     per_speaker = {
-        str(spk): float((y_pred[speakers == spk] == y_true[speakers == spk]).mean()) for spk in sorted(set(speakers.tolist()))
+        str(spk): float((y_pred[speakers == spk] == y_true[speakers == spk]).mean())
+        for spk in sorted(set(speakers.tolist()))
     }
     return {
         "clips": int(len(y_true)),
         "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
         "per_class": {
-            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])} for i, c in enumerate(classes)
+            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, c in enumerate(classes)
         },
         "per_speaker_accuracy": per_speaker,
         "confusion": confusion(y_true, y_pred, len(classes)).tolist(),
@@ -108,7 +117,13 @@ def write_report(out_dir: Path, data: Data, rows: np.ndarray, probs: np.ndarray,
     return summary
 
 
-def evaluate_run(run_dir: Path, data_paths: list[str] | None = None, out: Path | None = None, checkpoint: str = "best.pt", progress: bool = True) -> dict:
+def evaluate_run(
+    run_dir: Path,
+    data_paths: list[str] | None = None,
+    out: Path | None = None,
+    checkpoint: str = "best.pt",
+    progress: bool = True,
+) -> dict:
     """Re-evaluate a run: on its own test speakers, or on every usable clip of other data (`data_paths`)."""
     device = pick_device("auto")
     net, cfg, classes = load_trained(Path(run_dir) / checkpoint, device)
@@ -124,7 +139,10 @@ def evaluate_run(run_dir: Path, data_paths: list[str] | None = None, out: Path |
     out = Path(out) if out else Path(run_dir) / ("report" if not data_paths else "report-external")
     summary = write_report(out, data, rows, probs, leaky=leaky)
     print(f"evaluated on {where}: {summary['clips']} clips")
-    print(f"accuracy {summary['accuracy']:.4f}  macro-F1 {summary['macro_f1']:.4f}" + ("  [SPEAKER-LEAKING split]" if leaky else ""))
+    print(
+        f"accuracy {summary['accuracy']:.4f}  macro-F1 {summary['macro_f1']:.4f}"
+        + ("  [SPEAKER-LEAKING split]" if leaky else "")
+    )
     worst = sorted(summary["per_speaker_accuracy"].items(), key=lambda kv: kv[1])[:5]
     print("lowest per-speaker accuracy: " + ", ".join(f"{s} {a:.3f}" for s, a in worst))
     print(f"report: {out}")
@@ -158,7 +176,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run folder written by `audiomnist train`")
-    p.add_argument("--data", action="append", help="evaluate on all clips of this dataset instead of the run's test split")
+    p.add_argument(
+        "--data", action="append", help="evaluate on all clips of this dataset instead of the run's test split"
+    )
     p.add_argument("--out", type=Path, help="report folder (default RUN_DIR/report)")
     p.add_argument("--checkpoint", default="best.pt", help="best.pt (default) or last.pt")
     p.add_argument("--no-progress", action="store_true")

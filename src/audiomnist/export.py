@@ -72,8 +72,14 @@ def _dynamo_bytes(net: torch.nn.Module, example: torch.Tensor) -> bytes:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                net, (example,), input_names=[INPUT], output_names=[OUTPUT], opset_version=OPSET,
-                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
+                net,
+                (example,),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                opset_version=OPSET,
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamo=True,
+                verbose=False,
             )
         return program.model_proto.SerializeToString()
     finally:
@@ -86,8 +92,14 @@ def _torchscript_bytes(net: torch.nn.Module, example: torch.Tensor) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            net, (example,), buf, input_names=[INPUT], output_names=[OUTPUT], opset_version=OPSET,
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}}, dynamo=False,
+            net,
+            (example,),
+            buf,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            opset_version=OPSET,
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            dynamo=False,
         )
     return buf.getvalue()
 
@@ -102,7 +114,9 @@ def _onnx_bytes(net: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, str
         try:
             return _dynamo_bytes(net, example), "dynamo"
         except Exception as e:  # torch.export and onnxscript raise many types; the fallback below covers them all
-            warnings.warn(f"dynamo ONNX export failed ({type(e).__name__}: {e}); using the TorchScript exporter")
+            warnings.warn(
+                f"dynamo ONNX export failed ({type(e).__name__}: {e}); using the TorchScript exporter", stacklevel=2
+            )
     return _torchscript_bytes(net, example), "torchscript"
 
 
@@ -123,8 +137,13 @@ def export_onnx(net: nn.Module, cfg: TrainConfig, classes: list[str], out_path: 
             "format": FORMAT,
             "model": cfg.model,
             "classes": list(classes),
-            "input": {"name": INPUT, "shape": ["batch", n], "dtype": "float32", "sample_rate": cfg.audio.sample_rate,
-                      "what": "mono windows at sample_rate, clips placed as audiomnist.audio.fit_windows does"},
+            "input": {
+                "name": INPUT,
+                "shape": ["batch", n],
+                "dtype": "float32",
+                "sample_rate": cfg.audio.sample_rate,
+                "what": "mono windows at sample_rate, clips placed as audiomnist.audio.fit_windows does",
+            },
             "output": {"name": OUTPUT, "shape": ["batch", len(classes)]},
             "opset": OPSET,
             "exporter": exporter,
@@ -149,7 +168,9 @@ def cached_export(checkpoint: str | os.PathLike, net: nn.Module, cfg: TrainConfi
     try:
         return export_onnx(net, cfg, classes, out)
     except OSError as e:
-        raise AudiomnistError(f"{out.parent}: cannot write the ONNX export ({e}); set AUDIOMNIST_HOME to a writable folder") from None
+        raise AudiomnistError(
+            f"{out.parent}: cannot write the ONNX export ({e}); set AUDIOMNIST_HOME to a writable folder"
+        ) from None
 
 
 def sample_windows(cfg: TrainConfig, limit: int = 40) -> np.ndarray:
@@ -179,25 +200,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     diff = parity(net, cfg, out, windows)
     size = out.stat().st_size / 1e6
     print(f"wrote {out} ({size:.2f} MB, opset {OPSET}) and {sidecar_path(out)} ({len(classes)} classes)")
-    print(f"input {INPUT!r} [batch, {cfg.audio.num_samples}] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r}; "
-          f"onnxruntime vs pytorch on {len(windows)} sample clips: max probability diff {diff:.2e}")
+    print(
+        f"input {INPUT!r} [batch, {cfg.audio.num_samples}] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r}; "
+        f"onnxruntime vs pytorch on {len(windows)} sample clips: max probability diff {diff:.2e}"
+    )
     if diff > PARITY_TOL:
         print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
         return 1
     if args.web is not None:
         index = write_web(out, args.web, args.ort_web, args.ort_web_version)
-        print(f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
-              f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/")
+        print(
+            f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
+            f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/"
+        )
     return 0
 
 
 def add_cli(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", metavar="RUN_DIR|CHECKPOINT|NAME", help="what to export (default: the shipped model)")
-    p.add_argument("--onnx", type=Path, metavar="OUT.onnx",
-                   help="output file; the sidecar OUT.onnx.json is written beside it")
-    p.add_argument("--web", type=Path, metavar="DIR",
-                   help="write a static page that runs the model in the browser (index.html, model.onnx, ort/)")
-    p.add_argument("--ort-web", metavar="PATH",
-                   help="onnxruntime-web tarball (npm pack) or unpacked package to take; default: npm pack it")
+    p.add_argument(
+        "model", nargs="?", metavar="RUN_DIR|CHECKPOINT|NAME", help="what to export (default: the shipped model)"
+    )
+    p.add_argument(
+        "--onnx", type=Path, metavar="OUT.onnx", help="output file; the sidecar OUT.onnx.json is written beside it"
+    )
+    p.add_argument(
+        "--web",
+        type=Path,
+        metavar="DIR",
+        help="write a static page that runs the model in the browser (index.html, model.onnx, ort/)",
+    )
+    p.add_argument(
+        "--ort-web",
+        metavar="PATH",
+        help="onnxruntime-web tarball (npm pack) or unpacked package to take; default: npm pack it",
+    )
     p.add_argument("--ort-web-version", default=ORT_WEB_VERSION, help="onnxruntime-web version npm fetches")
     p.set_defaults(func=cmd_export)

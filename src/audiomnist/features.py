@@ -30,8 +30,9 @@ class FeatureConfig:
     Statistics are per clip either way, never per batch.
     """
 
-    kind: str = option("logmel", "what the network gets: log-mel frames or the normalised waveform",
-                       choices=FEATURE_KINDS)
+    kind: str = option(
+        "logmel", "what the network gets: log-mel frames or the normalised waveform", choices=FEATURE_KINDS
+    )
     n_fft: int = option(256, "FFT size (samples)")
     win_length: int = option(200, "analysis window (samples)")
     hop_length: int = option(80, "frame step (samples)")
@@ -110,7 +111,9 @@ class LogMel(nn.Module):
         # Everything after the STFT works on its contiguous (B, frames, bins) layout, turned to (B, mels, frames)
         # at the end: reductions over the transposed view are slow (strided memory).
         pairs = torch.view_as_real(spec.transpose(1, 2)).square_().flatten(2)  # (B, frames, 2 * bins)
-        logmel = torch.matmul(pairs, self.mel_fb_pairs).add_(cfg.log_floor).log_()  # (B, frames, mels), in place from here
+        logmel = (
+            torch.matmul(pairs, self.mel_fb_pairs).add_(cfg.log_floor).log_()
+        )  # (B, frames, mels), in place from here
         if cfg.top_db is not None:
             logmel = logmel.clamp_(min=logmel.amax(dim=(1, 2), keepdim=True) - cfg.top_db * math.log(10) / 10)
         if cfg.normalize == "none":
@@ -196,9 +199,7 @@ def _band_masks(
     return ((offset >= 0) & (offset < width)).any(dim=1)
 
 
-def spec_augment(
-    x: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def spec_augment(x: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mask random bands and frame spans of (B, 1, F, T) features with each clip's own mean (0 once normalised).
 
     Filling with the clip's mean rather than a constant keeps masks neutral whether or not features are normalised.

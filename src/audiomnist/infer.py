@@ -22,8 +22,15 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .audio import (BAD_SAMPLES, MAX_ABS_SAMPLE, MIN_ACTIVE_S, MIN_SIGNAL_S, MIN_SPEECH_DBFS, NO_SPEECH,  # noqa: F401
-                    TOO_SHORT, audio_problem, fit_windows, load_audio, prepare, resample)
+from .audio import (
+    BAD_SAMPLES,
+    NO_SPEECH,  # noqa: F401
+    audio_problem,
+    fit_windows,
+    load_audio,
+    prepare,
+    resample,
+)
 from .errors import AudioError, AudiomnistError
 from .onnx_model import PRETRAINED, OnnxPipeline, resolve_model, torch_available
 from .sources import IGNORED_DIRS, NOT_AUDIO, audio_file_rule, parse_label, path_problem, truncation
@@ -89,9 +96,12 @@ class Classifier:
 
     @classmethod
     def load(
-        cls, spec: str | os.PathLike | None = None, backend: str | None = None, device: str = "cpu",
+        cls,
+        spec: str | os.PathLike | None = None,
+        backend: str | None = None,
+        device: str = "cpu",
         threads: int | None = None,
-    ) -> "Classifier":
+    ) -> Classifier:
         """From a run folder, checkpoint, shipped name (None: the default model) or .onnx file (with its .json sidecar).
 
         An .onnx file runs on ONNX Runtime without torch. A checkpoint runs in torch, or with backend "onnx" on ONNX
@@ -117,8 +127,9 @@ class Classifier:
 
     def windows(self, clips: list[np.ndarray]) -> np.ndarray:
         """Clips already at the model's rate -> (B, num_samples) centred windows, long clips cropped on their energy."""
-        return fit_windows([prepare(_full_scale(np.asarray(c, dtype=np.float32)), self.cfg.audio)[0] for c in clips],
-                           self.cfg.audio)
+        return fit_windows(
+            [prepare(_full_scale(np.asarray(c, dtype=np.float32)), self.cfg.audio)[0] for c in clips], self.cfg.audio
+        )
 
     def _answer(self, p: np.ndarray, path: str | None = None) -> Prediction:
         i = int(p.argmax())
@@ -129,8 +140,10 @@ class Classifier:
         problems = [audio_problem(c, self.sample_rate) for c in clips]
         good = [c for c, why in zip(clips, problems) if why is None]
         probs = iter(self.probabilities(self.windows(good)) if good else [])
-        return [self._answer(next(probs), p) if why is None else Prediction(None, 0.0, {}, p, why)
-                for why, p in zip(problems, paths)]
+        return [
+            self._answer(next(probs), p) if why is None else Prediction(None, 0.0, {}, p, why)
+            for why, p in zip(problems, paths)
+        ]
 
     def predict_batch(self, waveforms: list[np.ndarray], sample_rate: int) -> list[Prediction]:
         clips = []
@@ -274,8 +287,9 @@ def _table(preds: list[Prediction], truth: list[str | None]) -> str:
 
 
 def _score(preds: list[Prediction], truth: list[str | None], classes: list[str]) -> str:
-    pairs = [(classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth)
-             if t in classes and p.label is not None]
+    pairs = [
+        (classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth) if t in classes and p.label is not None
+    ]
     missed = sum(t in classes and p.label is None for p, t in zip(preds, truth))
     if not pairs and not missed:
         return ""
@@ -285,8 +299,10 @@ def _score(preds: list[Prediction], truth: list[str | None], classes: list[str])
     # A labelled file that got no digit is a miss: it counts against accuracy but has no column in the confusion.
     note = f" ({missed} gave no digit, counted as wrong)" if missed else ""
     n = len(y) + missed
-    lines = [f"accuracy {float((y == yhat).sum()) / n:.4f} on {n} files labelled by their names{note}",
-             "confusion (rows true, columns predicted):"]
+    lines = [
+        f"accuracy {float((y == yhat).sum()) / n:.4f} on {n} files labelled by their names{note}",
+        "confusion (rows true, columns predicted):",
+    ]
     lines.append("     " + " ".join(f"{c:>4}" for c in classes))
     lines += [f"{c:>4} " + " ".join(f"{v:>4}" for v in row) for c, row in zip(classes, cm)]
     return "\n".join(lines)
@@ -325,8 +341,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     truth = [label_from_name(p.path) for p in preds]
     if args.format == "json":
         digit = clf.cfg.target == "digit"
-        rows = [{**p.to_dict(), "path": _printable(p.path) if p.path else p.path, "digit": p.label if digit else None,
-                 "true": t} for p, t in zip(preds, truth)]
+        rows = [
+            {
+                **p.to_dict(),
+                "path": _printable(p.path) if p.path else p.path,
+                "digit": p.label if digit else None,
+                "true": t,
+            }
+            for p, t in zip(preds, truth)
+        ]
         print(json.dumps(rows, indent=2))
     elif args.format == "csv":
         import csv
@@ -337,8 +360,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
             if p.label is None:
                 w.writerow([_printable(p.path), "-", "-", t or "", *([""] * len(clf.classes)), p.reason])
                 continue
-            w.writerow([_printable(p.path), p.label, f"{p.probability:.6f}", t or "",
-                        *(f"{p.probabilities[c]:.6f}" for c in clf.classes), ""])
+            w.writerow(
+                [
+                    _printable(p.path),
+                    p.label,
+                    f"{p.probability:.6f}",
+                    t or "",
+                    *(f"{p.probabilities[c]:.6f}" for c in clf.classes),
+                    "",
+                ]
+            )
     else:
         print(_table(preds, truth))
     # With json/csv on stdout the score goes to stderr, so the output stays machine-readable.
@@ -360,10 +391,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS")
-    p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
-    p.add_argument("--backend", choices=BACKENDS,
-                   help="default: by the model (.onnx: onnx, checkpoint: torch); "
-                        "onnx with a checkpoint exports it once, with a shipped name takes its .onnx")
+    p.add_argument(
+        "--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="default: by the model (.onnx: onnx, checkpoint: torch); "
+        "onnx with a checkpoint exports it once, with a shipped name takes its .onnx",
+    )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)

@@ -39,8 +39,9 @@ def load_sounddevice():
             "Without a microphone, transcribe a recording with --input FILE."
         ) from None
     except ImportError:
-        raise AudiomnistError("the microphone needs the sounddevice package: pip install sounddevice "
-                              "(or use --input FILE)") from None
+        raise AudiomnistError(
+            "the microphone needs the sounddevice package: pip install sounddevice (or use --input FILE)"
+        ) from None
     return sounddevice
 
 
@@ -66,7 +67,9 @@ def recorder(sd, device: int | str | None, sample_rate: int) -> Callable[[float]
 
     def record(seconds: float) -> np.ndarray:
         try:
-            x = sd.rec(max(1, round(seconds * sample_rate)), samplerate=sample_rate, channels=1, dtype="float32", device=device)
+            x = sd.rec(
+                max(1, round(seconds * sample_rate)), samplerate=sample_rate, channels=1, dtype="float32", device=device
+            )
             sd.wait()
         except sd.PortAudioError as e:
             raise AudiomnistError(f"cannot record from input device {_name(device)}: {e}") from None
@@ -90,8 +93,14 @@ def microphone(
         blocks.put(indata[:, 0].copy())
 
     try:
-        stream = sd.InputStream(samplerate=sample_rate, blocksize=round(sample_rate * block_ms / 1000), device=device,
-                                channels=1, dtype="float32", callback=callback)
+        stream = sd.InputStream(
+            samplerate=sample_rate,
+            blocksize=round(sample_rate * block_ms / 1000),
+            device=device,
+            channels=1,
+            dtype="float32",
+            callback=callback,
+        )
     except sd.PortAudioError as e:
         raise AudiomnistError(f"cannot open input device {_name(device)}: {e}") from None
     with stream:
@@ -155,7 +164,11 @@ def print_stream(
         if ok:
             kept.append(p.label)
         note = "" if ok else "  (left out: below --min-prob)"
-        print(f"{d.start:7.2f}-{d.end:.2f} s  {p.label}  p={p.probability:.2f}  {join_labels(kept)}{note}", file=out, flush=True)
+        print(
+            f"{d.start:7.2f}-{d.end:.2f} s  {p.label}  p={p.probability:.2f}  {join_labels(kept)}{note}",
+            file=out,
+            flush=True,
+        )
 
 
 def _watch_stdin(stop: threading.Event, lines: Iterable[str]) -> None:
@@ -170,7 +183,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
         raise AudiomnistError(f"--seconds must be positive, got {args.seconds}")
     if args.list_devices:
         devices = load_sounddevice().query_devices()
-        print(devices if len(devices) else "no audio devices found (is a microphone connected, and may this user use it?)")
+        print(
+            devices if len(devices) else "no audio devices found (is a microphone connected, and may this user use it?)"
+        )
         return 0
     try:
         vad = VadConfig() if args.end_silence_ms is None else replace(VadConfig(), end_silence_ms=args.end_silence_ms)
@@ -187,7 +202,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
     info = input_device(sd, device)
     rate = int(info["default_samplerate"])
     clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
-    print(f"microphone: {info['name']} at {rate} Hz (the model hears {clf.sample_rate} Hz)", file=sys.stderr, flush=True)
+    print(
+        f"microphone: {info['name']} at {rate} Hz (the model hears {clf.sample_rate} Hz)", file=sys.stderr, flush=True
+    )
     if not args.continuous:
         push_to_talk(clf, recorder(sd, device, rate), rate, args.seconds)
         return 0
@@ -206,14 +223,22 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def add_cli(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
+    p.add_argument(
+        "--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)"
+    )
     p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--threads", type=int, help="CPU threads for the network (one is plenty for real time)")
     p.add_argument("--seconds", type=float, default=1.5, help="push-to-talk recording length (default 1.5)")
-    p.add_argument("--continuous", action="store_true", help="segment digits from the live stream with voice-activity detection")
-    p.add_argument("--input", metavar="FILE", help="a recording instead of the microphone, through the same streaming path")
+    p.add_argument(
+        "--continuous", action="store_true", help="segment digits from the live stream with voice-activity detection"
+    )
+    p.add_argument(
+        "--input", metavar="FILE", help="a recording instead of the microphone, through the same streaming path"
+    )
     p.add_argument("--device", help="input device number or name (see --list-devices; default: the system's)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("--min-prob", type=float, default=0.0, help="leave digits below this probability out of the string")
-    p.add_argument("--end-silence-ms", type=float, help=f"pause that ends a digit (default {VadConfig().end_silence_ms:g})")
+    p.add_argument(
+        "--end-silence-ms", type=float, help=f"pause that ends a digit (default {VadConfig().end_silence_ms:g})"
+    )
     p.set_defaults(func=cmd_listen)

@@ -74,12 +74,13 @@ class ModelInfo:
     config: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_config(cls, config: dict) -> "ModelInfo":
+    def from_config(cls, config: dict) -> ModelInfo:
         audio = config.get("audio")
         if not isinstance(audio, dict):
             raise ConfigError("no 'audio' section")
-        return cls(str(config.get("model", "?")), str(config.get("target", "digit")), from_dict(AudioConfig, audio),
-                   config)
+        return cls(
+            str(config.get("model", "?")), str(config.get("target", "digit")), from_dict(AudioConfig, audio), config
+        )
 
 
 def sidecar_path(onnx_path: str | os.PathLike) -> Path:
@@ -144,16 +145,20 @@ class OnnxPipeline:
         self.session = onnx_session(path, threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if [i.name for i in inputs] != [INPUT] or OUTPUT not in [o.name for o in outputs]:
-            raise AudiomnistError(f"{path}: the graph's input/output names do not match its sidecar "
-                                  f"({[i.name for i in inputs]} -> {[o.name for o in outputs]}); re-export it")
+            raise AudiomnistError(
+                f"{path}: the graph's input/output names do not match its sidecar "
+                f"({[i.name for i in inputs]} -> {[o.name for o in outputs]}); re-export it"
+            )
         width = inputs[0].shape[-1]
         if isinstance(width, int) and width != self.info.audio.num_samples:
-            raise AudiomnistError(f"{path}: the graph takes {width} samples but its config's window is "
-                                  f"{self.info.audio.num_samples}")
+            raise AudiomnistError(
+                f"{path}: the graph takes {width} samples but its config's window is {self.info.audio.num_samples}"
+            )
         out_width = next(o for o in outputs if o.name == OUTPUT).shape[-1]
         if isinstance(out_width, int) and out_width != len(self.classes):
-            raise AudiomnistError(f"{path}: the network has {out_width} outputs but its sidecar names "
-                                  f"{len(self.classes)} classes")
+            raise AudiomnistError(
+                f"{path}: the network has {out_width} outputs but its sidecar names {len(self.classes)} classes"
+            )
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         (p,) = self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(windows, dtype=np.float32)})

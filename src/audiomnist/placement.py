@@ -9,6 +9,7 @@ import torch
 
 from .audio import AudioConfig, load_audio, prepare
 
+
 def _noise_floor(clips: torch.Tensor, lengths: torch.Tensor, frame: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per clip, min and max of its quietest whole `frame` (lowest peak-to-peak), i.e. its own silence.
 

@@ -26,7 +26,15 @@ def confusion_figure(cm: np.ndarray, classes: list[str], title: str = "confusion
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if cm[i, j] > thresh else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if cm[i, j] > thresh else "black",
+                )
     fig.tight_layout()
     return fig
 

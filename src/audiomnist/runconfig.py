@@ -24,30 +24,45 @@ SPLITS = ("speaker", "random", "paper")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: tuple[str, ...] = option((), "dataset folder (repeatable; default: AudioMNIST in AUDIOMNIST_HOME, else the "
-                                       "shipped sample)", metavar="PATH")
+    data: tuple[str, ...] = option(
+        (),
+        "dataset folder (repeatable; default: AudioMNIST in AUDIOMNIST_HOME, else the shipped sample)",
+        metavar="PATH",
+    )
     # Each clip of the i-th --data folder is drawn with probability proportional to the i-th weight, so a few real
     # voices are not drowned by thousands of synthetic ones; the epoch keeps its length.
-    data_weights: tuple[float, ...] = option((), "sampling weight of each --data folder's clips, in order (repeatable; "
-                                                 "default: every clip equally likely)", flag="--data-weight",
-                                             metavar="W")
+    data_weights: tuple[float, ...] = option(
+        (),
+        "sampling weight of each --data folder's clips, in order (repeatable; default: every clip equally likely)",
+        flag="--data-weight",
+        metavar="W",
+    )
     layout: str = option("auto", "force the dataset layout", choices=("auto", "audiomnist", "fsdd", "folder"))
     target: str = option("digit", "what to predict", choices=("digit", "gender"))
     model: str = option(DEFAULT_MODEL, "network name (see `audiomnist models`)")
-    init: str = option("", "start from the weights of this run folder or checkpoint; layers whose shape differs "
-                           "(an output layer for other classes) start fresh", metavar="RUN_DIR")
-    model_args: dict = option(factory=dict, help="extra model constructor argument, e.g. width=2 (repeatable)",
-                              flag="--model-arg")
+    init: str = option(
+        "",
+        "start from the weights of this run folder or checkpoint; layers whose shape differs "
+        "(an output layer for other classes) start fresh",
+        metavar="RUN_DIR",
+    )
+    model_args: dict = option(
+        factory=dict, help="extra model constructor argument, e.g. width=2 (repeatable)", flag="--model-arg"
+    )
     audio: AudioConfig = option(AudioConfig(sample_rate=8000), "how clips are read and fitted to the window")
     features: FeatureConfig = option(FeatureConfig(), "the network's input")
     specaug: SpecAugmentConfig = option(SpecAugmentConfig(), "SpecAugment masks, training only")
     augment: AugmentConfig = option(AugmentConfig(), "waveform augmentation, training only")
     # "fold" is set by cv: its folds come from speaker_folds, not from these fractions.
-    split: str = option("speaker", "speaker-disjoint, random (speaker-leaking, the original's) or paper (AudioMNIST's "
-                                   "speaker folds)", choices=SPLITS)
+    split: str = option(
+        "speaker",
+        "speaker-disjoint, random (speaker-leaking, the original's) or paper (AudioMNIST's speaker folds)",
+        choices=SPLITS,
+    )
     fold: int = option(0, "fold of --split paper (0-4 digit, 0-3 gender)")
-    val_frac: float = option(0.1, "share of speakers held out for validation (random split: of clips; default 0 "
-                                  "there, as the original)")
+    val_frac: float = option(
+        0.1, "share of speakers held out for validation (random split: of clips; default 0 there, as the original)"
+    )
     test_frac: float = option(0.2, "share of speakers held out for the test")
     epochs: int = option(20, "training epochs")
     batch_size: int = option(64, "global batch size (split over torchrun processes)")
@@ -56,21 +71,24 @@ class TrainConfig:
     weight_decay: float = option(1e-2, "weight decay")
     schedule: str = option("onecycle", "learning-rate schedule", choices=("onecycle", "constant"))
     label_smoothing: float = option(0.05, "label smoothing of the cross-entropy")
-    mixup: float = option(0.0, "mixup strength on the features, Beta(ALPHA, ALPHA), training only; 0 turns it off",
-                          metavar="ALPHA")
+    mixup: float = option(
+        0.0, "mixup strength on the features, Beta(ALPHA, ALPHA), training only; 0 turns it off", metavar="ALPHA"
+    )
     seed: int = option(0, "seed of the split, initialisation, order and augmentation")
     device: str = option("auto", "auto, cpu, cuda, cuda:1, mps")
     amp: bool = option(True, "mixed precision (CUDA only)")
-    preset: str = option("", "the original project's recipes: v1 (1500 ms, zero pad), v2 (1000 ms, zero pad), "
-                             "v3 (1000 ms, noise pad)")
+    preset: str = option(
+        "", "the original project's recipes: v1 (1500 ms, zero pad), v2 (1000 ms, zero pad), v3 (1000 ms, noise pad)"
+    )
     name: str = option("", "suffix of the run folder name")
 
     def __post_init__(self) -> None:
         if self.mixup < 0:
             raise ConfigError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
         if self.data_weights and (len(self.data_weights) != len(self.data) or min(self.data_weights) <= 0):
-            raise ConfigError(f"give one positive --data-weight per --data folder ({len(self.data)}), "
-                              f"got {list(self.data_weights)}")
+            raise ConfigError(
+                f"give one positive --data-weight per --data folder ({len(self.data)}), got {list(self.data_weights)}"
+            )
 
 
 def _original(duration_ms: int, pad_mode: str) -> dict:
@@ -81,11 +99,28 @@ def _original(duration_ms: int, pad_mode: str) -> dict:
     """
     return dict(
         audio=to_dict(AudioConfig(sample_rate=48000, duration_ms=duration_ms, pad_mode=pad_mode)),
-        features=to_dict(FeatureConfig(n_fft=1024, win_length=1024, hop_length=512, n_mels=64, f_min=0.0, f_max=None,
-                                       normalize="utterance", top_db=None, log_floor=1e-10)),
+        features=to_dict(
+            FeatureConfig(
+                n_fft=1024,
+                win_length=1024,
+                hop_length=512,
+                n_mels=64,
+                f_min=0.0,
+                f_max=None,
+                normalize="utterance",
+                top_db=None,
+                log_floor=1e-10,
+            )
+        ),
         specaug=to_dict(SpecAugmentConfig(freq_masks=2, time_masks=2, max_freq_frac=0.1, max_time_frac=0.1)),
         augment=to_dict(AugmentConfig(shift_ms=0, gain_db=0.0, noise_prob=0.0)),
-        model="seed-cnn", optimizer="adam", lr=1e-3, weight_decay=0.0, epochs=10, batch_size=16, label_smoothing=0.0,
+        model="seed-cnn",
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        epochs=10,
+        batch_size=16,
+        label_smoothing=0.0,
     )
 
 
@@ -127,8 +162,11 @@ def config_from_file(path: str | Path, base: dict | None = None) -> TrainConfig:
 
 def add_config_arguments(p: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
     """Every TrainConfig field as a flag (defaults and help from the dataclass), plus --config."""
-    p.add_argument("--config", metavar="FILE", help="JSON file of TrainConfig fields (e.g. a run's config.json); "
-                                                    "flags given on the command line override it")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="JSON file of TrainConfig fields (e.g. a run's config.json); flags given on the command line override it",
+    )
     add_arguments(p, TrainConfig(), exclude)
 
 

@@ -1,6 +1,7 @@
 """Web page and REST API for predictions (FastAPI + uvicorn).
 
-    audiomnist serve [--model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME] [--backend torch|onnx] [--host 127.0.0.1] [--port 8000]
+    audiomnist serve [--model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME] [--backend torch|onnx] [--host 127.0.0.1] [--port
+    8000]
                      [--max-upload-mb 10] [--threads 1]
 
     GET  /          a page that records from the microphone (or sends a chosen file) and draws the class probabilities
@@ -77,6 +78,23 @@ def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
     return x, sr
 
 
+def _result(classifier: Classifier, name: str, pred, filename: str, sr: int, frames: int) -> dict:
+    """The JSON answer for one upload. Degenerate audio (too short, no speech, bad samples) is an answer, not an
+    error: 200 with digit null and the reason."""
+    return {
+        "digit": pred.label if classifier.cfg.target == "digit" else None,
+        "label": pred.label,
+        "probability": pred.probability,
+        "probabilities": pred.probabilities,
+        "reason": pred.reason,
+        "model": name,
+        "backend": classifier.backend,
+        "filename": filename,
+        "sample_rate": sr,
+        "duration_s": round(frames / sr, 4),
+    }
+
+
 def create_app(
     classifier: Classifier, max_upload_bytes: int = 10 * 2**20, name: str | None = None, workers: int = 2
 ) -> FastAPI:
@@ -91,7 +109,9 @@ def create_app(
     app = FastAPI(title="audiomnist", summary="spoken-digit recognition", version="1")
 
     def too_large(what: str) -> HTTPException:
-        return HTTPException(413, f"{what} is larger than the upload limit of {max_upload_bytes} bytes (--max-upload-mb)")
+        return HTTPException(
+            413, f"{what} is larger than the upload limit of {max_upload_bytes} bytes (--max-upload-mb)"
+        )
 
     def answer(file, filename: str) -> dict:
         with slots:
@@ -103,17 +123,14 @@ def create_app(
                 with model_lock:
                     pred = classifier.predict(x, sr)
                 if not np.isfinite(list(pred.probabilities.values())).all():
-                    raise HTTPException(422, "the model's output is not finite for this audio (samples far outside [-1, 1]?)")
+                    raise HTTPException(
+                        422, "the model's output is not finite for this audio (samples far outside [-1, 1]?)"
+                    )
             except HTTPException as e:
                 raise HTTPException(e.status_code, f"{filename}: {e.detail}") from None
             except (AudiomnistError, ValueError) as e:
                 raise HTTPException(422, f"{filename}: unusable audio ({e})") from None
-        digit = pred.label if classifier.cfg.target == "digit" else None
-        # Degenerate audio (too short, no speech, bad samples) is an answer, not an error: 200 with digit null.
-        return {"digit": digit, "label": pred.label, "probability": pred.probability, "probabilities": pred.probabilities,
-                "reason": pred.reason,
-                "model": name, "backend": classifier.backend, "filename": filename, "sample_rate": sr,
-                "duration_s": round(len(x) / sr, 4)}
+        return _result(classifier, name, pred, filename, sr, len(x))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -121,8 +138,14 @@ def create_app(
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": name, "backend": classifier.backend, "classes": classifier.classes,
-                "sample_rate": classifier.sample_rate, "max_upload_bytes": max_upload_bytes}
+        return {
+            "status": "ok",
+            "model": name,
+            "backend": classifier.backend,
+            "classes": classifier.classes,
+            "sample_rate": classifier.sample_rate,
+            "max_upload_bytes": max_upload_bytes,
+        }
 
     @app.post("/predict")
     async def predict(request: Request) -> dict:
@@ -132,8 +155,11 @@ def create_app(
         if declared.isdigit() and int(declared) > limit:
             raise too_large(f"request body ({declared} bytes)")
         if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            raise HTTPException(415, "send the audio as multipart/form-data with the file in field 'file' "
-                                     "(e.g. curl -F file=@clip.wav URL/predict)")
+            raise HTTPException(
+                415,
+                "send the audio as multipart/form-data with the file in field 'file' "
+                "(e.g. curl -F file=@clip.wav URL/predict)",
+            )
         try:
             async with Request(request.scope, _capped(request.receive, limit)).form(max_files=1, max_fields=16) as form:
                 upload = form.get("file")
@@ -167,12 +193,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_cli(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)")
+    p.add_argument(
+        "--model", help="run folder, checkpoint, .onnx file or shipped model name (default: the shipped model)"
+    )
     p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload in MiB (bigger: 413)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads per inference (requests run one at a time; 1 is fastest for the small models)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads per inference (requests run one at a time; 1 is fastest for the small models)",
+    )
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], default="info")
     p.set_defaults(func=cmd_serve)

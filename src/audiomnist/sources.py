@@ -6,8 +6,8 @@ import errno
 import json
 import math
 import os
-import stat
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -125,8 +125,10 @@ def truncation(header_log: str) -> str | None:
     if not m or int(m.group(3)) >= int(m.group(2)):
         return None
     promised, present = int(m.group(2)), int(m.group(3))
-    return (f"truncated: the header promises {promised} bytes of audio, the file holds {present} "
-            f"({100 * present / promised:.0f} %); the rest is missing")
+    return (
+        f"truncated: the header promises {promised} bytes of audio, the file holds {present} "
+        f"({100 * present / promised:.0f} %); the rest is missing"
+    )
 
 
 def digit_from_word(text: str) -> int | None:

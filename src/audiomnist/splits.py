@@ -52,9 +52,7 @@ def _as_speaker_array(speakers) -> np.ndarray:
     return np.asarray([str(s) for s in speakers], dtype=object)
 
 
-def speaker_split(
-    speakers, val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0, strata=None
-) -> Split:
+def speaker_split(speakers, val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0, strata=None) -> Split:
     """Assign whole speakers to train/val/test (at least one each when there are 3+ speakers).
 
     `strata` (one label per row, e.g. gender) keeps those groups balanced across the parts.
@@ -72,7 +70,9 @@ def speaker_split(
     else:
         strata = np.asarray(strata, dtype=object)
         spk_stratum = {s: strata[speakers == s][0] for s in unique}
-        groups = [np.array([s for s in unique if spk_stratum[s] == v]) for v in sorted(set(spk_stratum.values()), key=str)]
+        groups = [
+            np.array([s for s in unique if spk_stratum[s] == v]) for v in sorted(set(spk_stratum.values()), key=str)
+        ]
     test_spk, val_spk = [], []
     for group in groups:
         group = rng.permutation(group)
@@ -94,7 +94,13 @@ def random_split(n: int, val_frac: float = 0.1, test_frac: float = 0.2, seed: in
     """The original project's random clip split. Speakers leak into the test set; for comparison only."""
     order = np.random.default_rng(seed).permutation(n)
     n_test, n_val = round(n * test_frac), round(n * val_frac)
-    return Split(np.sort(order[n_test + n_val :]), np.sort(order[n_test : n_test + n_val]), np.sort(order[:n_test]), "random", leaky=True)
+    return Split(
+        np.sort(order[n_test + n_val :]),
+        np.sort(order[n_test : n_test + n_val]),
+        np.sort(order[:n_test]),
+        "random",
+        leaky=True,
+    )
 
 
 def paper_split(speakers, fold: int, target: str = "digit") -> Split:
@@ -105,7 +111,9 @@ def paper_split(speakers, fold: int, target: str = "digit") -> Split:
     try:
         ids = np.array([int(s) for s in _as_speaker_array(speakers)])
     except ValueError:
-        raise AudiomnistError("--split paper needs AudioMNIST speaker ids (01-60); this data has other speaker names") from None
+        raise AudiomnistError(
+            "--split paper needs AudioMNIST speaker ids (01-60); this data has other speaker names"
+        ) from None
     test = set(groups[fold])
     val = set(groups[(fold - 1) % len(groups)])
     train = set().union(*groups) - test - val

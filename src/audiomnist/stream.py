@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 import soxr
+
 try:
     from scipy.signal import butter, sosfilt
 except ImportError:  # the base install has no scipy: the same filter in numpy (a Python loop, small next to the model)

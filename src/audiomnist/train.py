@@ -139,7 +139,9 @@ def resume_from(loop: Loop, run_dir: Path) -> None:
     print(f"resuming {run_dir} after epoch {loop.start_epoch}")
 
 
-def epoch_generator(loop: Loop, data: Data, train_rows: np.ndarray, epoch: int) -> tuple[np.ndarray, torch.Generator, int]:
+def epoch_generator(
+    loop: Loop, data: Data, train_rows: np.ndarray, epoch: int
+) -> tuple[np.ndarray, torch.Generator, int]:
     """This rank's rows of the epoch, in order, and the generator (and its seed) its augmentation draws from.
 
     Every epoch's randomness comes from (seed, epoch), so a resumed run replays exactly what it missed. All ranks
@@ -203,8 +205,12 @@ def train_one_epoch(loop: Loop, data: Data, train_rows: np.ndarray, epoch: int, 
     mix_rng = np.random.default_rng(seed)
     loop.net.train()
     t0, seen, correct, loss_sum = time.time(), 0, 0, 0.0
-    bar = tqdm(range(steps_per_epoch(cfg, train_rows)), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        range(steps_per_epoch(cfg, train_rows)),
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not progress,
+        leave=False,
+    )
     for b in bar:
         rows = order[b * local_batch : (b + 1) * local_batch] if drop_last else order
         loss, hits = train_step(loop, data, rows, gen, mix_rng)
@@ -216,8 +222,12 @@ def train_one_epoch(loop: Loop, data: Data, train_rows: np.ndarray, epoch: int, 
             loop.writer.add_scalar("train/accuracy_step", batch_correct / n, loop.step)
             loop.writer.add_scalar("train/lr", loop.sched.get_last_lr()[0], loop.step)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-    record = {"epoch": epoch + 1, "train_loss": float(loss_sum / seen), "train_acc": float(correct / seen),
-              "seconds": time.time() - t0}
+    record = {
+        "epoch": epoch + 1,
+        "train_loss": float(loss_sum / seen),
+        "train_acc": float(correct / seen),
+        "seconds": time.time() - t0,
+    }
     if loop.writer:
         loop.writer.add_scalar("train/accuracy", record["train_acc"], loop.step)
     distributed.broadcast_buffers(loop.model)
@@ -229,15 +239,19 @@ def validate(loop: Loop, data: Data, rows: np.ndarray, epoch: int) -> dict:
     and a few example spectrograms to TensorBoard."""
     probs = predict_sharded(loop.model, loop.frontend, data.cache, rows, loop.device)
     y = data.labels[rows]
-    out = {"val_loss": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean()),
-           "val_acc": float((probs.argmax(1) == y).mean())}
+    out = {
+        "val_loss": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean()),
+        "val_acc": float((probs.argmax(1) == y).mean()),
+    }
     w = loop.writer
     if w is None:
         return out
     w.add_scalar("val/loss", out["val_loss"], loop.step)
     w.add_scalar("val/accuracy", out["val_acc"], loop.step)
     cm = confusion(y, probs.argmax(1), len(data.classes))
-    w.add_figure("val/confusion_matrix", confusion_figure(cm, data.classes, f"validation, epoch {epoch + 1}"), loop.step)
+    w.add_figure(
+        "val/confusion_matrix", confusion_figure(cm, data.classes, f"validation, epoch {epoch + 1}"), loop.step
+    )
     pick = rows[:: max(1, len(rows) // 8)][:8]
     with torch.no_grad():
         specs = loop.frontend(data.cache.batch(pick, train=False).to(loop.device))
@@ -253,12 +267,22 @@ def save_checkpoints(loop: Loop, run_dir: Path, epoch: int, base: dict, improved
     if not distributed.is_main():
         return
     if improved:
-        save_checkpoint({**base, "model_state": "best", "epoch": epoch, "model": loop.model.state_dict()},
-                        run_dir / "best.pt")
+        save_checkpoint(
+            {**base, "model_state": "best", "epoch": epoch, "model": loop.model.state_dict()}, run_dir / "best.pt"
+        )
     save_checkpoint(
-        {**base, "epoch": epoch, "step": loop.step, "model": loop.model.state_dict(),
-         "optimizer": loop.opt.state_dict(), "scheduler": loop.sched.state_dict(), "scaler": loop.scaler.state_dict(),
-         "rng": torch.get_rng_state(), "history": loop.history, "best_val": loop.best_val},
+        {
+            **base,
+            "epoch": epoch,
+            "step": loop.step,
+            "model": loop.model.state_dict(),
+            "optimizer": loop.opt.state_dict(),
+            "scheduler": loop.sched.state_dict(),
+            "scaler": loop.scaler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "history": loop.history,
+            "best_val": loop.best_val,
+        },
         run_dir / "last.pt",
     )
 
@@ -294,15 +318,22 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
     """
     main, world = distributed.is_main(), distributed.world_size()
     if cfg.batch_size % world:
-        raise AudiomnistError(f"--batch-size {cfg.batch_size} is the global batch: use a multiple of the {world} processes")
+        raise AudiomnistError(
+            f"--batch-size {cfg.batch_size} is the global batch: use a multiple of the {world} processes"
+        )
     if len(split.train) == 0:
         raise AudiomnistError("the training split is empty")
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_json(cfg, run_dir / "config.json")
     loop = setup(cfg, data, split, run_dir, resume)
-    base = {"model": cfg.model, "model_args": dict(cfg.model_args), "classes": data.classes, "target": cfg.target,
-            "config": to_dict(cfg)}
+    base = {
+        "model": cfg.model,
+        "model_args": dict(cfg.model_args),
+        "classes": data.classes,
+        "target": cfg.target,
+        "config": to_dict(cfg),
+    }
     for epoch in range(loop.start_epoch, cfg.epochs):
         record = train_one_epoch(loop, data, split.train, epoch, progress and main)
         if len(split.val):

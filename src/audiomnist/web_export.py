@@ -25,19 +25,30 @@ from .paths import atomic_write_text
 
 ORT_WEB_VERSION = "1.31.1"  # the version the page was tested with; --ort-web-version picks another
 # package.json names the version and the licence (MIT); the package ships no separate licence file.
-ORT_FILES = ("dist/ort.wasm.min.js", "dist/ort-wasm-simd-threaded.mjs", "dist/ort-wasm-simd-threaded.wasm",
-             "package.json")
+ORT_FILES = (
+    "dist/ort.wasm.min.js",
+    "dist/ort-wasm-simd-threaded.mjs",
+    "dist/ort-wasm-simd-threaded.wasm",
+    "package.json",
+)
 
 
 def npm_pack(version: str, folder: Path) -> Path:
     """The onnxruntime-web tarball of `version`, downloaded by npm into `folder`."""
     npm = shutil.which("npm")
     if npm is None:
-        raise AudiomnistError("--web needs npm to fetch onnxruntime-web (or --ort-web PATH: a tarball from "
-                              f"`npm pack onnxruntime-web@{version}` or an unpacked package)")
+        raise AudiomnistError(
+            "--web needs npm to fetch onnxruntime-web (or --ort-web PATH: a tarball from "
+            f"`npm pack onnxruntime-web@{version}` or an unpacked package)"
+        )
     try:
-        done = subprocess.run([npm, "pack", f"onnxruntime-web@{version}", "--pack-destination", str(folder)],
-                              capture_output=True, text=True, timeout=600, cwd=folder)
+        done = subprocess.run(
+            [npm, "pack", f"onnxruntime-web@{version}", "--pack-destination", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=folder,
+        )
     except subprocess.TimeoutExpired:
         raise AudiomnistError("npm pack onnxruntime-web took over 10 minutes; use --ort-web PATH") from None
     tarballs = sorted(folder.glob("onnxruntime-web-*.tgz"))
@@ -74,21 +85,37 @@ def page(onnx_path: Path) -> str:
     side = read_sidecar(onnx_path)
     info = ModelInfo.from_config(side["config"])
     config = {
-        "sample_rate": info.audio.sample_rate, "num_samples": info.audio.num_samples, "pad_mode": info.audio.pad_mode,
-        "classes": side["classes"], "input": INPUT, "output": OUTPUT, "model": info.model,
-        "gate": {"frame_s": FRAME_S, "min_signal_s": MIN_SIGNAL_S, "min_active_s": MIN_ACTIVE_S,
-                 "min_speech_dbfs": MIN_SPEECH_DBFS, "max_abs_sample": MAX_ABS_SAMPLE},
+        "sample_rate": info.audio.sample_rate,
+        "num_samples": info.audio.num_samples,
+        "pad_mode": info.audio.pad_mode,
+        "classes": side["classes"],
+        "input": INPUT,
+        "output": OUTPUT,
+        "model": info.model,
+        "gate": {
+            "frame_s": FRAME_S,
+            "min_signal_s": MIN_SIGNAL_S,
+            "min_active_s": MIN_ACTIVE_S,
+            "min_speech_dbfs": MIN_SPEECH_DBFS,
+            "max_abs_sample": MAX_ABS_SAMPLE,
+        },
     }
     web = resources.files("audiomnist").joinpath("web")
     head = web.joinpath("index.html").read_text(encoding="utf-8").split("<script>", 1)[0]
-    head = head.replace("or send an audio file (WAV, FLAC, OGG).",
-                        "or choose an audio file: the model runs in this browser, nothing is uploaded.")
+    head = head.replace(
+        "or send an audio file (WAV, FLAC, OGG).",
+        "or choose an audio file: the model runs in this browser, nothing is uploaded.",
+    )
     script = web.joinpath("offline.js").read_text(encoding="utf-8").replace("__CONFIG__", json.dumps(config))
     return f'{head}<script src="ort/ort.wasm.min.js"></script>\n<script>\n{script}</script>\n</body>\n</html>\n'
 
 
-def write_web(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, ort_source: str | os.PathLike | None = None,
-              version: str = ORT_WEB_VERSION) -> Path:
+def write_web(
+    onnx_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    ort_source: str | os.PathLike | None = None,
+    version: str = ORT_WEB_VERSION,
+) -> Path:
     """DIR/index.html, DIR/model.onnx (+ sidecar, copied unless already there) and DIR/ort/ for an exported model."""
     onnx_path, out = Path(onnx_path), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,8 @@ Each model class declares `input_kind` ("logmel": (B, 1, n_mels, frames); "wavef
 from __future__ import annotations
 
 import argparse
-
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from torch import nn
 

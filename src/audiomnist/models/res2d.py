@@ -52,7 +52,12 @@ class Res2D(nn.Module):
     recommended: dict = {}
 
     def __init__(
-        self, num_classes: int = 10, width: float = 1.0, blocks: int = 1, dropout: float = 0.1, channels_last: bool = True
+        self,
+        num_classes: int = 10,
+        width: float = 1.0,
+        blocks: int = 1,
+        dropout: float = 0.1,
+        channels_last: bool = True,
     ):
         super().__init__()
         self.channels_last = channels_last

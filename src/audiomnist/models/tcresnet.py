@@ -53,7 +53,12 @@ class TCResNet(nn.Module):
     recommended: dict = {}
 
     def __init__(
-        self, num_classes: int = 10, n_mels: int = 40, width: float = 1.0, depth: int = 8, kernel: int = 9,
+        self,
+        num_classes: int = 10,
+        n_mels: int = 40,
+        width: float = 1.0,
+        depth: int = 8,
+        kernel: int = 9,
         dropout: float = 0.1,
     ):
         super().__init__()
@@ -77,7 +82,9 @@ class TCResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_tracing() and x.shape[-2] != self.n_mels:  # an export traces one fixed size
-            raise AudiomnistError(f"tcresnet was built for {self.n_mels} mel bands, got {x.shape[-2]} "
-                                  f"(pass --model-arg n_mels={x.shape[-2]})")
+            raise AudiomnistError(
+                f"tcresnet was built for {self.n_mels} mel bands, got {x.shape[-2]} "
+                f"(pass --model-arg n_mels={x.shape[-2]})"
+            )
         x = self.blocks(self.stem(x.flatten(1, 2)))
         return self.classifier(self.dropout(x.mean(dim=2)))
