@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if cli.main(recipe(str(data), synth, args.epochs) + extra) != 0:
         return 1
     (run_dir,) = set(runs.glob("*-default")) - before
-    command = recipe(portable(str(data)), synth and "SYNTH", args.epochs)
+    command = recipe(portable(str(data)), synth and portable(synth), args.epochs)
     meta = ship(run_dir, args.out, command, time.time() - t0, synth)
     print(
         f"wrote {args.out} ({meta['bytes'] / 1e3:.0f} kB, sha256 {meta['sha256'][:12]}...) and "
