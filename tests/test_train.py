@@ -40,6 +40,11 @@ def only_run(runs: Path) -> Path:
 FAST = FAST_TRAIN
 
 
+def train_cmd(data: Path, runs: Path, *extra: str) -> list[str]:
+    """`audiomnist train` on `data` with run folders under `runs`, plus `extra` flags."""
+    return ["train", "--data", str(data), "--runs", str(runs), *extra]
+
+
 @pytest.fixture(scope="module")
 def trained(tone_set, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
@@ -88,23 +93,7 @@ def test_checkpoints_are_plain_weights(trained):
 def test_learns_tones_on_unseen_speakers(tone_set, tmp_path):
     """A recipe that works must separate ten well-separated tones on held-out speakers (120 clips: 20 epochs is 160
     steps)."""
-    assert (
-        run(
-            [
-                "train",
-                "--data",
-                str(tone_set),
-                "--runs",
-                str(tmp_path),
-                "--epochs",
-                "20",
-                "--batch-size",
-                "16",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert run(train_cmd(tone_set, tmp_path, "--epochs", "20", "--batch-size", "16", "--no-progress")) == 0
     metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
 
@@ -114,22 +103,7 @@ def test_learns_on_cuda_with_mixed_precision(tone_set, tmp_path):
     """The GPU path end to end: int16 rows from pinned memory, placement, augmentation, log-mel and SpecAugment on
     the device, autocast; the checkpoint then loads and runs on the CPU."""
     assert (
-        run(
-            [
-                "train",
-                "--data",
-                str(tone_set),
-                "--runs",
-                str(tmp_path),
-                "--epochs",
-                "20",
-                "--batch-size",
-                "16",
-                "--device",
-                "cuda",
-                "--no-progress",
-            ]
-        )
+        run(train_cmd(tone_set, tmp_path, "--epochs", "20", "--batch-size", "16", "--device", "cuda", "--no-progress"))
         == 0
     )
     run_dir = only_run(tmp_path)
@@ -145,22 +119,7 @@ def test_learns_on_cuda_with_mixed_precision(tone_set, tmp_path):
 def test_mixup_trains_and_is_recorded(tone_set, tmp_path):
     """Mixup blends pairs of training clips; the recipe must still separate the tones and say it used mixup."""
     assert (
-        run(
-            [
-                "train",
-                "--data",
-                str(tone_set),
-                "--runs",
-                str(tmp_path),
-                "--epochs",
-                "20",
-                "--batch-size",
-                "16",
-                "--mixup",
-                "0.3",
-                "--no-progress",
-            ]
-        )
+        run(train_cmd(tone_set, tmp_path, "--epochs", "20", "--batch-size", "16", "--mixup", "0.3", "--no-progress"))
         == 0
     )
     run_dir = only_run(tmp_path)
@@ -207,25 +166,7 @@ def test_random_split_is_labelled_leaky(tone_set, tmp_path, capsys):
 
 
 def test_gender_target_balances_speakers(tone_set, tmp_path):
-    assert (
-        run(
-            [
-                "train",
-                "--data",
-                str(tone_set),
-                "--runs",
-                str(tmp_path),
-                "--target",
-                "gender",
-                "--test-frac",
-                "0.5",
-                "--val-frac",
-                "0",
-                *FAST,
-            ]
-        )
-        == 0
-    )
+    assert run(train_cmd(tone_set, tmp_path, "--target", "gender", "--test-frac", "0.5", "--val-frac", "0", *FAST)) == 0
     run_dir = only_run(tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     used = set(metrics["split"]["train_speakers"]) | set(metrics["split"]["test_speakers"])
@@ -247,23 +188,7 @@ def test_presets_reproduce_the_original_recipes():
 
 
 def test_preset_v2_trains(tone_set, tmp_path):
-    assert (
-        run(
-            [
-                "train",
-                "--data",
-                str(tone_set),
-                "--runs",
-                str(tmp_path),
-                "--preset",
-                "v2",
-                "--epochs",
-                "1",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert run(train_cmd(tone_set, tmp_path, "--preset", "v2", "--epochs", "1", "--no-progress")) == 0
     cfg = json.loads((only_run(tmp_path) / "config.json").read_text())
     assert cfg["model"] == "seed-cnn" and cfg["audio"]["sample_rate"] == 48000 and cfg["preset"] == "v2"
 
