@@ -15,33 +15,12 @@ layout oneDNN's convolutions compute in, which saves a reorder before and after 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import register
+from .blocks import ResBlock
 
 STAGE_CHANNELS = (24, 32, 48)
-
-
-class ResBlock2d(nn.Module):
-    """Two 3x3 convolutions with a residual; the first may stride and change channels (then a 1x1 shortcut)."""
-
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = (
-            nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-            if stride != 1 or cin != cout
-            else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
 
 
 @register("res2d")
@@ -70,7 +49,7 @@ class Res2D(nn.Module):
         layers: list[nn.Module] = []
         for c in STAGE_CHANNELS:
             for i in range(blocks):
-                layers.append(ResBlock2d(cin, ch(c), 2 if i == 0 else 1))
+                layers.append(ResBlock(2, cin, ch(c), 2 if i == 0 else 1))
                 cin = ch(c)
         self.blocks = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)

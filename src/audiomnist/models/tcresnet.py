@@ -13,36 +13,14 @@ and n_mels is read from the input, so any feature size works.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AudiomnistError
 from . import register
+from .blocks import ResBlock
 
 STAGE_CHANNELS = (24, 32, 48)
 BLOCKS_PER_STAGE = {8: 1, 14: 2}
-
-
-class TCBlock(nn.Module):
-    """Two 1-D convolutions with a residual; the first may stride and change channels (then a 1x1 shortcut)."""
-
-    def __init__(self, cin: int, cout: int, stride: int, kernel: int):
-        super().__init__()
-        pad = kernel // 2
-        self.conv1 = nn.Conv1d(cin, cout, kernel, stride=stride, padding=pad, bias=False)
-        self.bn1 = nn.BatchNorm1d(cout)
-        self.conv2 = nn.Conv1d(cout, cout, kernel, padding=pad, bias=False)
-        self.bn2 = nn.BatchNorm1d(cout)
-        self.shortcut = (
-            nn.Sequential(nn.Conv1d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm1d(cout), nn.ReLU())
-            if stride != 1 or cin != cout
-            else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
 
 
 @register("tcresnet")
@@ -74,7 +52,7 @@ class TCResNet(nn.Module):
         blocks: list[nn.Module] = []
         for c in STAGE_CHANNELS:
             for i in range(BLOCKS_PER_STAGE[depth]):
-                blocks.append(TCBlock(cin, ch(c), 2 if i == 0 else 1, kernel))
+                blocks.append(ResBlock(1, cin, ch(c), 2 if i == 0 else 1, kernel, shortcut_relu=True))
                 cin = ch(c)
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(dropout)
