@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .allocator import retain_freed_memory
-from .augment import augment_waveforms, mixup, time_shifts, warp_frequency
+from .augment import AugmentConfig, augment_waveforms, mixup, time_shifts, warp_frequency
 from .checkpoint import init_from, load_checkpoint, pick_device, save_checkpoint
 from .config import save_json, to_dict
 from .dataset import Data, load_data_everywhere, make_split, weighted_rows, with_default_data
@@ -55,6 +55,10 @@ class Loop:
     amp_dtype: torch.dtype
     use_amp: bool
     writer: SummaryWriter | None
+    # A plain time shift happens in the cache's placement copy (the same result, one copy fewer, and the pad's own
+    # fill at the edges); a speed change still needs augment's interpolation, which then does the shift too.
+    shift_on_placement: bool = False
+    wave_augment: AugmentConfig | None = None
     history: list[dict] = dataclasses.field(default_factory=list)
     best_val: float = -1.0
     start_epoch: int = 0
@@ -109,6 +113,8 @@ def setup(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: boo
     amp_dtype = torch.bfloat16 if bf16 else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     loop = Loop(cfg, model, model, frontend, opt, sched, scaler, device, amp_dtype, use_amp, None)
+    loop.shift_on_placement = cfg.augment.shift_ms > 0 and cfg.augment.speed == (1.0, 1.0)
+    loop.wave_augment = dataclasses.replace(cfg.augment, shift_ms=0.0) if loop.shift_on_placement else cfg.augment
     if resume:
         resume_from(loop, run_dir)
     if world > 1:
@@ -166,14 +172,10 @@ def epoch_generator(
 def train_step(loop: Loop, data: Data, rows: np.ndarray, gen: torch.Generator, mix_rng: np.random.Generator):
     """One optimizer step on `rows`: (loss, number of correct predictions) of this process's part of the batch."""
     cfg, device, sr = loop.cfg, loop.device, loop.cfg.audio.sample_rate
-    # A plain time shift happens in the cache's placement copy (the same result, one copy fewer, and the pad's own
-    # fill at the edges); a speed change still needs augment's interpolation.
-    on_placement = cfg.augment.shift_ms > 0 and cfg.augment.speed == (1.0, 1.0)
-    wave_augment = dataclasses.replace(cfg.augment, shift_ms=0.0) if on_placement else cfg.augment
     y = torch.from_numpy(data.labels[rows]).to(device, non_blocking=True)
-    shift = time_shifts(len(rows), cfg.augment, sr, gen, gen.device) if on_placement else None
+    shift = time_shifts(len(rows), cfg.augment, sr, gen, gen.device) if loop.shift_on_placement else None
     wave = data.cache.batch(rows, train=True, generator=gen, device=device, shift=shift)
-    wave = augment_waveforms(wave, wave_augment, sr, gen)
+    wave = augment_waveforms(wave, loop.wave_augment, sr, gen)
     with torch.autocast(device.type, dtype=loop.amp_dtype, enabled=loop.use_amp):
         x = loop.frontend(wave)
         if x.dim() == 4:
