@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .errors import AudiomnistError
-from .onnx_model import PRETRAINED, resolve_model  # noqa: F401  (where checkpoints are found, torch-free)
+from .onnx_model import PRETRAINED, resolve_model  # noqa: F401  (PRETRAINED: where checkpoints are found)
 from .paths import atomic_write
 from .runconfig import TrainConfig, build_model, config_from_dict
 
@@ -96,10 +96,10 @@ def load_trained(
 
 
 def init_from(model: torch.nn.Module, spec: str | os.PathLike) -> list[str]:
-    """Copy the weights of a run folder or checkpoint into `model` wherever name and shape match (pretrain ->
-    fine-tune); the parameters left as they were (e.g. an output layer for other classes) are returned by name."""
-    path = Path(spec)
-    state = load_checkpoint(path / "best.pt" if path.is_dir() else path)["model"]
+    """Copy the weights of a run folder, checkpoint or shipped model into `model` wherever name and shape match
+    (pretrain -> fine-tune); the parameters left as they were (e.g. an output layer for other classes) are returned
+    by name."""
+    state = load_checkpoint(resolve_model(spec, prefer="torch"))["model"]
     own = model.state_dict()
     take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not take:

@@ -42,7 +42,7 @@ class TrainConfig:
     model: str = option(DEFAULT_MODEL, "network name (see `audiomnist models`)")
     init: str = option(
         "",
-        "start from the weights of this run folder or checkpoint; layers whose shape differs "
+        "start from the weights of this run folder, checkpoint or shipped model; layers whose shape differs "
         "(an output layer for other classes) start fresh",
         metavar="RUN_DIR",
     )
@@ -191,7 +191,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         given["model_args"] = {**d["model_args"], **given["model_args"]}
     if "data" in given:
         given["data"] = [str(Path(p).resolve()) for p in given["data"]]
-    if given.get("init"):
+    if given.get("init") and Path(given["init"]).exists():  # a path, not a shipped model's name
         given["init"] = str(Path(given["init"]).resolve())
     if given.get("split", d["split"]) == "random" and "val_frac" not in given and "val_frac" not in from_file:
         given["val_frac"] = 0.0  # the original's 80/20 train/test, no validation set
