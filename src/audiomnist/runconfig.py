@@ -176,10 +176,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from_file = load_json(args.config) if getattr(args, "config", None) else {}
     if not isinstance(from_file, dict):
         raise ConfigError(f"{args.config}: not a JSON object of TrainConfig fields")
-    base = to_dict(TrainConfig())
     preset = given.get("preset", from_file.get("preset", ""))
-    if preset:
-        base = merged(base, {**preset_fields(preset), "preset": preset})
+    base = to_dict(with_preset(TrainConfig(), preset) if preset else TrainConfig())
     model = given.get("model", from_file.get("model", base["model"]))
     if model != base["model"] and not preset:
         # A model's own recommendations (e.g. audionet's 8 kHz raw waveform) apply unless a preset fixed them.
