@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("", "scan, download, synthesise and describe datasets"),
     "demo": ("audiomnist.demo", "the main job: train the default model, evaluate it on unseen speakers"),
     "train": ("audiomnist.train", "train a classifier and evaluate it on unseen speakers"),
+    "train-strings": ("audiomnist.train_strings", "train a digit-string model (whole numbers said without pauses)"),
     "cv": ("audiomnist.cv", "speaker-grouped k-fold or leave-one-speaker-out cross-validation"),
     "evaluate": ("audiomnist.evaluate", "metrics, confusion matrix and mistakes of a trained run"),
     "analyze": ("audiomnist.analyze", "dataset report: counts, formats, lengths, speakers, examples, quality flags"),
