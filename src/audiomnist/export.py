@@ -99,6 +99,7 @@ def _torchscript_bytes(net: torch.nn.Module, example: torch.Tensor, axes: tuple[
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")  # slicing a variable-length input, harmless
         torch.onnx.export(
             net,
             (example,),

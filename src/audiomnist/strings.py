@@ -51,12 +51,13 @@ class Clips:
 
 
 def list_clips(folder: str | os.PathLike) -> list[tuple[Path, str, str]]:
-    """(path, digits, speaker) of every clip in `folder` named {digits}_{speaker}_{take}.wav, sorted by name."""
+    """(path, digits, speaker) of every clip under `folder` named {digits}_{speaker}_{take}.wav (FSDD's flat layout
+    and AudioMNIST's folder per speaker alike), sorted by path."""
     root = Path(folder)
     if not root.is_dir():
         raise AudiomnistError(f"{root}: no such folder")
     out = []
-    for path in sorted(root.iterdir()):
+    for path in sorted(root.rglob("*.[wW][aA][vV]")):
         m = NAME.match(path.name)
         if m and path.is_file():
             out.append((path, m.group(1), m.group(2)))
@@ -81,7 +82,7 @@ def load_folder(folder: str | os.PathLike, sample_rate: int, progress: bool = Tr
     """(rows, audio) of a folder's clips at `sample_rate`, decoded once and cached; unreadable files are listed on
     stderr (one line each) and left out."""
     rows = list_clips(folder)
-    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p, _, _ in rows]
+    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p, _, _ in rows]
     key = short_hash(str(Path(folder).resolve()), stats, sample_rate, CACHE_VERSION)
     cache = data_home() / "cache" / f"strings-{key}.npz"
     if cache.is_file():
