@@ -73,3 +73,13 @@ def test_a_speaker_missing_a_digit_cannot_say_numbers(tmp_path):
         sf.write(tmp_path / f"{d}_x_0.wav", tone_digit(d, 1, 0), SR)
     with pytest.raises(AudiomnistError, match="all ten digits"):
         StringMaker(load_clips([str(tmp_path)], SR, progress=False), SR, AssemblyConfig())
+
+
+def test_word_ends_are_where_the_words_end(tones):
+    clips = load_clips([str(tones)], SR, progress=False)
+    maker = StringMaker(clips, SR, TEST_ASSEMBLY)
+    x, digits, ends = maker.make_timed(np.random.default_rng(1), "01", 6)
+    assert len(ends) == 6 and np.all(np.diff(ends) > 0.25 * SR)
+    assert ends[-1] == len(x) - round(0.2 * SR)  # the trailing 200 ms edge
+    energy = np.abs(x[int(ends[-1]) :]).max()
+    assert energy < 0.1 * np.abs(x).max()  # nothing but background after the last word's end

@@ -122,7 +122,7 @@ class AssemblyConfig:
     pause_prob: float = option(0.15, "chance that a gap is a pause instead, up to --assembly.max-pause-ms")
     max_pause_ms: float = option(400.0, "longest pause between words (ms)")
     tempo: tuple[float, float] = option((0.85, 1.2), "range of the string's speed factor (1: as recorded)")
-    edge_ms: tuple[float, float] = option((50.0, 700.0), "silence before and after the string (ms)")
+    edge_ms: tuple[float, float] = option((20.0, 700.0), "silence before and after the string (ms)")
     snr_db: tuple[float, float] = option((10.0, 45.0), "background noise level below the speech (dB)")
     room_prob: float = option(0.3, "share of strings put in a synthetic room")
     level_db: tuple[float, float] = option((-30.0, -1.0), "peak level of the string (dBFS)")
@@ -174,8 +174,10 @@ def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return bank[int(rng.integers(3)), start : start + n]
 
 
-def assemble(words: list[np.ndarray], sr: int, cfg: AssemblyConfig, rng: np.random.Generator) -> np.ndarray:
-    """One spoken string from its words' clips (one speaker): tempo, gaps, edges, room, noise and level."""
+def assemble(words: list[np.ndarray], sr: int, cfg: AssemblyConfig, rng: np.random.Generator):
+    """One spoken string from its words' clips (one speaker): tempo, gaps, edges, room, noise and level.
+
+    Returns (waveform, the sample where each word ends)."""
     tempo = rng.uniform(*cfg.tempo)
     if abs(tempo - 1) > 1e-3:
         words = [resample(w, round(sr * tempo), sr, "MQ") for w in words]
@@ -184,6 +186,7 @@ def assemble(words: list[np.ndarray], sr: int, cfg: AssemblyConfig, rng: np.rand
         lo, hi = (cfg.gap_ms[1], max(cfg.gap_ms[1], cfg.max_pause_ms)) if rng.uniform() < cfg.pause_prob else cfg.gap_ms
         gaps.append(int(rng.uniform(lo, hi) * sr / 1000))
     speech = _join([w * np.float32(10 ** (rng.uniform(-3, 3) / 20)) for w in words], gaps)
+    starts = np.concatenate([[0], np.cumsum([len(w) for w in words[:-1]]) + np.cumsum(gaps)])
     if rng.uniform() < cfg.room_prob:
         rir = room_impulse(sr, rng.uniform(0.1, 0.7), rng.uniform(0.0, 12.0), rng)
         n = 1 << (len(speech) + len(rir) - 2).bit_length()  # a power of two: fast FFT sizes
@@ -194,7 +197,8 @@ def assemble(words: list[np.ndarray], sr: int, cfg: AssemblyConfig, rng: np.rand
     rms = math.sqrt(float(np.mean(speech.astype(np.float64) ** 2)) + 1e-12)
     noise = _noise(len(x), rng)
     x += noise * np.float32(rms * 10 ** (-rng.uniform(*cfg.snr_db) / 20))
-    return x * np.float32(10 ** (rng.uniform(*cfg.level_db) / 20) / (np.abs(x).max() + 1e-9))
+    x *= np.float32(10 ** (rng.uniform(*cfg.level_db) / 20) / (np.abs(x).max() + 1e-9))
+    return x, lead + starts + np.array([len(w) for w in words])
 
 
 class StringMaker:
@@ -214,12 +218,18 @@ class StringMaker:
 
     def make(self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None):
         """(waveform, digits) of one assembled string; speaker and length random unless given."""
+        x, digits, _ = self.make_timed(rng, speaker, length)
+        return x, digits
+
+    def make_timed(self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None):
+        """(waveform, digits, the sample where each digit's word ends)."""
         speaker = speaker or self.speakers[rng.integers(len(self.speakers))]
         n = length or int(rng.integers(self.cfg.min_digits, self.cfg.max_digits + 1))
         digits = "".join(str(d) for d in rng.integers(0, 10, n))
         takes = self.table[speaker]
         words = [self.clips.audio[takes[d][rng.integers(len(takes[d]))]] for d in digits]
-        return assemble(words, self.sr, self.cfg, rng), digits
+        x, ends = assemble(words, self.sr, self.cfg, rng)
+        return x, digits, ends
 
 
 def held_out_strings(clips: Clips, sr: int, speakers: list[str], per_speaker: int, length: int, seed: int):

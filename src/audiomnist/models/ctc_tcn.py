@@ -88,7 +88,7 @@ class CtcTcn(nn.Module):
         self.head = nn.Conv1d(channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2] != self.n_mels:
+        if not torch.jit.is_tracing() and x.shape[-2] != self.n_mels:  # an export traces one fixed size
             raise AudiomnistError(f"ctc-tcn was built for {self.n_mels} mel bands, got {x.shape[-2]}")
         x = F.relu(self.stem(x.flatten(1, 2)))
         return self.head(self.dropout(self.blocks(x))).transpose(1, 2)
