@@ -111,6 +111,22 @@ def test_classifier_serve_and_listen_run_without_torch(wavs, capsys):
     assert done.stdout.splitlines()[-1] == heard
 
 
+def test_predict_loads_numpy_with_one_blas_thread_and_leaves_the_environment_as_it_was(wavs):
+    done, report = run_child(f"""
+        import importlib, os
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        seen, real = {{}}, importlib.import_module
+        def spy(name, *args):
+            seen[name] = os.environ.get("OPENBLAS_NUM_THREADS")
+            return real(name, *args)
+        importlib.import_module = spy
+        from audiomnist.cli import main
+        code = main(["predict", {str(wavs["one"])!r}, "--format", "json"])
+        report(code=code, seen=seen, after=os.environ.get("OPENBLAS_NUM_THREADS"))
+    """)
+    assert report["code"] == 0 and report["seen"]["audiomnist.infer"] == "1" and report["after"] is None, report
+
+
 def test_a_checkpoint_without_torch_is_a_clear_error():
     done, report = run_child(f"""
         from audiomnist.errors import AudiomnistError

@@ -1,7 +1,7 @@
 """Build the inference install in a new venv: `pip install audiomnist` as a user gets it, base dependencies only, so
 no torch. Used by tests/test_torch_free_venv.py (CI) and benchmarks/bench_coldstart.py (cold start, install size).
 
-    python tools/torch_free_venv.py DIR [--index-timeout 10]
+    python tools/torch_free_venv.py DIR [--compile] [--index-timeout 10]
 
 Steps, each timed on stderr:
   1. probe the package index (PIP_INDEX_URL, default PyPI); unreachable: exit 3 with the reason, nothing built;
@@ -9,7 +9,9 @@ Steps, each timed on stderr:
   3. a wheel of the project, built from a copy of pyproject.toml, README.md, LICENSE and src/ (the checkout is not
      written to), without build isolation where this interpreter has setuptools >= 77, else with it;
   4. `pip --python DIR/bin/python install --no-compile WHEEL`: pip resolves the base dependencies from the wheel's
-     own metadata, from the index or pip's cache.
+     own metadata, from the index or pip's cache. --compile writes the .pyc files as a plain `pip install` does
+     (a few seconds more; benchmarks want it: without .pyc, and with PYTHONDONTWRITEBYTECODE set, every start
+     compiles numpy again).
 Prints DIR's python on stdout. DIR must not exist or be empty.
 """
 
@@ -80,6 +82,7 @@ def build_wheel(dest: Path) -> Path:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir", type=Path)
+    p.add_argument("--compile", action="store_true", help="byte-compile what is installed, as pip does by default")
     p.add_argument("--index-timeout", type=float, default=10.0, help="seconds to wait for the index (default 10)")
     args = p.parse_args()
     if args.dir.exists() and any(args.dir.iterdir()):
@@ -100,7 +103,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="audiomnist-wheel-") as dist:
         wheel = build_wheel(Path(dist))
         step(f"wheel {wheel.name}")
-        pip("--python", str(python), "install", "-q", "--no-compile", "--retries", "2", "--timeout", "60", str(wheel))
+        compile_ = [] if args.compile else ["--no-compile"]
+        pip("--python", str(python), "install", "-q", *compile_, "--retries", "2", "--timeout", "60", str(wheel))
     step("installed")
     print(python)
     return 0
