@@ -453,7 +453,7 @@ def test_cli_rejects_a_string_model_that_is_not_one(capsys, tmp_path):
 
 @pytest.fixture(scope="module")
 def strings_server(string_model) -> str:
-    """`audiomnist serve --string-model RUN_DIR` (the untrained string model's run folder, so torch)."""
+    """`audiomnist serve --string-model CHECKPOINT` (the untrained string model's best.pt, so torch)."""
     yield from run_server("--string-model", str(string_model[0]))
 
 
