@@ -1,6 +1,6 @@
-"""Inference from .onnx models without torch: `predict`, serve's predict path, `listen --input` and Classifier run in
-a fresh interpreter where torch and the training-only libraries cannot be imported, answer like the torch
-pipeline, and never import torch (nor does an .onnx model where torch is installed).
+"""Inference from .onnx models without torch: `predict`, serve's predict and transcribe paths, `listen --input` and
+Classifier run in a fresh interpreter where torch and the training-only libraries cannot be imported, answer like
+the torch pipeline, and never import torch (nor does an .onnx model where torch is installed).
 
 The install itself is tested too: tools/torch_free_venv.py builds a new venv holding the project's wheel and the base
 dependencies pip resolves from its metadata (no torch installed at all), and `predict`, `listen --input` and
@@ -151,6 +151,23 @@ def test_an_onnx_model_never_imports_torch_even_where_it_is_installed(wavs):
     )
     assert report["code"] == 0, done.stderr
     assert not {"torch", "librosa", "sklearn", "pandas", "matplotlib"} & set(report["imported"]), report
+
+
+def test_serve_transcribes_with_an_onnx_string_model_without_torch(string_model, wavs):
+    from audiomnist.recognizer import StringRecognizer
+
+    done, report = run_child(f"""
+        from fastapi.testclient import TestClient
+        from audiomnist.infer import Classifier
+        from audiomnist.recognizer import StringRecognizer
+        from audiomnist.serve import create_app
+        app = create_app(Classifier.load(), strings=StringRecognizer.load({str(string_model[1])!r}))
+        with open({str(wavs["number"])!r}, "rb") as f:
+            r = TestClient(app).post("/transcribe", files={{"file": ("number.wav", f, "audio/wav")}})
+        report(status=r.status_code, digits=r.json()["digits"], backend=r.json()["backend"])
+    """)
+    want = StringRecognizer.load(string_model[0]).transcribe_file(wavs["number"]).digits
+    assert report == {"status": 200, "digits": want, "backend": "onnx", "imported": []}, done.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
     audiomnist export [RUN_DIR|CHECKPOINT|NAME] --onnx OUT.onnx
     audiomnist export [RUN_DIR|CHECKPOINT|NAME] --web DIR [--ort-web PATH]   a page running it in the browser
+                                                                          (a digit-string model: a number page)
 
 The graph (onnx_model.FORMAT 2) takes "waveform": float32 (batch, num_samples) windows, mono at the model's sample
 rate, any batch size, and gives "probabilities" (batch, classes): STFT (a conv1d over a fixed DFT-times-window
@@ -203,10 +204,8 @@ def string_parity(net: nn.Module, cfg: StringTrainConfig, onnx_path: str | os.Pa
 
 
 def _export_strings(path: Path, args: argparse.Namespace) -> int:
-    if args.web is not None:
-        raise AudiomnistError("--web takes a single-digit model; the page does not decode strings yet")
     net, cfg = load_string_model(path)
-    out = export_string_onnx(net, cfg, args.onnx)
+    out = export_string_onnx(net, cfg, args.onnx or args.web / "model.onnx")
     rng = np.random.default_rng(0)
     clips = [sample_windows_flat(cfg.audio.sample_rate, k) for k in (1, 3, 6)]
     waves = [np.concatenate(c) if c else 0.1 * rng.standard_normal(cfg.audio.sample_rate) for c in clips]
@@ -217,7 +216,17 @@ def _export_strings(path: Path, args: argparse.Namespace) -> int:
     if diff > PARITY_TOL:
         print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
         return 1
+    if args.web is not None:
+        _write_web(out, args)
     return 0
+
+
+def _write_web(out: Path, args: argparse.Namespace) -> None:
+    index = write_web(out, args.web, args.ort_web, args.ort_web_version)
+    print(
+        f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
+        f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/"
+    )
 
 
 def sample_windows_flat(sample_rate: int, n: int) -> list[np.ndarray]:
@@ -264,8 +273,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     if path.suffix == ".onnx":
         raise AudiomnistError(f"{path}: already an ONNX model")
     if is_string_checkpoint(load_checkpoint(path)):
-        if args.onnx is None:
-            raise AudiomnistError("a string model exports with --onnx OUT.onnx")
         return _export_strings(path, args)
     net, cfg, classes = load_trained(path, "cpu")
     out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx")
@@ -281,11 +288,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
         return 1
     if args.web is not None:
-        index = write_web(out, args.web, args.ort_web, args.ort_web_version)
-        print(
-            f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
-            f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/"
-        )
+        _write_web(out, args)
     return 0
 
 
