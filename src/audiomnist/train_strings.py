@@ -52,16 +52,20 @@ class Sources:
 
 
 def split_speakers(clips: Clips, cfg: StringTrainConfig) -> tuple[set[str], set[str]]:
-    """(train, validation) speakers: test speakers out, then val_frac of each folder with 10 or more speakers."""
+    """(train, validation) speakers: test speakers out, then val_frac of the speakers of folders with 10 or more.
+
+    A speaker id is one voice wherever it appears (the synthetic digits and strings share their voice plan), so the
+    validation voices are drawn once from all such folders together and never reach training through another one.
+    """
     rng = np.random.default_rng(cfg.seed)
-    train, val = set(), set()
+    everyone, pool = set(clips.speaker) - set(cfg.test_speakers), set()
     for folder in range(len(cfg.data)):
-        names = sorted({s for s, f in zip(clips.speaker, clips.source) if f == folder} - set(cfg.test_speakers))
-        k = round(len(names) * cfg.val_frac) if len(names) >= 10 else 0
-        picked = set(rng.permutation(names)[:k].tolist())
-        val |= picked
-        train |= set(names) - picked
-    return train, val
+        names = {s for s, f in zip(clips.speaker, clips.source) if f == folder} - set(cfg.test_speakers)
+        if len(names) >= 10:
+            pool |= names
+    pool_sorted = sorted(pool)
+    val = set(rng.permutation(pool_sorted)[: round(len(pool_sorted) * cfg.val_frac)].tolist()) if pool_sorted else set()
+    return everyone - val, val
 
 
 def make_sources(clips: Clips, speakers: set[str], cfg: StringTrainConfig) -> Sources:
