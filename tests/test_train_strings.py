@@ -91,3 +91,18 @@ def test_tones_are_learnt(tones, tmp_path):
     test = json.loads((folder / "metrics.json").read_text())["test"]
     assert test["lengths_1_12"]["digit_error_rate"] < 0.5, test["lengths_1_12"]
     assert np.isfinite(test["ten_digits"]["digit_error_rate"])
+
+
+def test_validation_voices_are_split_once_across_folders_sharing_them():
+    from audiomnist.string_model import StringTrainConfig
+    from audiomnist.strings import Clips
+    from audiomnist.train_strings import split_speakers
+
+    voices = [f"s{i:03d}" for i in range(40)]
+    speaker = ["george", "theo", "nicolas"] + voices + voices  # FSDD, then synthetic digits and strings (same ids)
+    source = [0, 0, 0] + [1] * 40 + [2] * 40
+    clips = Clips([np.zeros(1)] * len(speaker), ["1"] * len(speaker), speaker, source)
+    cfg = StringTrainConfig(data=("fsdd", "digits", "strings"), test_speakers=("nicolas",), val_frac=0.25)
+    train, val = split_speakers(clips, cfg)
+    assert len(val) == 10 and val <= set(voices) and not train & val
+    assert train | val == set(speaker) - {"nicolas"} and {"george", "theo"} <= train
