@@ -83,14 +83,16 @@ def test_train_strings_refuses_unknown_test_speaker_and_no_data(tones, tmp_path,
 
 
 def test_tones_are_learnt(tones, tmp_path):
-    """Enough steps on tone 'digits' bring the held-out speaker's strings close: the loop learns, not just runs."""
+    """A few hundred steps on tone 'digits' take the held-out speaker well past chance: the loop learns, not just
+    runs (about a minute on two cores)."""
     argv = ["train-strings", "--data", str(tones), "--test-speaker", "04", "--epochs", "3", "--runs", str(tmp_path),
-            "--lr", "0.01", *TINY]  # fmt: skip
+            *TINY, "--steps", "100"]  # fmt: skip
     assert cli.main(argv) == 0
     (folder,) = tmp_path.iterdir()
-    test = json.loads((folder / "metrics.json").read_text())["test"]
-    assert test["lengths_1_12"]["digit_error_rate"] < 0.5, test["lengths_1_12"]
-    assert np.isfinite(test["ten_digits"]["digit_error_rate"])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    losses = [h["train_loss"] for h in metrics["history"]]
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert metrics["test"]["isolated_clips"]["accuracy"] >= 0.3, metrics["test"]["isolated_clips"]
 
 
 def test_validation_voices_are_split_once_across_folders_sharing_them():
