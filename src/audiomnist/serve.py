@@ -1,14 +1,13 @@
 """Web page and REST API for predictions (FastAPI + uvicorn).
 
-    audiomnist serve [--model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME] [--backend torch|onnx] [--host 127.0.0.1] [--port
-    8000]
-                     [--max-upload-mb 10] [--threads 1]
+    audiomnist serve [--model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME] [--backend torch|onnx] [--host 127.0.0.1]
+                     [--port 8000] [--max-upload-mb 10] [--threads 1] [--min-prob P]
 
     GET  /          a page that records from the microphone (or sends a chosen file) and draws the class probabilities
     GET  /health    {"status": "ok", "model", "backend", "classes", "sample_rate", "max_upload_bytes"}
     POST /predict   multipart/form-data, audio (WAV, FLAC, OGG, ...) in field "file":
                     {"digit", "label", "probability", "probabilities", "latency_ms", "model", "filename", ...};
-                    "digit": null with a "reason" (too short, no speech, bad samples) when no digit can be in it
+                    "digit": null with a "reason" (too short, no speech, bad samples, not a digit, low confidence)
 
     curl -F file=@7_jackson_0.wav http://127.0.0.1:8000/predict
 
@@ -34,7 +33,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
 from .errors import AudiomnistError
-from .infer import BACKENDS, Classifier
+from .infer import BACKENDS, Classifier, add_min_prob_argument
 
 FORM_OVERHEAD = 16 * 1024  # multipart boundaries and part headers around the file
 MAX_DECODED_SAMPLES = 4 * 2**20  # frames x channels decoded per upload (16 MB float32), whatever the rate
@@ -79,8 +78,8 @@ def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
 
 
 def _result(classifier: Classifier, name: str, pred, filename: str, sr: int, frames: int) -> dict:
-    """The JSON answer for one upload. Degenerate audio (too short, no speech, bad samples) is an answer, not an
-    error: 200 with digit null and the reason."""
+    """The JSON answer for one upload. No digit (degenerate audio: too short, no speech, bad samples; or the model's
+    own not a digit, low confidence) is an answer, not an error: 200 with digit null and the reason."""
     return {
         "digit": pred.label if classifier.cfg.target == "digit" else None,
         "label": pred.label,
@@ -183,7 +182,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise AudiomnistError(f"--threads must be at least 1, got {args.threads}")
     name = args.model or "default"
-    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
+    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, min_prob=args.min_prob)
     # The first call is slow; pay it before serving (straight to the network: silence would get "no digit" unheard).
     clf.probabilities(clf.windows([np.zeros(clf.sample_rate, np.float32)]))
     app = create_app(clf, int(args.max_upload_mb * 2**20), name)
@@ -199,6 +198,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
+    add_min_prob_argument(p)
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload in MiB (bigger: 413)")
     p.add_argument(
         "--threads",
