@@ -304,3 +304,22 @@ needs_proc = pytest.mark.skipif(
     not Path("/proc/self/status").is_file(), reason="needs Linux /proc (memory, open files)"
 )
 needs_sigkill = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+
+
+def reject_checkpoint(path: Path, none_bias: float = 0.0, **extra) -> Path:
+    """An untrained default network (width 1) with the 'none' class as an 11th output, saved as a checkpoint;
+    `none_bias` is added to the none logit (large: 'none' always wins), `extra` goes into the checkpoint
+    (temperature=...)."""
+    import torch
+
+    from audiomnist.checkpoint import save_checkpoint
+    from audiomnist.config import to_dict
+    from audiomnist.runconfig import TrainConfig, build_model
+
+    cfg = TrainConfig(model_args={"width": 1})
+    torch.manual_seed(0)
+    state = build_model(cfg, 11).state_dict()
+    state["classifier.bias"][10] += none_bias
+    classes = [str(d) for d in range(10)] + ["none"]
+    save_checkpoint({"model": state, "classes": classes, "config": to_dict(cfg), **extra}, path)
+    return path

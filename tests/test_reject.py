@@ -9,23 +9,21 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from fastapi.testclient import TestClient
 
 from audiomnist import cli, listen
-from audiomnist.checkpoint import load_calibrated, load_checkpoint, load_trained, save_checkpoint
-from audiomnist.config import to_dict
+from audiomnist.checkpoint import load_calibrated, load_checkpoint, load_trained
 from audiomnist.dataset import NONE, load_data, make_split
 from audiomnist.errors import AudiomnistError
 from audiomnist.evaluate import acceptance, expected_calibration_error, fit_temperature, nll, with_temperature
 from audiomnist.export import export_onnx
 from audiomnist.infer import LOW_CONFIDENCE, NOT_A_DIGIT, Classifier
 from audiomnist.onnx_model import read_sidecar, sidecar_path
-from audiomnist.runconfig import TrainConfig, build_model
+from audiomnist.runconfig import TrainConfig
 from audiomnist.serve import create_app
 from audiomnist.stream import transcribe_file
 
-from conftest import FAST_TRAIN, SR, tone_digit, write_tone_set
+from conftest import FAST_TRAIN, SR, reject_checkpoint, tone_digit, write_tone_set
 
 DIGITS = [str(d) for d in range(10)]
 
@@ -131,16 +129,7 @@ def test_acceptance_counts_none_and_min_prob():
     assert a["digits_accepted"] == 0.5 and a["accuracy_on_accepted"] == 1.0 and a["none_accepted_as_digit"] == 0.5
 
 
-def _checkpoint(path, none_bias: float = 0.0, **extra):
-    """An untrained default network with the none class; none_bias added to the none logit (large: none always
-    wins)."""
-    cfg = TrainConfig(model_args={"width": 1})
-    torch.manual_seed(0)
-    net = build_model(cfg, 11)
-    state = net.state_dict()
-    state["classifier.bias"][10] += none_bias
-    save_checkpoint({"model": state, "classes": DIGITS + [NONE], "config": to_dict(cfg), **extra}, path)
-    return path
+_checkpoint = reject_checkpoint
 
 
 def test_temperature_is_stored_and_old_checkpoints_load_with_one(tmp_path):
