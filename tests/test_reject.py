@@ -269,3 +269,28 @@ def test_listen_skips_not_a_digit(none_model):
     out = io.StringIO()
     listen.print_stream(transcribe_file(path, clf), kept, out=out)
     assert kept == [] and f"skipped: {NOT_A_DIGIT}" in out.getvalue()
+
+
+def test_none_threshold_answers_the_best_digit_until_none_is_likely_enough():
+    logits = [1.0, 0.5] + [0.0] * 8 + [1.5]  # none the most likely, but under 0.5
+    clip = tone_digit(0, 1, 0)
+    assert classifier(logits).predict(clip, SR).reason == NOT_A_DIGIT
+    kept = classifier(logits, none_threshold=0.5).predict(clip, SR)
+    assert kept.label == "0" and kept.reason is None and kept.probability == pytest.approx(kept.probabilities["0"])
+    assert classifier(logits, none_threshold=0.2).predict(clip, SR).reason == NOT_A_DIGIT
+    low = classifier(logits, none_threshold=0.5, min_prob=0.5).predict(clip, SR)
+    assert low.label is None and low.reason == LOW_CONFIDENCE
+    with pytest.raises(AudiomnistError, match="none_threshold"):
+        classifier(logits, none_threshold=0.0)
+
+
+def test_predict_cli_none_threshold(tmp_path, capsys):
+    model = reject_checkpoint(tmp_path / "m.pt", none_bias=3.0)  # none most likely, p(none) about 0.7
+    sf.write(tmp_path / "clip.wav", tone_digit(4, 1, 0), SR, subtype="PCM_16")
+    argv = ["predict", str(tmp_path / "clip.wav"), "--model", str(model), "--format", "json", "--no-progress"]
+    rows = []
+    for extra in ([], ["--none-threshold", "0.95"]):
+        assert cli.main(argv + extra) == 0
+        rows += json.loads(capsys.readouterr().out)
+    assert rows[0]["digit"] is None and rows[0]["reason"] == NOT_A_DIGIT and 0.5 < rows[0]["probability"] < 0.95
+    assert rows[1]["digit"] in DIGITS and rows[1]["reason"] is None

@@ -94,11 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     result = {"run": str(args.run), "temperature": clf.temperature, "groups": {}}
     for name, paths in groups(args.run, args.data, args.negatives).items():
         preds, errors = clf.predict_files(paths)
-        probs = np.array([[q.probabilities[c] for c in clf.classes] for q in preds])
+        gated = [q.probabilities == {} for q in preds]  # refused by the audio gate: no digit, whatever the threshold
+        none_only = [float(c == "none") for c in clf.classes]
+        probs = np.array([none_only if g else [q.probabilities[c] for c in clf.classes] for q, g in zip(preds, gated)])
         truth = None
         if "digits" in name:
             truth = np.array([int(Path(q.path).stem.split("_")[0]) for q in preds])
-        g = {"clips": len(preds), "unreadable": len(errors), **curves(probs, clf.classes, truth)}
+        g = {"clips": len(preds), "unreadable": len(errors), "gated": int(sum(gated))}
+        g.update(curves(probs, clf.classes, truth))
         if truth is not None:  # ECE of the 11-way answer, before (T = 1) and after temperature scaling
             g["ece"] = expected_calibration_error(with_temperature(probs, 1 / clf.temperature), truth)
             g["ece_calibrated"] = expected_calibration_error(probs, truth)

@@ -4,13 +4,16 @@
 # words, and English non-digit words + noise said by the SAME synthetic voices 0-499 (tools/make_negatives.py
 # --first 0 --voices 500 with the corpus's seed). Speaker split stratified by folder (each folder loses 20 % of its
 # speakers to the test and 10 % to validation; 1 of FSDD's 6 to each); SEED picks the fold. See README.md.
-# usage: experiments/no-digit/train.sh SEED RUNS NEGDIR [extra train flags]
+# usage: [WEIGHTS="4 1 1 1 1"] experiments/no-digit/train.sh SEED RUNS NEGDIR [extra train flags]
+#   WEIGHTS: --data-weight of FSDD, synthetic digits, Bengali, Ukrainian, synthetic negatives
 #   NEGDIR holds synth-digits-train/ and neg-train/ (README.md: how they are made)
 seed=$1 runs=$2 neg=$3
 shift 3
 data=${DATA:-../shared/data}
+weights=""
+for w in ${WEIGHTS:-4 1 1 1 1}; do weights="$weights --data-weight $w"; done
 exec audiomnist train --data "$data/fsdd/recordings" --data "$neg/synth-digits-train" \
     --negative "$data/bengali" --negative "$data/ukrainian" --negative "$neg/neg-train" \
-    --data-weight 4 --data-weight 1 --data-weight 1 --data-weight 1 --data-weight 1 \
+    $weights \
     --model res2d --epochs 12 --seed "$seed" --device cpu --no-progress \
     --runs "$runs" --name "nodigit-seed$seed" "$@"

@@ -60,6 +60,9 @@ NOT_A_DIGIT, LOW_CONFIDENCE = "not a digit", "low confidence"
 # Off by default: measured on held-out speakers, every threshold that rejects more non-digits loses more real digits
 # (experiments/no-digit/README.md); raise it where a wrong digit costs more than a missed one.
 DEFAULT_MIN_PROB = 0.0
+# None: "not a digit" when the none class is the most likely one. A threshold P answers it only when p(none) >= P
+# (P above 0.5 keeps more real digits and lets more non-digits through; the curve is in experiments/no-digit).
+DEFAULT_NONE_THRESHOLD = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,8 @@ class Prediction:
 
     `label` None means no digit, and `reason` says why: the clip cannot hold one (audio_problem: `probability` 0 and
     no probabilities, the network never saw it), the network says it is not a digit (NOT_A_DIGIT: its "none" class
-    won) or is not sure enough (LOW_CONFIDENCE: the top probability is under min_prob); `probability` is then the top
-    class's.
+    won, or p(none) reached none_threshold) or is not sure enough (LOW_CONFIDENCE: the best digit's probability is
+    under min_prob); `probability` is then the top class's (the best digit's for LOW_CONFIDENCE).
     """
 
     label: str | None
@@ -108,9 +111,20 @@ class Classifier:
     .onnx file; both have .model, .target and .audio.
     """
 
-    def __init__(self, pipeline, cfg, classes: list[str], backend: str, min_prob: float = DEFAULT_MIN_PROB):
+    def __init__(
+        self,
+        pipeline,
+        cfg,
+        classes: list[str],
+        backend: str,
+        min_prob: float = DEFAULT_MIN_PROB,
+        none_threshold: float | None = DEFAULT_NONE_THRESHOLD,
+    ):
         if not 0.0 <= min_prob <= 1.0:
             raise AudiomnistError(f"min_prob must be between 0 and 1, got {min_prob}")
+        if none_threshold is not None and not 0.0 < none_threshold <= 1.0:
+            raise AudiomnistError(f"none_threshold must be above 0 and at most 1, got {none_threshold}")
+        self.none_threshold = none_threshold  # None: the none class answers when it is the most likely
         self.pipeline = pipeline
         self.cfg = cfg
         self.classes = list(classes)
@@ -130,22 +144,23 @@ class Classifier:
         device: str = "cpu",
         threads: int | None = None,
         min_prob: float = DEFAULT_MIN_PROB,
+        none_threshold: float | None = DEFAULT_NONE_THRESHOLD,
     ) -> Classifier:
         """From a run folder, checkpoint, shipped name (None: the default model) or .onnx file (with its .json sidecar).
 
         An .onnx file runs on ONNX Runtime without torch. A checkpoint runs in torch, or with backend "onnx" on ONNX
         Runtime through its export, made once into data_home()/onnx (keyed by its content) and reused. backend None
         picks by the file; for a shipped name, "onnx" takes its shipped .onnx export. A top probability under
-        `min_prob` is answered "no digit" (LOW_CONFIDENCE).
+        `min_prob` is answered "no digit" (LOW_CONFIDENCE); `none_threshold`: see Classifier.
         """
         if backend is not None and backend not in BACKENDS:
             raise AudiomnistError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
         path = resolve_model(spec, prefer=backend)
         if path.suffix == ".onnx":
             pipeline = OnnxPipeline(path, threads)
-            return cls(pipeline, pipeline.info, pipeline.classes, "onnx", min_prob)
+            return cls(pipeline, pipeline.info, pipeline.classes, "onnx", min_prob, none_threshold)
         pipeline, cfg, classes = _torch_side().load_checkpoint_model(path, backend or "torch", device, threads)
-        return cls(pipeline, cfg, classes, backend or "torch", min_prob)
+        return cls(pipeline, cfg, classes, backend or "torch", min_prob, none_threshold)
 
     @property
     def sample_rate(self) -> int:
@@ -163,6 +178,12 @@ class Classifier:
 
     def _answer(self, p: np.ndarray, path: str | None = None) -> Prediction:
         i = int(p.argmax())
+        if NONE_CLASS in self.classes and self.none_threshold is not None:
+            none = self.classes.index(NONE_CLASS)
+            if p[none] < self.none_threshold:  # not "none": the best digit, even where none is more likely
+                i = int(np.argmax(np.where(np.arange(len(p)) == none, -np.inf, p)))
+            else:
+                i = none
         label, reason = self.classes[i], None
         if label == NONE_CLASS:
             label, reason = None, NOT_A_DIGIT
@@ -354,7 +375,7 @@ def _truncated(path: Path) -> str | None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    clf = Classifier.load(args.model, backend=args.backend, min_prob=args.min_prob)
+    clf = Classifier.load(args.model, backend=args.backend, **no_digit_options(args))
     problems: list[tuple[str, str]] = []
     ignored: list[str] = []
     paths = find_audio(args.inputs, problems, ignored)
@@ -436,12 +457,13 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         "onnx with a checkpoint exports it once, with a shipped name takes its .onnx",
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    add_min_prob_argument(p)
+    add_no_digit_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
 
 
-def add_min_prob_argument(p: argparse.ArgumentParser) -> None:
+def add_no_digit_arguments(p: argparse.ArgumentParser) -> None:
+    """--min-prob and --none-threshold, the Classifier's two ways to answer no digit itself."""
     p.add_argument(
         "--min-prob",
         type=float,
@@ -450,3 +472,16 @@ def add_min_prob_argument(p: argparse.ArgumentParser) -> None:
         help=f"answer no digit ('low confidence') when the top calibrated probability is under P "
         f"(default {DEFAULT_MIN_PROB:g}); a model trained with --negative also answers 'not a digit' itself",
     )
+    p.add_argument(
+        "--none-threshold",
+        type=float,
+        default=DEFAULT_NONE_THRESHOLD,
+        metavar="P",
+        help="for a model with the 'none' class: answer 'not a digit' only when p(none) >= P, else the best digit "
+        "(default: when none is the most likely class)",
+    )
+
+
+def no_digit_options(args: argparse.Namespace) -> dict:
+    """Classifier.load's keyword arguments from add_no_digit_arguments's flags."""
+    return {"min_prob": args.min_prob, "none_threshold": args.none_threshold}

@@ -21,7 +21,7 @@ from typing import TextIO
 import numpy as np
 
 from .errors import AudiomnistError
-from .infer import BACKENDS, Classifier, Prediction, add_min_prob_argument
+from .infer import BACKENDS, Classifier, Prediction, add_no_digit_arguments, no_digit_options
 from .stream import Detection, VadConfig, join_labels, transcribe, transcribe_file
 
 QUIT = {"q", "quit", "exit"}
@@ -193,7 +193,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         raise AudiomnistError(f"--end-silence-ms: {e}") from None
     kept: list[str] = []
     if args.input:
-        clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, min_prob=args.min_prob)
+        clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
         print_stream(transcribe_file(args.input, clf, vad), kept, args.min_prob)
         print(join_labels(kept))
         return 0
@@ -201,7 +201,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     device = _device(args.device)
     info = input_device(sd, device)
     rate = int(info["default_samplerate"])
-    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, min_prob=args.min_prob)
+    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
     print(
         f"microphone: {info['name']} at {rate} Hz (the model hears {clf.sample_rate} Hz)", file=sys.stderr, flush=True
     )
@@ -237,7 +237,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", help="input device number or name (see --list-devices; default: the system's)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    add_min_prob_argument(p)  # such a detection is skipped ("low confidence") and left out of the string
+    add_no_digit_arguments(p)  # such a detection is skipped ("low confidence") and left out of the string
     p.add_argument(
         "--end-silence-ms", type=float, help=f"pause that ends a digit (default {VadConfig().end_silence_ms:g})"
     )

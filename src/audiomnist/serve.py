@@ -33,7 +33,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
 from .errors import AudiomnistError
-from .infer import BACKENDS, Classifier, add_min_prob_argument
+from .infer import BACKENDS, Classifier, add_no_digit_arguments, no_digit_options
 
 FORM_OVERHEAD = 16 * 1024  # multipart boundaries and part headers around the file
 MAX_DECODED_SAMPLES = 4 * 2**20  # frames x channels decoded per upload (16 MB float32), whatever the rate
@@ -182,7 +182,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise AudiomnistError(f"--threads must be at least 1, got {args.threads}")
     name = args.model or "default"
-    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, min_prob=args.min_prob)
+    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
     # The first call is slow; pay it before serving (straight to the network: silence would get "no digit" unheard).
     clf.probabilities(clf.windows([np.zeros(clf.sample_rate, np.float32)]))
     app = create_app(clf, int(args.max_upload_mb * 2**20), name)
@@ -198,7 +198,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
-    add_min_prob_argument(p)
+    add_no_digit_arguments(p)
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload in MiB (bigger: 413)")
     p.add_argument(
         "--threads",
