@@ -294,3 +294,11 @@ def test_predict_cli_none_threshold(tmp_path, capsys):
         rows += json.loads(capsys.readouterr().out)
     assert rows[0]["digit"] is None and rows[0]["reason"] == NOT_A_DIGIT and 0.5 < rows[0]["probability"] < 0.95
     assert rows[1]["digit"] in DIGITS and rows[1]["reason"] is None
+
+
+def test_evaluate_other_data_of_a_weighted_run_with_negatives(tmp_path):
+    """A run's --data-weight belongs to its own folders: evaluating other folders (and --negative ones) drops it."""
+    from audiomnist.runconfig import with_data
+
+    cfg = TrainConfig(data=("a", "b"), data_weights=(4.0, 1.0), negatives=("n",))
+    assert with_data(cfg, ["c"]).data_weights == ()

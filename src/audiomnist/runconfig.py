@@ -208,8 +208,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def with_data(cfg: TrainConfig, paths: list[str] | tuple[str, ...]) -> TrainConfig:
-    """`cfg` reading the given dataset folders (resolved, so a run folder's config works from anywhere)."""
-    return dataclasses.replace(cfg, data=tuple(str(Path(p).resolve()) for p in paths))
+    """`cfg` reading the given dataset folders (resolved, so a run folder's config works from anywhere). The sampling
+    weights of the folders it had go with them (they would no longer match)."""
+    return dataclasses.replace(cfg, data=tuple(str(Path(p).resolve()) for p in paths), data_weights=())
 
 
 def build_model(cfg: TrainConfig, num_classes: int):
