@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -304,6 +305,27 @@ needs_proc = pytest.mark.skipif(
     not Path("/proc/self/status").is_file(), reason="needs Linux /proc (memory, open files)"
 )
 needs_sigkill = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+
+
+@pytest.fixture(scope="session")
+def string_model(tmp_path_factory) -> tuple[Path, Path]:
+    """An untrained, small digit-string model: (checkpoint, its .onnx export). For interfaces, not for accuracy."""
+    import torch
+
+    from audiomnist.checkpoint import save_checkpoint
+    from audiomnist.config import to_dict
+    from audiomnist.ctc import STRING_CLASSES
+    from audiomnist.export import export_string_onnx
+    from audiomnist.string_model import StringTrainConfig, build
+
+    folder = tmp_path_factory.mktemp("string_model")
+    cfg = StringTrainConfig(model_args={"channels": 16, "blocks": 2})
+    torch.manual_seed(0)
+    net = build(cfg).eval()
+    state = {"task": "strings", "model": net.state_dict(), "classes": STRING_CLASSES, "config": to_dict(cfg)}
+    save_checkpoint({**state, "epoch": 0}, folder / "best.pt")
+    (folder / "config.json").write_text(json.dumps(to_dict(cfg)))
+    return folder / "best.pt", export_string_onnx(net, cfg, folder / "strings.onnx")
 
 
 def reject_checkpoint(path: Path, none_bias: float = 0.0, **extra) -> Path:

@@ -11,7 +11,7 @@ from audiomnist.audio import AudioConfig
 from audiomnist.errors import AudiomnistError
 from audiomnist.features import FeatureConfig
 
-NAMES = models.available()
+NAMES = [n for n in models.available() if not getattr(models.get(n), "sequence", False)]  # one answer per clip
 
 
 def _input_shape(name: str, batch: int) -> tuple[int, ...]:
@@ -53,6 +53,38 @@ def test_bcresnet_any_input_size(n_mels, frames):
     for kwargs in [dict(width=1), dict(width=1.5, subbands=4 if n_mels % 32 == 0 else 1)]:
         net = models.create("bcresnet", 2, **kwargs).eval()
         assert net(torch.randn(2, 1, n_mels, frames)).shape == (2, 2)
+
+
+@pytest.mark.parametrize("frames", [1, 4, 5, 101, 333])
+def test_ctc_tcn_gives_one_output_per_four_frames(frames):
+    net = models.create("ctc-tcn", 11, channels=16, blocks=3).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 1, 40, frames))
+    assert out.shape == (2, math.ceil(frames / 4), 11)
+    assert int(net.output_frames(torch.tensor(frames))) == out.shape[1]
+
+
+def test_ctc_tcn_looks_ahead_only_a_few_frames():
+    """Changing input frames from t on changes no output before (t - lookahead) / 4: a stream can be decoded early."""
+    torch.manual_seed(0)
+    net = models.create("ctc-tcn", 11, channels=16, lookahead=4).eval()
+    x = torch.randn(1, 1, 40, 200)
+    y = x.clone()
+    y[..., 120:] = torch.randn(1, 1, 40, 80)
+    with torch.no_grad():
+        a, b = net(x)[0], net(y)[0]
+    changed = torch.nonzero((a - b).abs().amax(dim=1) > 1e-6)[:, 0]
+    first = int(changed.min())
+    assert 120 // 4 - 6 <= first < 120 // 4  # a few output frames of lookahead, not the whole utterance
+    assert torch.equal(a[:first], b[:first])
+
+
+def test_a_sequence_model_is_refused_by_train():
+    from audiomnist.errors import ConfigError
+    from audiomnist.runconfig import TrainConfig, build_model
+
+    with pytest.raises(ConfigError, match="train-strings"):
+        build_model(TrainConfig(model="ctc-tcn"), 10)
 
 
 def test_bcresnet_width_scales():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 import time
@@ -19,7 +20,8 @@ from fastapi.testclient import TestClient
 from audiomnist import cli
 from audiomnist.catalog import sample_root
 from audiomnist.infer import Classifier
-from audiomnist.serve import create_app
+from audiomnist.recognizer import STRING_CLASSES, StringRecognizer
+from audiomnist.serve import MAX_BEAM, create_app
 
 from conftest import free_port
 
@@ -162,9 +164,8 @@ def test_cli_rejects_bad_settings(capsys):
     assert "--threads" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def server() -> str:
-    """`audiomnist serve` with the shipped model in a subprocess on a free loopback port (1 MiB upload limit)."""
+def run_server(*extra: str):
+    """`audiomnist serve` in a subprocess on a free loopback port (1 MiB upload limit): yields its URL."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -177,6 +178,7 @@ def server() -> str:
         "1",
         "--log-level",
         "warning",
+        *extra,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -199,6 +201,12 @@ def server() -> str:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server() -> str:
+    """`audiomnist serve` with the shipped models (and no digit-string model unless one is shipped)."""
+    yield from run_server()
 
 
 def test_live_server_concurrent_and_bad_uploads(server, clf, fsdd_dir):
@@ -306,4 +314,202 @@ def test_page_sends_a_chosen_file(browser, server):
     page.wait_for_function("document.body.dataset.state === 'error'", timeout=30_000)
     assert page.text_content("#error").startswith("notes.txt: not a readable audio file")
     assert page.text_content("#digit") == ""
+    page.close()
+
+
+# ---- POST /transcribe: a digit-string model (untrained here: the shape of the answers, not their digits) -----------
+
+
+@pytest.fixture(scope="module")
+def rec(string_model) -> StringRecognizer:
+    return StringRecognizer.load(string_model[1], threads=1)
+
+
+@pytest.fixture(scope="module")
+def strings_client(clf, rec) -> TestClient:
+    return TestClient(create_app(clf, max_upload_bytes=LIMIT, strings=rec, strings_name="untrained"))
+
+
+def transcribe(client, name: str, data: bytes, query: str = "", **kw) -> httpx.Response:
+    return client.post(f"/transcribe{query}", files={"file": (name, data, "application/octet-stream")}, **kw)
+
+
+def number_clip(fsdd_dir: Path | None = None) -> tuple[np.ndarray, int]:
+    """Three sample clips in a row, 0.1 s apart: a 'number' of about 2 s at 8 kHz."""
+    from audiomnist.export import sample_windows_flat
+
+    gap = np.zeros(800, np.float32)
+    return np.concatenate([x for c in sample_windows_flat(8000, 3) for x in (c, gap)]), 8000
+
+
+def check_transcript(body: dict, duration_s: float, model: str = "untrained") -> None:
+    assert re.fullmatch(r"[0-9]*", body["digits"]), body["digits"]
+    assert "".join(w["digit"] for w in body["words"]) == body["digits"]
+    assert all(set(w) == {"digit", "confidence", "time"} for w in body["words"])
+    assert all(0 <= w["confidence"] <= 1 for w in body["words"])
+    times = [w["time"] for w in body["words"]]
+    assert times == sorted(times) and all(0 <= t <= duration_s + 0.1 for t in times)
+    assert body["model"] == model and body["latency_ms"] >= 0
+
+
+def test_health_reports_the_string_model(client, strings_client, rec):
+    assert client.get("/health").json()["string_model"] is None
+    s = strings_client.get("/health").json()["string_model"]
+    assert s["model"] == "untrained" and s["backend"] == "onnx" and s["classes"] == STRING_CLASSES
+    assert s["sample_rate"] == rec.sample_rate and s["max_seconds"] > 10
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG"])
+def test_transcribe_formats(strings_client, rec, fmt):
+    data = encode(*number_clip(), fmt)
+    r = transcribe(strings_client, f"number.{fmt.lower()}", data)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    x, sr = sf.read(io.BytesIO(data), dtype="float32")
+    check_transcript(body, len(x) / sr)
+    assert body["digits"] == rec.transcribe(x, sr).digits and body["reason"] is None and body["beam"] == 1
+    assert body["filename"] == f"number.{fmt.lower()}" and body["sample_rate"] == sr
+    assert body["duration_s"] == pytest.approx(len(x) / sr, abs=1e-3) and body["backend"] == "onnx"
+
+
+def test_transcribe_stereo_at_another_rate_and_a_beam(strings_client, rec):
+    x, sr = number_clip()
+    y = soxr.resample(x, sr, 16000)
+    data = encode(np.stack([y, y], axis=1), 16000, "WAV")
+    r = transcribe(strings_client, "stereo.wav", data, "?beam=8")
+    assert r.status_code == 200, r.text
+    check_transcript(r.json(), len(y) / 16000)
+    assert r.json()["beam"] == 8 and r.json()["sample_rate"] == 16000
+    assert r.json()["digits"] == rec.transcribe(y, 16000, beam=8).digits
+
+
+@pytest.mark.parametrize("beam", ["0", "-1", "x", "1.5", str(MAX_BEAM + 1)])
+def test_transcribe_rejects_a_bad_beam(strings_client, beam):
+    r = transcribe(strings_client, "number.wav", encode(*number_clip(), "WAV"), f"?beam={beam}")
+    assert r.status_code == 422 and r.json()["detail"].startswith("beam must be a whole number"), r.text
+
+
+@pytest.mark.parametrize(
+    "name, x, subtype, reason",
+    [
+        ("nan.wav", np.full(800, np.nan, np.float32), "FLOAT", "bad samples"),
+        ("loud.wav", np.full(8000, 1e30, np.float32), "FLOAT", "bad samples"),
+        ("silence.wav", np.zeros(8000, np.float32), "PCM_16", "no speech"),
+        ("blip.wav", np.full(96, 0.5, np.float32), "PCM_16", "too short"),
+    ],
+)
+def test_transcribe_degenerate_audio_is_200_with_no_digits_and_the_reason(strings_client, name, x, subtype, reason):
+    r = transcribe(strings_client, name, encode(x, 8000, "WAV", subtype))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["digits"] == "" and body["words"] == [] and body["reason"] == reason and body["filename"] == name
+
+
+def test_transcribe_rejects_bad_uploads_like_predict(strings_client):
+    r = transcribe(strings_client, "big.wav", b"RIFF" + bytes(LIMIT))
+    assert r.status_code == 413 and r.json()["detail"].startswith("big.wav is larger than the upload limit")
+    r = transcribe(strings_client, "huge.wav", bytes(5 * LIMIT))
+    assert r.status_code == 413 and "request body" in r.json()["detail"]
+    r = transcribe(strings_client, "notes.txt", b"just some text\n" * 20)
+    assert r.status_code == 415 and r.json()["detail"].startswith("notes.txt: not a readable audio file")
+    r = transcribe(strings_client, "empty.wav", b"")
+    assert r.status_code == 422 and r.json()["detail"] == "empty.wav: empty file (0 bytes)"
+    r = strings_client.post("/transcribe", files={"audio": ("a.wav", b"x")})
+    assert r.status_code == 422 and "'file'" in r.json()["detail"]
+    r = strings_client.post("/transcribe", json={"file": "a.wav"})
+    assert r.status_code == 415 and "URL/transcribe" in r.json()["detail"]
+    r = strings_client.post("/transcribe", content=b"junk", headers={"content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 400
+    assert strings_client.get("/transcribe").status_code == 405
+
+
+def test_transcribe_without_a_string_model_is_503_and_the_rest_works(client, clip):
+    r = transcribe(client, "number.wav", encode(*number_clip(), "WAV"))
+    assert r.status_code == 503 and "--string-model" in r.json()["detail"]
+    assert post(client, "clip.wav", encode(*clip, "WAV")).status_code == 200
+
+
+def test_transcribe_from_a_checkpoint_answers_like_its_export(clf, string_model, strings_client):
+    torch_app = TestClient(create_app(clf, LIMIT, strings=StringRecognizer.load(string_model[0], threads=1)))
+    data = encode(*number_clip(), "WAV")
+    a, b = transcribe(torch_app, "n.wav", data).json(), transcribe(strings_client, "n.wav", data).json()
+    assert a["backend"] == "torch" and a["model"] == "best" and a["digits"] == b["digits"]
+    assert [w["confidence"] for w in a["words"]] == pytest.approx([w["confidence"] for w in b["words"]], abs=1e-3)
+
+
+def test_page_has_a_number_mode(client):
+    text = client.get("/").text
+    for element in ('id="mode-digit"', 'id="mode-number"', 'id="digits"', 'id="words"', '"transcribe"'):
+        assert element in text
+    assert "no digits heard" in text and "r.reason" in text
+
+
+def test_cli_rejects_a_string_model_that_is_not_one(capsys, tmp_path):
+    assert cli.main(["serve", "--string-model", "default"]) == 2
+    assert "--string-model" in (err := capsys.readouterr().err) and "not a digit-string model" in err
+    assert cli.main(["serve", "--string-model", str(tmp_path / "nothing")]) == 2
+    assert "--string-model" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def strings_server(string_model) -> str:
+    """`audiomnist serve --string-model CHECKPOINT` (the untrained string model's best.pt, so torch)."""
+    yield from run_server("--string-model", str(string_model[0]))
+
+
+def test_live_server_transcribes_with_the_string_model_given(strings_server, string_model, fsdd_dir):
+    h = httpx.get(f"{strings_server}/health").json()
+    assert h["string_model"]["model"] == str(string_model[0]) and h["string_model"]["backend"] == "torch"
+    path = fsdd_dir / "4_george_0.wav"
+    with open(path, "rb") as f:
+        r = httpx.post(f"{strings_server}/transcribe?beam=4", files={"file": (path.name, f)}, timeout=60)
+    assert r.status_code == 200, r.text
+    check_transcript(r.json(), sf.info(path).duration, model=str(string_model[0]))
+    assert r.json()["digits"] == StringRecognizer.load(string_model[0]).transcribe_file(path, beam=4).digits
+    r = httpx.post(f"{strings_server}/transcribe", files={"file": ("notes.txt", b"hello")}, timeout=60)
+    assert r.status_code == 415 and r.json()["detail"].startswith("notes.txt:")
+
+
+def wait_ready(page) -> None:
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
+
+
+@pytest.mark.browser
+def test_page_transcribes_a_number(browser, strings_server):
+    b, source = browser
+    page, errors = open_page(b, strings_server)
+    wait_ready(page)
+    assert page.is_enabled("#mode-number")
+    page.check("#mode-number")
+    assert page.text_content("#title") == "Say a number" and page.input_value("#seconds") == "5"
+    assert not page.is_visible("#bars") and not page.is_visible("#digit")
+    page.set_input_files("#file", str(source))
+    wait_done(page)
+    with open(source, "rb") as f:
+        want = httpx.post(f"{strings_server}/transcribe", files={"file": (source.name, f)}, timeout=60).json()
+    assert page.text_content("#digits") == (want["digits"] or "no digits heard")
+    assert page.locator("#words .word").count() == len(want["digits"])
+    assert page.text_content("#number-meta").startswith(source.name)
+    page.fill("#seconds", "3")
+    page.click("#record")
+    wait_done(page)
+    assert re.fullmatch(r"[0-9]+|no digits heard.*", page.text_content("#digits"))
+    assert "recording.wav" in page.text_content("#number-meta")
+    page.check("#mode-digit")  # back to one digit: the bars and /predict
+    assert page.input_value("#seconds") == "1.5" and page.is_visible("#bars") and page.text_content("#digits") == ""
+    page.set_input_files("#file", str(source))
+    wait_done(page)
+    assert page.text_content("#digit") == source.name[0]
+    assert errors == []
+    page.close()
+
+
+@pytest.mark.browser
+def test_page_without_a_string_model_offers_digits_only(browser, server):
+    if httpx.get(f"{server}/health").json()["string_model"] is not None:
+        pytest.skip("a shipped digit-string model is installed")
+    page, errors = open_page(browser[0], server)
+    wait_ready(page)
+    assert page.is_disabled("#mode-number") and "--string-model" in page.text_content("#mode-note")
+    assert errors == []
     page.close()

@@ -242,6 +242,80 @@ def test_synthesize_says_each_word_with_its_own_rate():
     assert len(phrase) > 2 * len(synth.synthesize("four", voice)[0])
 
 
+# ------------------------------------------------------------------------------------ digit strings
+
+
+@pytest.mark.parametrize("oh", [0.0, 1.0])
+def test_string_params_draw_lengths_digits_and_zero_forms_from_the_seed(oh):
+    recipe = dataclasses.replace(clean_recipe(), oh_probability=oh)
+    drawn = [synth.string_params(recipe, np.random.default_rng([1, k]), (2, 5)) for k in range(200)]
+    assert drawn == [synth.string_params(recipe, np.random.default_rng([1, k]), (2, 5)) for k in range(200)]
+    assert {len(d) for d, *_ in drawn} == {2, 3, 4, 5}
+    for digits, words, rate, pitch in drawn:
+        said = words.split(" ")  # spaces only: a comma would make the engines pause
+        assert len(said) == len(digits) and "," not in words
+        expected = [("oh" if oh else "zero") if d == "0" else synth.DIGIT_WORDS[int(d)] for d in digits]
+        assert said == expected
+        assert abs(math.log(rate / recipe.rate)) <= synth.TAKE_RATE_JITTER + 1e-3
+        assert abs(math.log(pitch / recipe.pitch)) <= synth.TAKE_PITCH_JITTER + 1e-3
+    assert {len(d) for d, *_ in (synth.string_params(recipe, np.random.default_rng(k)) for k in range(300))} == set(
+        range(1, 13)
+    )
+
+
+@needs_espeak
+def test_espeak_batch_of_strings_is_cut_between_strings_only(monkeypatch):
+    """No pause inside a string at the slowest rate a speaker reaches is as long as the gap between takes."""
+    voice = synth.Voice("espeak", "en-us", "m1")
+    texts = ["four one five five five oh one two three four nine eight", "seven", "zero zero eight eight two six"]
+    rates = [0.6, 0.6, 1.7]  # the extremes of rate / warp
+    alone = [synth.synthesize(t, voice, r, 1.0)[0] for t, r in zip(texts, rates)]
+    pieces = synth._espeak_batch(texts, voice, rates, [1.0] * 3, Path(synth.tempfile.mkdtemp()))
+    assert len(pieces) == 3
+    for (piece, sr), one in zip(pieces, alone):
+        assert len(synth.trim(piece, sr)) == pytest.approx(len(synth.trim(one, sr)), rel=0.15)  # not cut
+    # A batch whose silences do not count out (here: no gap is long enough) is said one text per call instead.
+    monkeypatch.setattr(synth, "MIN_GAP_S", 10.0)
+    again = synth.synthesize_many(texts, voice, rates, [1.0] * 3)
+    assert [len(x) for x, _ in again] == [len(x) for x in alone]
+
+
+@needs_espeak
+def test_strings_only_corpus_is_deterministic_and_named_by_its_digits(tmp_path):
+    kw = dict(voices=2, takes=0, strings=3, seed=5, engines=["espeak"], progress=False)
+    a = synth.generate(tmp_path / "a", jobs=1, **kw)
+    synth.generate(tmp_path / "b", jobs=2, **kw)
+    names = sorted(p.name for p in (tmp_path / "a").glob("*.wav"))
+    assert a.files == 6 and len(names) == 6 and not a.failed
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+    speakers = [r.speaker for r in synth.plan({"espeak": synth.list_voices("espeak")}, 2, 5)]
+    assert set(json.loads((tmp_path / "a" / "speakers.json").read_text())) == set(speakers)
+    rows = (tmp_path / "a" / "takes.csv").read_text().splitlines()[1:]
+    for row in rows:
+        file, speaker, digits, take, words = row.split(",")[:5]
+        assert file == f"{digits}_{speaker}_{take}.wav" and take in "012" and 1 <= len(digits) <= 12
+        assert len(words.split(" ")) == len(digits)
+        x, sr = sf.read(tmp_path / "a" / file)
+        assert 0.15 * len(digits) < len(x) / sr < 0.6 + 0.8 * len(digits)  # one breath, no long pauses
+
+
+def test_strings_come_after_the_isolated_takes_which_stay_as_they_were(tmp_path, fake_flite_only):
+    args = [str(tmp_path / "a"), "--voices", "2", "--takes", "1", "--jobs", "1", "--no-progress"]
+    assert synth.main(args) == 0
+    with_strings = [str(tmp_path / "b"), *args[1:], "--strings", "3", "--string-lengths", "1,4"]
+    assert synth.main(with_strings) == 0
+    digits = sorted(p.name for p in (tmp_path / "a").glob("*.wav"))
+    both = sorted(p.name for p in (tmp_path / "b").glob("*.wav"))
+    assert len(digits) == 20 and len(both) == 26 and set(digits) <= set(both)
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in digits)
+    strings = [n.split("_") for n in set(both) - set(digits)]
+    assert sorted(t for *_, t in strings) == ["1.wav", "1.wav", "2.wav", "2.wav", "3.wav", "3.wav"]
+    assert all(1 <= len(d) <= 4 and d.isdigit() for d, *_ in strings)
+    assert synth.main([str(tmp_path / "c"), *args[1:3], "--takes", "0"]) == 2  # neither digits nor strings
+    with pytest.raises(SystemExit):
+        synth.main([str(tmp_path / "c"), "--strings", "2", "--string-lengths", "a,b"])
+
+
 def test_missing_engines_name_the_package_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AudiomnistError) as err:

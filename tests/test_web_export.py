@@ -86,21 +86,34 @@ def site(ort_web, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(site):
+def chromium():
+    """Headless Debian Chromium (one per module: Playwright's sync API runs one instance at a time)."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not found (apt-get install chromium; .ci/run installs it)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright python package not installed")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        pg = browser.new_page()
-        errors: list[str] = []
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(site[0])
-        pg.wait_for_function("['idle', 'error'].includes(document.body.dataset.state)", timeout=60_000)
-        assert pg.evaluate("document.body.dataset.state") == "idle", pg.text_content("#error")
-        yield pg, errors
+        yield browser
         browser.close()
+
+
+def open_site(browser, url: str):
+    """A page of the browser at url once the model has loaded, and the list its console errors go to."""
+    pg = browser.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(url)
+    pg.wait_for_function("['idle', 'error'].includes(document.body.dataset.state)", timeout=60_000)
+    assert pg.evaluate("document.body.dataset.state") == "idle", pg.text_content("#error")
+    return pg, errors
+
+
+@pytest.fixture(scope="module")
+def page(site, chromium):
+    pg, errors = open_site(chromium, site[0])
+    yield pg, errors
+    pg.close()
 
 
 def in_browser(pg, path: Path) -> dict:
@@ -157,27 +170,95 @@ def test_page_places_windows_as_python_does(page):
             np.testing.assert_array_equal(np.array(got, np.float32), fit_windows([prepare(x, cfg)[0]], cfg)[0])
 
 
+# ---- a digit-string model's page: the number, decoded in the browser ------------------------------------------------
+
+
+def config_of(html: str) -> dict:
+    return json.loads(html.split("const CFG = ", 1)[1].split(";\n", 1)[0])
+
+
+def test_string_model_page_is_the_number_mode(string_model, tmp_path):
+    from audiomnist.ctc import STRING_CLASSES
+    from audiomnist.recognizer import OUTPUT_STRIDE, StringRecognizer
+
+    html = write_web(string_model[1], tmp_path / "site", fake_ort(tmp_path / "pkg")).read_text()
+    config = config_of(html)
+    rec = StringRecognizer.load(string_model[1])
+    assert config["task"] == "strings" and config["classes"] == STRING_CLASSES
+    assert config["frame_s"] == rec.frame_seconds and OUTPUT_STRIDE == 4 and config["max_record_s"] == 30
+    assert (
+        'data-mode="number"' in html and "Say a number" in html and '<div class="modes" style="display: none"' in html
+    )
+    digits = write_web(PRETRAINED / "default.onnx", tmp_path / "digits", fake_ort(tmp_path / "pkg")).read_text()
+    assert config_of(digits)["task"] == "digits" and 'data-mode="digit"' in digits
+    assert '<div class="modes" style="display: none"' in digits  # one model, one mode: no switch to a number
+
+
+def test_export_web_takes_a_string_model(string_model, tmp_path, capsys):
+    out = tmp_path / "site"
+    assert (
+        cli.main(["export", str(string_model[0]), "--web", str(out), "--ort-web", str(fake_ort(tmp_path / "p"))]) == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "model.onnx", "model.onnx.json", "ort"]
+    assert json.loads((out / "model.onnx.json").read_text())["task"] == "strings"
+    assert "digit strings" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def string_page(ort_web, string_model, chromium, tmp_path_factory):
+    """The exported page of the untrained string model, in headless Chromium."""
+    out = tmp_path_factory.mktemp("string_site")
+    write_web(string_model[1], out, ort_web)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    handler.func.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pg, errors = open_site(chromium, f"http://127.0.0.1:{server.server_address[1]}/")
+    yield pg, errors, out
+    pg.close()
+    server.shutdown()
+
+
 @pytest.mark.browser
-def test_page_of_a_none_class_model_says_no_digit_heard(page, ort_web, tmp_path, fsdd_dir):
+def test_string_page_decodes_pythons_digits_in_the_browser(string_page, fsdd_dir, tmp_path):
+    """At the model's rate the browser runs the very samples Python does: the same digits, confidences and times."""
+    from audiomnist.recognizer import StringRecognizer
+
+    pg, errors, out = string_page
+    rec = StringRecognizer.load(out / "model.onnx")
+    clips = [sf.read(p, dtype="float32")[0] for p in sorted(fsdd_dir.glob("*_jackson_0.wav"))[:4]]
+    sf.write(tmp_path / "number.wav", np.concatenate(clips), 8000, subtype="FLOAT")
+    for path in [tmp_path / "number.wav", *sorted(fsdd_dir.glob("*_theo_0.wav"))[:2]]:
+        got, want = in_browser(pg, path), rec.transcribe_file(path)
+        assert got["digits"] == want.digits and got["reason"] is None, path.name
+        assert [w["time"] for w in got["words"]] == [w.time for w in want.words]
+        assert [w["confidence"] for w in got["words"]] == pytest.approx([w.confidence for w in want.words], abs=2e-4)
+        assert pg.text_content("#digits") == (want.digits or "no digits heard")
+        assert pg.locator("#words .word").count() == len(want.digits)
+    sf.write(tmp_path / "silence.wav", np.zeros(8000, np.float32), 8000)
+    got = in_browser(pg, tmp_path / "silence.wav")
+    assert got["digits"] == "" and got["reason"] == "no speech"
+    assert pg.text_content("#digits") == "no digits heard (no speech)"
+
+
+@pytest.mark.browser
+def test_page_of_a_none_class_model_says_no_digit_heard(chromium, ort_web, tmp_path, fsdd_dir):
     """A model trained with --negative: where its 'none' class wins the page says "no digit heard" (not a digit),
     with the calibrated probabilities Python gives."""
-    pg, errors = page
     ckpt = reject_checkpoint(tmp_path / "none.pt", none_bias=40.0, temperature=1.5)
     assert cli.main(["export", str(ckpt), "--web", str(tmp_path / "site"), "--ort-web", str(ort_web)]) == 0
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
     handler.func.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    other = pg.context.browser.new_page()
+    pg, errors = open_site(chromium, f"http://127.0.0.1:{server.server_address[1]}/")
     try:
-        other.goto(f"http://127.0.0.1:{server.server_address[1]}/")
-        other.wait_for_function("document.body.dataset.state === 'idle'", timeout=60_000)
         path = sorted(fsdd_dir.glob("3_*_0.wav"))[0]
-        got, want = in_browser(other, path), Classifier.load(tmp_path / "site" / "model.onnx").predict_file(path)
+        got, want = in_browser(pg, path), Classifier.load(tmp_path / "site" / "model.onnx").predict_file(path)
         assert got["label"] is None and got["reason"] == want.reason == "not a digit"
         assert max(abs(got["probabilities"][c] - want.probabilities[c]) for c in want.probabilities) <= 1e-4
-        assert other.text_content("#digit") == "no digit heard"
+        assert pg.text_content("#digit") == "no digit heard"
     finally:
-        other.close()
+        pg.close()
         server.shutdown()
     assert errors == []

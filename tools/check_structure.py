@@ -25,10 +25,10 @@ PACKAGE = "audiomnist"
 LAYERS = """
     __init__ errors paths config distributed allocator splits
     sources catalog download synth
-    audio onnx_model placement cache features augment models
-    runconfig checkpoint dataset report evaluate train cv demo
+    audio ctc onnx_model placement cache features augment strings models
+    runconfig checkpoint string_model dataset report evaluate train train_strings cv demo
     analyze_quality analyze_result analyze_figures analyze_html analyze
-    web_export export torch_infer infer stream listen serve cli
+    web_export export torch_infer recognizer infer stream string_stream listen serve cli
 """.split()
 
 

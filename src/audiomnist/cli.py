@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("", "scan, download, synthesise and describe datasets"),
     "demo": ("audiomnist.demo", "the main job: train the default model, evaluate it on unseen speakers"),
     "train": ("audiomnist.train", "train a classifier and evaluate it on unseen speakers"),
+    "train-strings": ("audiomnist.train_strings", "train a digit-string model (whole numbers said without pauses)"),
     "cv": ("audiomnist.cv", "speaker-grouped k-fold or leave-one-speaker-out cross-validation"),
     "evaluate": ("audiomnist.evaluate", "metrics, confusion matrix and mistakes of a trained run"),
     "analyze": ("audiomnist.analyze", "dataset report: counts, formats, lengths, speakers, examples, quality flags"),
@@ -26,6 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("audiomnist.serve", "web page and REST API for predictions"),
     "models": ("audiomnist.models", "list the registered networks"),
 }
+
+# Commands that answer from a trained model and do no linear algebra in numpy: their module is imported with one
+# OpenBLAS thread, so numpy's import does not start a BLAS thread per core (about 15 % of `predict`'s cold start on
+# two cores, more on many). Not where the user set OPENBLAS_NUM_THREADS or numpy is already imported.
+ONE_BLAS_THREAD = {"predict", "listen", "serve"}
 
 # Missing package -> the pyproject extra that brings it (the base install runs .onnx models only).
 EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "starlette": "serve", "multipart": "serve", "sounddevice": "mic"}
@@ -56,7 +63,7 @@ def _add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) ->
             continue
         module, _, function = target.partition(":")
         try:
-            mod = importlib.import_module(module)
+            mod = _import_command(module, one_blas_thread=name in ONE_BLAS_THREAD)
         except ModuleNotFoundError as e:  # a base install runs .onnx models only; other commands need an extra
             if e.name is None or e.name.split(".")[0] == "audiomnist":
                 raise
@@ -67,6 +74,19 @@ def _add_commands(sub, commands: dict[str, tuple[str, str]], argv: list[str]) ->
         doc = help_ if function else mod.__doc__
         p = sub.add_parser(name, help=help_, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
         getattr(mod, function or "add_cli")(p)
+
+
+def _import_command(module: str, one_blas_thread: bool):
+    """The command's module; with one_blas_thread, OPENBLAS_NUM_THREADS=1 while it loads (OpenBLAS reads it once,
+    when numpy loads it) and unset again after, so nothing started later inherits it."""
+    quiet = one_blas_thread and "numpy" not in sys.modules and "OPENBLAS_NUM_THREADS" not in os.environ
+    if quiet:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        return importlib.import_module(module)
+    finally:
+        if quiet:
+            del os.environ["OPENBLAS_NUM_THREADS"]
 
 
 class Terminated(KeyboardInterrupt):

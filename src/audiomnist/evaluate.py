@@ -17,7 +17,7 @@ import torch
 from scipy.optimize import minimize_scalar
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
-from . import distributed
+from . import distributed, string_model
 from .cache import WaveformCache
 from .checkpoint import load_calibrated, pick_device
 from .config import load_json
@@ -271,6 +271,12 @@ def _test_rows(run_dir: Path, cfg: TrainConfig, data: Data) -> tuple[np.ndarray,
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    config = Path(args.run_dir) / "config.json"
+    if config.is_file() and "assembly" in (load_json(config) or {}):  # a digit-string run (train-strings)
+        report = string_model.evaluate_run(Path(args.run_dir), args.speaker, args.data)
+        print(string_model.summary_line(report))
+        print(f"report: {Path(args.run_dir) / 'report' / 'strings.json'}")
+        return 0
     evaluate_run(
         Path(args.run_dir), args.data, args.out, args.checkpoint, progress=not args.no_progress, negatives=args.negative
     )
@@ -289,6 +295,9 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         help="also evaluate on all clips of this folder of non-digits, as class 'none'",
     )
     p.add_argument("--out", type=Path, help="report folder (default RUN_DIR/report)")
+    p.add_argument(
+        "--speaker", action="append", help="string runs: score strings of this speaker (default: its test speakers)"
+    )
     p.add_argument("--checkpoint", default="best.pt", help="best.pt (default) or last.pt")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)

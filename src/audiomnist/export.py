@@ -2,6 +2,7 @@
 
     audiomnist export [RUN_DIR|CHECKPOINT|NAME] --onnx OUT.onnx
     audiomnist export [RUN_DIR|CHECKPOINT|NAME] --web DIR [--ort-web PATH]   a page running it in the browser
+                                                                          (a digit-string model: a number page)
 
 The graph (onnx_model.FORMAT 2) takes "waveform": float32 (batch, num_samples) windows, mono at the model's sample
 rate, any batch size, and gives "probabilities" (batch, classes): STFT (a conv1d over a fixed DFT-times-window
@@ -32,13 +33,17 @@ from torch import nn
 from . import __version__
 from .audio import fit_windows, load_audio, prepare
 from .catalog import sample_root
-from .checkpoint import load_calibrated
+from .checkpoint import load_calibrated, load_checkpoint
 from .config import save_json, to_dict
+from .ctc import STRING_CLASSES
 from .errors import AudiomnistError
 from .features import build_frontend
-from .onnx_model import FORMAT, INPUT, OUTPUT, OnnxPipeline, resolve_model, sidecar_path
+from .onnx_model import FORMAT, INPUT, OUTPUT, OnnxPipeline, onnx_session, resolve_model, sidecar_path
 from .paths import atomic_write, data_home, short_hash
 from .runconfig import TrainConfig
+from .string_model import TASK, StringNet, StringTrainConfig, is_string_checkpoint
+from .string_model import load as load_string_model
+from .string_model import probabilities as string_probabilities
 from .web_export import ORT_WEB_VERSION, write_web
 
 OPSET = 18
@@ -67,7 +72,11 @@ def torch_probabilities(net: nn.Module, cfg: TrainConfig, windows: np.ndarray, t
     return torch.softmax(net(frontend(torch.from_numpy(windows))).float() / temperature, dim=1).numpy()
 
 
-def _dynamo_bytes(net: torch.nn.Module, example: torch.Tensor) -> bytes:
+BATCH_AXES = ({0: "batch"}, {0: "batch"})  # (input, output) dynamic axes of a digit model: any batch size
+STRING_AXES = ({1: "samples"}, {0: "frames"})  # a string model: one utterance of any length
+
+
+def _dynamo_bytes(net: torch.nn.Module, example: torch.Tensor, axes: tuple[dict, dict]) -> bytes:
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo")]
     levels = [lg.level for lg in loggers]
     try:
@@ -81,7 +90,7 @@ def _dynamo_bytes(net: torch.nn.Module, example: torch.Tensor) -> bytes:
                 input_names=[INPUT],
                 output_names=[OUTPUT],
                 opset_version=OPSET,
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamic_shapes=({i: torch.export.Dim(name) for i, name in axes[0].items()},),
                 dynamo=True,
                 verbose=False,
             )
@@ -91,10 +100,11 @@ def _dynamo_bytes(net: torch.nn.Module, example: torch.Tensor) -> bytes:
             lg.setLevel(level)
 
 
-def _torchscript_bytes(net: torch.nn.Module, example: torch.Tensor) -> bytes:
+def _torchscript_bytes(net: torch.nn.Module, example: torch.Tensor, axes: tuple[dict, dict]) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")  # slicing a variable-length input, harmless
         torch.onnx.export(
             net,
             (example,),
@@ -102,13 +112,13 @@ def _torchscript_bytes(net: torch.nn.Module, example: torch.Tensor) -> bytes:
             input_names=[INPUT],
             output_names=[OUTPUT],
             opset_version=OPSET,
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+            dynamic_axes={INPUT: axes[0], OUTPUT: axes[1]},
             dynamo=False,
         )
     return buf.getvalue()
 
 
-def _onnx_bytes(net: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, str]:
+def _onnx_bytes(net: torch.nn.Module, example: torch.Tensor, axes: tuple[dict, dict] = BATCH_AXES) -> tuple[bytes, str]:
     """The serialised model and the exporter that made it.
 
     torch.export-based ("dynamo") when onnxscript is installed, which that exporter needs; otherwise, or if it
@@ -116,12 +126,12 @@ def _onnx_bytes(net: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, str
     """
     if importlib.util.find_spec("onnxscript") is not None:
         try:
-            return _dynamo_bytes(net, example), "dynamo"
+            return _dynamo_bytes(net, example, axes), "dynamo"
         except Exception as e:  # torch.export and onnxscript raise many types; the fallback below covers them all
             warnings.warn(
                 f"dynamo ONNX export failed ({type(e).__name__}: {e}); using the TorchScript exporter", stacklevel=2
             )
-    return _torchscript_bytes(net, example), "torchscript"
+    return _torchscript_bytes(net, example, axes), "torchscript"
 
 
 def export_onnx(
@@ -161,6 +171,74 @@ def export_onnx(
         sidecar_path(out),
     )
     return out
+
+
+def export_string_onnx(net: nn.Module, cfg: StringTrainConfig, out_path: str | os.PathLike) -> Path:
+    """A digit-string model as one graph: "waveform" (1, samples) of any length at the model's rate ->
+    "probabilities" (frames, 11) over ctc.STRING_CLASSES; the sidecar says "task": "strings"."""
+    out = Path(out_path)
+    if out.suffix != ".onnx":
+        raise AudiomnistError(f"{out}: an ONNX export's file name must end in .onnx")
+    pipeline = StringNet(copy.deepcopy(net).cpu().eval(), cfg, exportable=True).eval()
+    example = 0.1 * torch.randn((1, 2 * cfg.audio.sample_rate), generator=torch.Generator().manual_seed(0))
+    data, exporter = _onnx_bytes(pipeline, example, STRING_AXES)
+    with atomic_write(out, "wb") as f:
+        f.write(data)
+    save_json(
+        {
+            "format": FORMAT,
+            "task": TASK,
+            "model": cfg.model,
+            "classes": STRING_CLASSES,
+            "input": {"name": INPUT, "shape": [1, "samples"], "dtype": "float32",
+                      "sample_rate": cfg.audio.sample_rate, "what": "one mono utterance at sample_rate"},
+            "output": {"name": OUTPUT, "shape": ["frames", len(STRING_CLASSES)],
+                       "what": "CTC probabilities, one frame per 4 feature hops; decode with audiomnist.ctc"},
+            "opset": OPSET, "exporter": exporter, "torch": torch.__version__, "audiomnist": __version__,
+            "config": to_dict(cfg),
+        },
+        sidecar_path(out),
+    )  # fmt: skip
+    return out
+
+
+def string_parity(net: nn.Module, cfg: StringTrainConfig, onnx_path: str | os.PathLike, waves: list) -> float:
+    """Largest |ONNX Runtime - PyTorch| probability over utterances of different lengths."""
+    session = onnx_session(onnx_path, threads=1)
+    ref = string_probabilities(StringNet(net.cpu().eval(), cfg), waves)
+    got = [session.run([OUTPUT], {INPUT: np.asarray(w, np.float32)[None]})[0] for w in waves]
+    return max(float(np.abs(a - b).max()) for a, b in zip(got, ref))
+
+
+def _export_strings(path: Path, args: argparse.Namespace) -> int:
+    net, cfg = load_string_model(path)
+    out = export_string_onnx(net, cfg, args.onnx or args.web / "model.onnx")
+    rng = np.random.default_rng(0)
+    clips = [sample_windows_flat(cfg.audio.sample_rate, k) for k in (1, 3, 6)]
+    waves = [np.concatenate(c) if c else 0.1 * rng.standard_normal(cfg.audio.sample_rate) for c in clips]
+    diff = string_parity(net, cfg, out, waves)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, opset {OPSET}) and {sidecar_path(out)} (digit strings)")
+    print(f"input {INPUT!r} [1, samples] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r} [frames, 11]; "
+          f"onnxruntime vs pytorch on {len(waves)} utterances: max probability diff {diff:.2e}")  # fmt: skip
+    if diff > PARITY_TOL:
+        print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
+        return 1
+    if args.web is not None:
+        _write_web(out, args)
+    return 0
+
+
+def _write_web(out: Path, args: argparse.Namespace) -> None:
+    index = write_web(out, args.web, args.ort_web, args.ort_web_version)
+    print(
+        f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
+        f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/"
+    )
+
+
+def sample_windows_flat(sample_rate: int, n: int) -> list[np.ndarray]:
+    """The first n clips of the shipped sample at sample_rate, whole."""
+    return [load_audio(p, sample_rate) for p in sorted(sample_root().glob("*/*.flac"))[:n]]
 
 
 def cached_export(
@@ -205,6 +283,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = resolve_model(args.model, prefer="torch")
     if path.suffix == ".onnx":
         raise AudiomnistError(f"{path}: already an ONNX model")
+    if is_string_checkpoint(load_checkpoint(path)):
+        return _export_strings(path, args)
     net, cfg, classes, temperature = load_calibrated(path, "cpu")
     out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx", temperature)
     windows = sample_windows(cfg)
@@ -219,11 +299,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
         return 1
     if args.web is not None:
-        index = write_web(out, args.web, args.ort_web, args.ort_web_version)
-        print(
-            f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
-            f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/"
-        )
+        _write_web(out, args)
     return 0
 
 

@@ -1,8 +1,9 @@
 """Live digits from a microphone, or from a recording through exactly the same streaming path.
 
     audiomnist listen                      push-to-talk: Enter records 1.5 s and prints the digit; q + Enter quits
-    audiomnist listen --continuous         say digits with short pauses; prints the running digit string
-    audiomnist listen --input FILE         a recording of digits separated by pauses -> the digit string
+    audiomnist listen --continuous         say a number (no pauses needed); prints each digit as it is final
+    audiomnist listen --input FILE         a recording of a number -> its digits, through the same streaming path
+    audiomnist listen --continuous --isolated   digits with pauses between, each classified by a single-digit model
     audiomnist listen --list-devices       microphones PortAudio can see (pick one with --device)
 
 The microphone needs PortAudio (Debian/Ubuntu: sudo apt install libportaudio2); --input does not.
@@ -22,7 +23,11 @@ import numpy as np
 
 from .errors import AudiomnistError
 from .infer import BACKENDS, Classifier, Prediction, add_no_digit_arguments, no_digit_options
+from .onnx_model import resolve_model
+from .recognizer import SHIPPED as SHIPPED_STRINGS
+from .recognizer import StringRecognizer, is_string_model
 from .stream import Detection, VadConfig, join_labels, transcribe, transcribe_file
+from .string_stream import StreamDigit, stream_digits, stream_file
 
 QUIT = {"q", "quit", "exit"}
 
@@ -171,6 +176,50 @@ def print_stream(
         )
 
 
+def wants_strings(args: argparse.Namespace) -> bool:
+    """A digit-string model for --continuous and --input: the one given, else the shipped one (unless --isolated or
+    a single-digit --model is given); push-to-talk keeps the single-digit model."""
+    if args.isolated or not (args.continuous or args.input):
+        return False
+    if args.model is not None:
+        return is_string_model(args.model)
+    try:
+        resolve_model(SHIPPED_STRINGS, prefer=args.backend)
+    except AudiomnistError:
+        return False
+    return True
+
+
+def print_digits(digits: Iterable[StreamDigit], min_probability: float = 0.0, out: TextIO | None = None) -> str:
+    """One line per digit as it becomes final, with the running number; returns the number."""
+    out = sys.stdout if out is None else out
+    kept = ""
+    for d in digits:
+        ok = d.confidence >= min_probability
+        kept += d.digit if ok else ""
+        note = "" if ok else "  (left out: below --min-prob)"
+        print(f"{d.time:7.2f} s  {d.digit}  p={d.confidence:.2f}  {kept}{note}", file=out, flush=True)
+    return kept
+
+
+def _listen_strings(sd, device, rate: int, info: dict, args: argparse.Namespace) -> int:
+    rec = StringRecognizer.load(args.model, backend=args.backend, threads=args.threads)
+    print(f"microphone: {info['name']} at {rate} Hz (the string model hears {rec.sample_rate} Hz)", file=sys.stderr)
+    stop = threading.Event()
+    threading.Thread(target=_watch_stdin, args=(stop, sys.stdin), daemon=True).start()
+    print("say a number (phone number, PIN, code); q + Enter or Ctrl+C stops", file=sys.stderr, flush=True)
+    blocks = microphone(sd, device, rate, stop)
+    number = ""
+    try:
+        number = print_digits(stream_digits(blocks, rec, rate), args.min_prob)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        blocks.close()
+    print(number)
+    return 0
+
+
 def _watch_stdin(stop: threading.Event, lines: Iterable[str]) -> None:
     for line in lines:
         if line.strip().lower() in QUIT:
@@ -192,7 +241,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise AudiomnistError(f"--end-silence-ms: {e}") from None
     kept: list[str] = []
+    strings = wants_strings(args)
     if args.input:
+        if strings:
+            rec = StringRecognizer.load(args.model, backend=args.backend, threads=args.threads)
+            print(print_digits(stream_file(args.input, rec), args.min_prob))
+            return 0
         clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
         print_stream(transcribe_file(args.input, clf, vad), kept, args.min_prob)
         print(join_labels(kept))
@@ -201,6 +255,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
     device = _device(args.device)
     info = input_device(sd, device)
     rate = int(info["default_samplerate"])
+    if strings and args.continuous:
+        return _listen_strings(sd, device, rate, info, args)
     clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
     print(
         f"microphone: {info['name']} at {rate} Hz (the model hears {clf.sample_rate} Hz)", file=sys.stderr, flush=True
@@ -237,7 +293,13 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", help="input device number or name (see --list-devices; default: the system's)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    add_no_digit_arguments(p)  # such a detection is skipped ("low confidence") and left out of the string
+    p.add_argument(
+        "--isolated",
+        action="store_true",
+        help="cut at pauses and classify each piece with a single-digit model (default for --continuous and --input: "
+        "the digit-string model, which needs no pauses)",
+    )
+    add_no_digit_arguments(p)  # a detection under --min-prob is skipped ("low confidence") and left out of the string
     p.add_argument(
         "--end-silence-ms", type=float, help=f"pause that ends a digit (default {VadConfig().end_silence_ms:g})"
     )

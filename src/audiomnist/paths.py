@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 import time
@@ -28,6 +27,8 @@ def new_run_dir(name: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def short_hash(*parts: object, n: int = 12) -> str:
+    import hashlib  # here, not at the top: it loads OpenSSL's libcrypto, a few ms of every `predict` that needs none
+
     h = hashlib.blake2b(digest_size=16)
     for p in parts:
         h.update(repr(p).encode())

@@ -215,4 +215,6 @@ def with_data(cfg: TrainConfig, paths: list[str] | tuple[str, ...]) -> TrainConf
 
 def build_model(cfg: TrainConfig, num_classes: int):
     """The network `cfg` names, with its arguments, for `num_classes` outputs."""
+    if getattr(models.get(cfg.model), "sequence", False):
+        raise ConfigError(f"{cfg.model} reads digit strings: train it with `audiomnist train-strings`")
     return models.create(cfg.model, num_classes, **cfg.model_args)

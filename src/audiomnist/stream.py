@@ -182,6 +182,12 @@ class Segmenter:
                 done.append(seg)
         return done
 
+    def pending(self) -> Segment | None:
+        """The open segment so far (None when none is open): what a string model decodes before the segment ends."""
+        if not self._open:
+            return None
+        return Segment(np.concatenate([f for f, _ in self._open]), self._start * self.frame, self.sample_rate)
+
     def flush(self) -> list[Segment]:
         """End of stream: close the open segment (the partial last frame is dropped)."""
         seg = self._close() if self._open is not None else None

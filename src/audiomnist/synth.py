@@ -5,8 +5,10 @@ room of its own: a base speaking rate and pitch, a vocal-tract-length warp, a mi
 synthetic room impulse response and background noise at a fixed SNR. Each *take* jitters rate and pitch, picks
 the word form ("zero" or "oh" for 0), the silence around the word, the noise and the level. Every perturbed
 voice is its own speaker: `OUT/{digit}_{speaker}_{take}.wav` plus `OUT/speakers.json` (metadata and full recipe).
+With `--strings K` each voice also says K digit strings ("four one five five ...", no pauses) as
+`OUT/{digits}_{speaker}_{take}.wav`; `--takes 0` leaves out the isolated digits.
 
-    python -m audiomnist.synth OUT [--voices N] [--takes K] [--seed S] [--engines espeak,flite,festival]
+    python -m audiomnist.synth OUT [--voices N] [--takes K] [--strings K] [--seed S] [--engines espeak,flite,festival]
 
 `synthesize` and `perturb` are pure building blocks, so digit strings or other words can reuse the same voices.
 """
@@ -94,6 +96,8 @@ NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1/
 SILENCE_RANGE_S = (0.03, 0.25)  # before and after the word
 PEAK_RANGE_DB = (-18.0, -1.0)
 TRIM_FLOOR_DB = -40.0
+STRING_LENGTHS = (1, 12)  # digits in a string, uniform between the two (inclusive)
+STRING_STREAM = 10  # rng stream of the strings: the isolated digits use streams 0-9 (their digit)
 CHANNELS = {
     # name: (low-cut Hz range, high-cut Hz range or None, tilt coefficient range, codec)
     "studio": ((30, 80), None, (-0.1, 0.1), None),
@@ -578,15 +582,69 @@ class Task:
     out: Path
     sample_rate: int
     scratch: Path | None = None  # parent of the engines' temp folders; the run removes it whatever happens
+    strings: int = 0  # digit strings said whole, after the isolated digits
+    string_lengths: tuple[int, int] = STRING_LENGTHS
+
+    @property
+    def clips(self) -> int:
+        return self.takes * len(DIGIT_WORDS) + self.strings
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One file to write: what is said, how fast and how high, and the rng that goes on into `perturb`."""
+
+    digits: str  # the label: one digit, or a digit string
+    take: int
+    text: str  # the words said
+    rate: float
+    pitch: float
+    rng: np.random.Generator = dataclasses.field(compare=False)
+
+    def name(self, speaker: str) -> str:
+        return f"{self.digits}_{speaker}_{self.take}.wav"
+
+
+def _jitter(recipe: Recipe, rng: np.random.Generator) -> tuple[float, float]:
+    """One take's rate and pitch: the speaker's own, jittered."""
+    rate = recipe.rate * math.exp(rng.uniform(-TAKE_RATE_JITTER, TAKE_RATE_JITTER))
+    pitch = recipe.pitch * math.exp(rng.uniform(-TAKE_PITCH_JITTER, TAKE_PITCH_JITTER))
+    return round(rate, 4), round(pitch, 4)
 
 
 def _take_params(recipe: Recipe, digit: int, rng: np.random.Generator) -> tuple[str, float, float]:
     """Word form, rate and pitch (factors of the engine's defaults) of one take, drawn first from its rng."""
     oh = rng.uniform() < recipe.oh_probability
     word = ZERO_FORMS[1] if digit == 0 and oh else DIGIT_WORDS[digit]
-    rate = recipe.rate * math.exp(rng.uniform(-TAKE_RATE_JITTER, TAKE_RATE_JITTER))
-    pitch = recipe.pitch * math.exp(rng.uniform(-TAKE_PITCH_JITTER, TAKE_PITCH_JITTER))
-    return word, round(rate, 4), round(pitch, 4)
+    return (word, *_jitter(recipe, rng))
+
+
+def string_params(
+    recipe: Recipe, rng: np.random.Generator, lengths: tuple[int, int] = STRING_LENGTHS
+) -> tuple[str, str, float, float]:
+    """(digits, words said, rate, pitch) of one digit string: length uniform in `lengths`, random digits, each 0
+    "oh" with the speaker's oh_probability, words joined by spaces only (no commas, so no pauses)."""
+    n = int(rng.integers(lengths[0], lengths[1] + 1))
+    digits = rng.integers(0, len(DIGIT_WORDS), n)
+    oh = rng.uniform(size=n) < recipe.oh_probability
+    words = [ZERO_FORMS[1] if d == 0 and o else DIGIT_WORDS[d] for d, o in zip(digits, oh)]
+    return ("".join(map(str, digits)), " ".join(words), *_jitter(recipe, rng))
+
+
+def _clips(task: Task) -> tuple[list[Clip], list[Clip]]:
+    """The isolated digits and the strings of one speaker. Strings are numbered after the isolated takes,
+    so a one-digit string never takes an isolated clip's file name."""
+    digits = []
+    for d in range(len(DIGIT_WORDS)):
+        for t in range(task.takes):
+            rng = np.random.default_rng([task.seed, task.index, d, t])
+            digits.append(Clip(str(d), t, *_take_params(task.recipe, d, rng), rng=rng))
+    strings = []
+    for k in range(task.strings):
+        rng = np.random.default_rng([task.seed, task.index, STRING_STREAM, k])
+        label, text, rate, pitch = string_params(task.recipe, rng, task.string_lengths)
+        strings.append(Clip(label, task.takes + k, text, rate, pitch, rng=rng))
+    return digits, strings
 
 
 def engine_request(recipe: Recipe, rate: float, pitch: float) -> tuple[float, float]:
@@ -607,21 +665,23 @@ def write_wav(path: Path, x: np.ndarray, sr: int) -> None:
 
 
 def render_voice(task: Task) -> tuple[str, list[dict], list[str]]:
-    """All takes of one speaker: one batched engine call, then perturb and write each take.
+    """All takes of one speaker: one batched engine call for the digits, one for the strings, then perturb and
+    write each take.
 
     Returns (speaker, one row per written file, one message per failed take); never raises for a bad take.
     """
     recipe = task.recipe
-    keys = [(d, t) for d in range(len(DIGIT_WORDS)) for t in range(task.takes)]
-    rngs = [np.random.default_rng([task.seed, task.index, d, t]) for d, t in keys]
-    params = [_take_params(recipe, d, rng) for (d, _), rng in zip(keys, rngs)]
-    requests = [engine_request(recipe, rate, pitch) for _, rate, pitch in params]
+    groups = _clips(task)
+    waves: list[tuple[np.ndarray, int] | Exception] = []
     with tempfile.TemporaryDirectory(prefix="voice-", dir=task.scratch) as tmp:
-        waves = synthesize_many([p[0] for p in params], recipe.voice, [r[0] for r in requests],
-                                [r[1] for r in requests], Path(tmp))  # fmt: skip
+        for clips in groups:
+            requests = [engine_request(recipe, c.rate, c.pitch) for c in clips]
+            if clips:
+                waves += synthesize_many([c.text for c in clips], recipe.voice, [r[0] for r in requests],
+                                         [r[1] for r in requests], Path(tmp))  # fmt: skip
     rows, errors = [], []
-    for (digit, take), (word, rate, pitch), rng, got in zip(keys, params, rngs, waves):
-        name = f"{digit}_{recipe.speaker}_{take}.wav"
+    for clip, got in zip([c for clips in groups for c in clips], waves):
+        name = clip.name(recipe.speaker)
         try:
             if isinstance(got, Exception):
                 raise got
@@ -629,13 +689,14 @@ def render_voice(task: Task) -> tuple[str, list[dict], list[str]]:
             x = trim(x, sr)
             if sr != task.sample_rate:
                 x = soxr.resample(x, sr, task.sample_rate).astype(np.float32)
-            y = perturb(x, task.sample_rate, recipe, rng)
+            y = perturb(x, task.sample_rate, recipe, clip.rng)
             write_wav(task.out / name, y, task.sample_rate)
         except (SynthesisError, OSError, ValueError) as e:
-            errors.append(f"{name} ({recipe.voice.engine} {recipe.voice.label} {word!r}): {e}")
+            errors.append(f"{name} ({recipe.voice.engine} {recipe.voice.label} {clip.text!r}): {e}")
             continue
-        rows.append({"file": name, "speaker": recipe.speaker, "digit": digit, "take": take, "word": word,
-                     "rate": rate, "pitch": pitch, "seconds": round(len(y) / task.sample_rate, 3)})  # fmt: skip
+        rows.append({"file": name, "speaker": recipe.speaker, "digit": clip.digits, "take": clip.take,
+                     "word": clip.text, "rate": clip.rate, "pitch": clip.pitch,
+                     "seconds": round(len(y) / task.sample_rate, 3)})  # fmt: skip
     return recipe.speaker, rows, errors
 
 
@@ -697,11 +758,12 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 def generate(
     out: Path, voices: int, takes: int = 1, seed: int = 0, engines: list[str] | None = None, jobs: int = 1,
-    sample_rate: int = DEFAULT_SAMPLE_RATE, progress: bool = True, force: bool = False,
+    sample_rate: int = DEFAULT_SAMPLE_RATE, progress: bool = True, force: bool = False, strings: int = 0,
+    string_lengths: tuple[int, int] = STRING_LENGTHS,
 ) -> Summary:  # fmt: skip
-    """Write `voices` speakers x 10 digits x `takes` clips to `out`; speakers.json and takes.csv beside them."""
-    if voices < 1 or takes < 1:
-        raise AudiomnistError(f"--voices and --takes must be at least 1 (got {voices} and {takes})")
+    """Write `voices` speakers x (10 digits x `takes` + `strings` digit strings) clips to `out`; speakers.json
+    and takes.csv beside them."""
+    _check_counts(voices, takes, strings, string_lengths)
     found = {e: list_voices(e) for e in available_engines(list(engines or ENGINES))}
     if not any(found.values()):
         raise AudiomnistError(f"the installed engines ({', '.join(found)}) list no English voice")
@@ -709,10 +771,11 @@ def generate(
     out = Path(out)
     _prepare_out(out, force)
     scratch = Path(tempfile.mkdtemp(prefix="audiomnist-synth-"))  # workers killed mid-call leave files here
-    tasks = [Task(r, i, takes, seed, out, sample_rate, scratch) for i, r in enumerate(recipes)]
+    tasks = [Task(r, i, takes, seed, out, sample_rate, scratch, strings, tuple(string_lengths))
+             for i, r in enumerate(recipes)]  # fmt: skip
     rows: list[dict] = []
     failed: list[str] = []
-    bar = tqdm(total=len(tasks) * takes * len(DIGIT_WORDS), desc="synth", unit="clip",
+    bar = tqdm(total=sum(t.clips for t in tasks), desc="synth", unit="clip",
                disable=not (progress and sys.stderr.isatty()))  # fmt: skip
     try:
         with bar, contextlib.closing(_results(tasks, jobs)) as results:  # closing ends the pool first
@@ -731,6 +794,15 @@ def generate(
     return Summary(len(meta), len(rows), failed, {e: len(v) for e, v in found.items()})
 
 
+def _check_counts(voices: int, takes: int, strings: int, lengths: tuple[int, int]) -> None:
+    if voices < 1 or takes < 0 or strings < 0 or takes + strings < 1:
+        raise AudiomnistError(
+            f"--voices must be at least 1 and --takes or --strings at least 1 (got {voices}, {takes}, {strings})"
+        )
+    if not 1 <= lengths[0] <= lengths[1]:
+        raise AudiomnistError(f"--string-lengths must be MIN,MAX with 1 <= MIN <= MAX, got {lengths}")
+
+
 def _write_takes(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["file", "speaker", "digit", "take", "word", "rate", "pitch", "seconds"])
@@ -743,9 +815,16 @@ def _write_takes(path: Path, rows: list[dict]) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", type=Path, help="output folder (FSDD layout: {digit}_{speaker}_{take}.wav)")
+    p.add_argument("out", type=Path, help="output folder (FSDD layout: {digit}_{speaker}_{take}.wav; strings "
+                   "{digits}_{speaker}_{take}.wav)")  # fmt: skip
     p.add_argument("--voices", type=int, default=100, help="number of perturbed voices (= speakers) (default 100)")
-    p.add_argument("--takes", type=int, default=2, help="takes per digit and voice (default 2)")
+    p.add_argument("--takes", type=int, default=2,
+                   help="takes per digit and voice; 0 with --strings for strings only (default 2)")  # fmt: skip
+    p.add_argument("--strings", type=int, default=0,
+                   help="digit strings per voice, said whole at the voice's pace, no pauses (default 0)")  # fmt: skip
+    lo, hi = STRING_LENGTHS
+    p.add_argument("--string-lengths", type=_lengths, default=STRING_LENGTHS, metavar="MIN,MAX",
+                   help=f"digits in a string, uniform from MIN to MAX (default {lo},{hi})")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default 0)")
     p.add_argument("--engines", default=",".join(ENGINES),
                    help=f"comma-separated engines to use, of {','.join(ENGINES)} (default: all installed)")  # fmt: skip
@@ -756,6 +835,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", default=False,
                    help="replace an earlier run's clips in OUT (default: refuse a folder with clips)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", default=False, help="no progress bar")
+
+
+def _lengths(text: str) -> tuple[int, int]:
+    """'MIN,MAX' (or one number for a fixed length) -> (MIN, MAX)."""
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX (e.g. 1,12), got {text!r}")
+    return parts[0], parts[-1]
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -784,7 +874,8 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():  # a missing engine is one line on stderr, not a warning with its source
             warnings.showwarning = _one_line_warning
             summary = generate(args.out, args.voices, args.takes, args.seed, engines, args.jobs, args.sample_rate,
-                               progress=not args.no_progress, force=args.force)  # fmt: skip
+                               progress=not args.no_progress, force=args.force, strings=args.strings,
+                               string_lengths=args.string_lengths)  # fmt: skip
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)

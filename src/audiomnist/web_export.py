@@ -4,7 +4,9 @@ DIR gets index.html, model.onnx (+ its sidecar) and ort/, the WebAssembly build 
 onnxruntime-web, fetched at build time with `npm pack`, or taken from --ort-web PATH: a tarball from `npm pack` or
 an unpacked package). Serve DIR with any static file server (`python -m http.server -d DIR`; browsers do not run
 WebAssembly from file:// pages); the page decodes a file or the microphone, resamples to the model's rate, applies
-the no-digit gate, crops and centres the window as audiomnist.infer does, and shows the digit. No server code.
+the no-digit gate, crops and centres the window as audiomnist.infer does, and shows the digit. For a digit-string
+model (sidecar "task": "strings") it runs the whole utterance and decodes the CTC output greedily, as
+recognizer.StringRecognizer does, and shows the number. No server code.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from .audio import FRAME_S, MAX_ABS_SAMPLE, MIN_ACTIVE_S, MIN_SIGNAL_S, MIN_SPEECH_DBFS
+from .ctc import STRING_CLASSES
 from .errors import AudiomnistError
 from .onnx_model import INPUT, NONE_CLASS, OUTPUT, ModelInfo, read_sidecar, sidecar_path
 from .paths import atomic_write_text
@@ -31,6 +34,7 @@ ORT_FILES = (
     "dist/ort-wasm-simd-threaded.wasm",
     "package.json",
 )
+STRING_OUTPUT_STRIDE = 4  # feature hops per output frame of a string model (recognizer.OUTPUT_STRIDE, a layer above)
 
 
 def npm_pack(version: str, folder: Path) -> Path:
@@ -79,12 +83,33 @@ def vendor_ort(source: Path, dest: Path) -> None:
         raise AudiomnistError(f"{source}: not an onnxruntime-web package tarball ({e})") from None
 
 
+def _string_head(head: str) -> str:
+    """The serve page's markup in its number mode: the number view only, for recording up to 30 s."""
+    for a, b in (
+        ('data-mode="digit"', 'data-mode="number"'),
+        ('<h1 id="title">Say a digit</h1>', '<h1 id="title">Say a number</h1>'),
+        ("<title>audiomnist: say a digit or a number</title>", "<title>audiomnist: say a number</title>"),
+        (
+            "Record one spoken digit (0 to 9) from the microphone,",
+            "Record a number said at natural pace from the microphone,",
+        ),
+        ('max="10" step="0.1" value="1.5"', 'max="30" step="0.1" value="5"'),
+    ):
+        if a not in head:
+            raise AudiomnistError(f"web/index.html: no {a!r} to make the number page from")
+        head = head.replace(a, b)
+    return head
+
+
 def page(onnx_path: Path) -> str:
-    """index.html for the model: the serve page's look, the in-browser pipeline of web/offline.js, the model's
-    settings (rate, window, classes, padding, the no-digit gate) inlined."""
+    """index.html for the model: the serve page's look (one mode: a digit, or a number for a string model), the
+    in-browser pipeline of web/offline.js, the model's settings (rate, window, classes, padding, the no-digit gate)
+    inlined."""
     side = read_sidecar(onnx_path)
     info = ModelInfo.from_config(side["config"])
+    strings = side.get("task") == "strings"
     config = {
+        "task": "strings" if strings else "digits",
         "sample_rate": info.audio.sample_rate,
         "num_samples": info.audio.num_samples,
         "pad_mode": info.audio.pad_mode,
@@ -100,9 +125,16 @@ def page(onnx_path: Path) -> str:
             "min_speech_dbfs": MIN_SPEECH_DBFS,
             "max_abs_sample": MAX_ABS_SAMPLE,
         },
+        "record_s": 5.0 if strings else 1.5,
+        "max_record_s": 30.0 if strings else 10.0,
     }
+    if strings:
+        hop = int(side["config"]["features"]["hop_length"])
+        config |= {"classes": STRING_CLASSES, "frame_s": STRING_OUTPUT_STRIDE * hop / info.audio.sample_rate}
     web = resources.files("audiomnist").joinpath("web")
     head = web.joinpath("index.html").read_text(encoding="utf-8").split("<script>", 1)[0]
+    head = head.replace('<div class="modes"', '<div class="modes" style="display: none"')  # one model, one mode
+    head = _string_head(head) if strings else head
     head = head.replace(
         "or send an audio file (WAV, FLAC, OGG).",
         "or choose an audio file: the model runs in this browser, nothing is uploaded.",

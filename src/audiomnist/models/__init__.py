@@ -67,4 +67,4 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_models)
 
 
-from . import audionet, bcresnet, res2d, seed_cnn, tcresnet  # noqa: E402,F401  (registers the models)
+from . import audionet, bcresnet, ctc_tcn, res2d, seed_cnn, tcresnet  # noqa: E402,F401  (registers the models)

@@ -3,12 +3,15 @@
 // no server code. model.onnx is the whole pipeline (window -> probabilities); the lines below do what
 // audiomnist.infer.Classifier does before it: decode, mono, resample to the model's rate, the no-digit gate
 // (infer.audio_problem), crop to the loudest window (audio.crop_on_energy) and centre it (audio.fit_windows).
+// A digit-string model (CFG.task "strings") takes the whole utterance instead and gives (frames, 11) CTC
+// probabilities, decoded greedily here as audiomnist.ctc.greedy does (StringRecognizer.transcribe).
 const CFG = __CONFIG__;
 const $ = (id) => document.getElementById(id);
 const TAP = `registerProcessor("tap", class extends AudioWorkletProcessor {
   process(inputs) { if (inputs[0][0]) this.port.postMessage(inputs[0][0].slice(0)); return true; }
 });`;
-const classes = CFG.classes;
+const STRINGS = CFG.task === "strings";
+const classes = STRINGS ? [] : CFG.classes;
 let session = null;
 
 function setState(state, error = "") {
@@ -38,6 +41,21 @@ function showResult(r) {
   const timing = `${r.latency_ms.toFixed(1)} ms in the browser`;
   $("meta").textContent = `${r.filename} · ${r.duration_s} s at ${CFG.sample_rate} Hz · ${timing}`;
   drawBars(r.probabilities);
+}
+
+function showNumber(r) {
+  $("digits").textContent = r.digits === "" ? (r.reason ? `no digits heard (${r.reason})` : "no digits heard") : r.digits;
+  $("digits").classList.toggle("none", r.digits === "");
+  $("words").replaceChildren(...r.words.map((w) => {
+    const chip = document.createElement("span");
+    chip.className = "word";
+    chip.innerHTML = "<b></b><small></small>";
+    chip.children[0].textContent = w.digit;
+    chip.children[1].textContent = `${Math.round(100 * w.confidence)}% · ${w.time.toFixed(2)} s`;
+    return chip;
+  }));
+  const timing = `${r.latency_ms.toFixed(1)} ms in the browser`;
+  $("number-meta").textContent = `${r.filename} · ${r.duration_s} s at ${CFG.sample_rate} Hz · ${timing}`;
 }
 
 // infer.audio_problem: why a mono clip at the model's rate cannot hold a digit, or null.
@@ -166,6 +184,40 @@ async function classify(x, filename) {
   };
 }
 
+// ctc.greedy: the best class of each frame, repeats merged, blanks (class 0) dropped; a digit's confidence is its
+// peak probability over its run of frames, and its time the end of that frame (recognizer.transcribe).
+function greedyCtc(p, frames, k) {
+  const words = [];
+  let prev = 0;
+  for (let t = 0; t < frames; t++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (p[t * k + c] > p[t * k + best]) best = c;
+    const q = p[t * k + best];
+    if (best !== 0 && best !== prev) words.push({ digit: CFG.classes[best], confidence: q, frame: t });
+    else if (best !== 0 && q > words[words.length - 1].confidence) Object.assign(words[words.length - 1], { confidence: q, frame: t });
+    prev = best;
+  }
+  return words.map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +((w.frame + 1) * CFG.frame_s).toFixed(3) }));
+}
+
+async function transcribe(x, filename) {
+  if (session === null) throw new Error("the model is not loaded (yet): see the message above, or reload the page");
+  const t0 = performance.now();
+  const base = { filename, duration_s: +(x.length / CFG.sample_rate).toFixed(4) };
+  const why = audioProblem(x, CFG.sample_rate);
+  if (why !== null) return { ...base, digits: "", words: [], reason: why, latency_ms: performance.now() - t0 };
+  let peak = 0;
+  for (const v of x) peak = Math.max(peak, Math.abs(v));
+  const clip = peak > 1 ? x.map((v) => v / peak) : x;
+  const feeds = { [CFG.input]: new ort.Tensor("float32", clip, [1, clip.length]) };
+  const out = (await session.run(feeds))[CFG.output];
+  const words = greedyCtc(out.data, out.dims[0], out.dims[1]);
+  const digits = words.map((w) => w.digit).join("");
+  return { ...base, digits, words, reason: null, latency_ms: performance.now() - t0 };
+}
+
+const recognise = STRINGS ? transcribe : classify;
+
 async function capture(seconds) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     throw new Error("no microphone access here: open the page on localhost or over https");
@@ -199,15 +251,15 @@ async function capture(seconds) {
 }
 
 async function run(job) {
-  $("digit").textContent = "";
-  $("prob").textContent = "";
-  $("meta").textContent = "";
+  for (const id of ["digit", "prob", "meta", "digits", "number-meta"]) $(id).textContent = "";
+  $("words").replaceChildren();
   drawBars();
   try {
     setState("working");
     const result = await job();
     window.lastResult = result;
-    showResult(result);
+    if (STRINGS) showNumber(result);
+    else showResult(result);
     setState("done");
   } catch (e) {
     setState("error", e.message || String(e));
@@ -217,14 +269,14 @@ async function run(job) {
 }
 
 $("record").addEventListener("click", () => run(async () => {
-  const seconds = Math.min(10, Math.max(0.5, parseFloat($("seconds").value) || 1.5));
+  const seconds = Math.min(CFG.max_record_s, Math.max(0.5, parseFloat($("seconds").value) || CFG.record_s));
   setState("recording");
-  return classify(await capture(seconds), "recording");
+  return recognise(await capture(seconds), "recording");
 }));
 
 $("file").addEventListener("change", () => {
   const file = $("file").files[0];
-  if (file) run(async () => classify(await decodeFile(file), file.name));
+  if (file) run(async () => recognise(await decodeFile(file), file.name));
   $("file").value = "";
 });
 

@@ -1,0 +1,135 @@
+"""Digit strings from a CTC model's per-frame probabilities, in numpy (inference never needs torch for this).
+
+A string model's classes are BLANK then the ten digits; its output is (frames, 11) probabilities. Greedy decoding
+takes each frame's best class, merges repeats and drops blanks; beam search keeps the `beam` likeliest prefixes
+(blank/non-blank split, Graves 2012). Each digit's confidence is its highest frame probability in its run of frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+BLANK = "<blank>"
+STRING_CLASSES = [BLANK] + [str(d) for d in range(10)]
+
+
+@dataclass(frozen=True)
+class DigitHit:
+    """One digit of a decoded string: which, how sure, and the output frame where it peaked."""
+
+    digit: str
+    confidence: float
+    frame: int
+
+
+def greedy(probs: np.ndarray) -> list[DigitHit]:
+    """Best class per frame, repeats merged, blanks dropped; a digit's confidence is its peak probability."""
+    best = probs.argmax(axis=1)
+    hits: list[DigitHit] = []
+    prev = 0
+    for t, k in enumerate(best.tolist()):
+        if k != 0 and k != prev:
+            hits.append(DigitHit(STRING_CLASSES[k], float(probs[t, k]), t))
+        elif k != 0 and k == prev and probs[t, k] > hits[-1].confidence:
+            hits[-1] = DigitHit(hits[-1].digit, float(probs[t, k]), t)
+        prev = k
+    return hits
+
+
+def _logsumexp(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    m = max(a, b)
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def beam_search(probs: np.ndarray, beam: int = 8, prune: float = 1e-4) -> tuple[str, float]:
+    """The likeliest digit string under CTC's prefix beam search, and its log probability.
+
+    Classes below `prune` in a frame are not extended (they cannot change the top prefixes).
+    """
+    logp = np.log(np.maximum(probs, 1e-30))
+    beams: dict[str, tuple[float, float]] = {"": (0.0, -math.inf)}  # prefix -> (log p ending blank, non-blank)
+    for t in range(len(probs)):
+        nxt: dict[str, list[float]] = defaultdict(lambda: [-math.inf, -math.inf])
+        cands = [k for k in np.flatnonzero(probs[t] >= prune).tolist() if k != 0]
+        for prefix, (pb, pnb) in beams.items():
+            total = _logsumexp(pb, pnb)
+            entry = nxt[prefix]
+            entry[0] = _logsumexp(entry[0], total + logp[t, 0])
+            last = prefix[-1] if prefix else None
+            for k in cands:
+                ch = STRING_CLASSES[k]
+                if ch == last:  # the same digit again needs a blank between; without one it continues the run
+                    entry[1] = _logsumexp(entry[1], pnb + logp[t, k])
+                    ext = nxt[prefix + ch]
+                    ext[1] = _logsumexp(ext[1], pb + logp[t, k])
+                else:
+                    ext = nxt[prefix + ch]
+                    ext[1] = _logsumexp(ext[1], total + logp[t, k])
+        ranked = sorted(nxt.items(), key=lambda kv: -_logsumexp(*kv[1]))[:beam]
+        beams = {p: (v[0], v[1]) for p, v in ranked}
+    prefix, (pb, pnb) = max(beams.items(), key=lambda kv: _logsumexp(*kv[1]))
+    return prefix, _logsumexp(pb, pnb)
+
+
+def decode(probs: np.ndarray, beam: int = 1) -> list[DigitHit]:
+    """Greedy (beam 1) or beam-search digits; beam search keeps greedy's frames and confidences where the two agree
+    and otherwise places each digit at the greedy frame of the same digit nearest in order."""
+    hits = greedy(probs)
+    if beam <= 1:
+        return hits
+    text, _ = beam_search(probs, beam)
+    if text == "".join(h.digit for h in hits):
+        return hits
+    return _align(text, probs)
+
+
+def _align(text: str, probs: np.ndarray) -> list[DigitHit]:
+    """Frames and confidences for a beam-search string: each digit at its likeliest frame after the previous one."""
+    out: list[DigitHit] = []
+    start, n = 0, len(probs)
+    for i, ch in enumerate(text):
+        k = STRING_CLASSES.index(ch)
+        end = max(start + 1, n - (len(text) - i - 1))
+        t = start + int(np.argmax(probs[start:end, k]))
+        out.append(DigitHit(ch, float(probs[t, k]), t))
+        start = min(t + 1, n - 1)
+    return out
+
+
+def edit_distance(ref: str, hyp: str) -> int:
+    """Levenshtein distance (substitutions, insertions, deletions each cost 1)."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def string_metrics(refs: list[str], hyps: list[str]) -> dict:
+    """Digit error rate (edit distance / reference digits), exact-match share, and both per reference length."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    errors = [edit_distance(r, h) for r, h in zip(refs, hyps)]
+    by_len: dict[int, list[int]] = defaultdict(list)
+    for i, r in enumerate(refs):
+        by_len[len(r)].append(i)
+
+    def summary(idx: list[int]) -> dict:
+        digits = sum(len(refs[i]) for i in idx)
+        return {
+            "strings": len(idx),
+            "digit_error_rate": sum(errors[i] for i in idx) / max(1, digits),
+            "exact_match": sum(errors[i] == 0 for i in idx) / max(1, len(idx)),
+        }
+
+    return {**summary(list(range(len(refs)))), "by_length": {n: summary(ix) for n, ix in sorted(by_len.items())}}

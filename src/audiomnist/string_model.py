@@ -1,0 +1,170 @@
+"""Digit-string models in torch: their run config, building and loading one, running it on waveforms of any length,
+and scoring it on strings of held-out speakers (`audiomnist evaluate` on a string run lands here).
+
+A string run's checkpoint is a digit run's (atomic, weights only, loaded with weights_only=True) with
+"task": "strings", classes ctc.STRING_CLASSES, and a StringTrainConfig as its config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import models
+from .audio import AudioConfig
+from .checkpoint import load_checkpoint
+from .config import from_dict, option
+from .ctc import STRING_CLASSES, decode, string_metrics
+from .errors import AudiomnistError, ConfigError
+from .features import FeatureConfig, SpecAugmentConfig, build_frontend
+from .paths import atomic_write_text
+from .strings import TEST_ASSEMBLY, AssemblyConfig, Clips, assemble, held_out_strings, load_clips
+
+TASK = "strings"
+
+
+@dataclass(frozen=True)
+class StringTrainConfig:
+    data: tuple[str, ...] = option(
+        (), "folder of clips named {digits}_{speaker}_{take}.wav: isolated digits and/or whole strings (repeatable)",
+        metavar="PATH")  # fmt: skip
+    data_weights: tuple[float, ...] = option(
+        (), "how often each --data folder is drawn from, in order (repeatable; default: equally)",
+        flag="--data-weight", metavar="W")  # fmt: skip
+    # Speakers named here never reach training or validation; the final test is strings of theirs.
+    test_speakers: tuple[str, ...] = option((), "held-out test speaker (repeatable)", flag="--test-speaker")
+    # Folders with fewer speakers give none to validation, so a small real corpus keeps its voices for training.
+    val_frac: float = option(0.1, "share of each folder's speakers (folders with 10 or more) kept for validation")
+    whole_prob: float = option(0.5, "chance an item is a recorded whole string, where its folder has them")
+    model: str = option("ctc-tcn", "network name (see `audiomnist models`; a sequence model)")
+    model_args: dict = option(factory=dict, help="extra model constructor argument, e.g. channels=128 (repeatable)",
+                              flag="--model-arg")  # fmt: skip
+    audio: AudioConfig = option(AudioConfig(sample_rate=8000), "the model's sample rate (clips are resampled to it)")
+    features: FeatureConfig = option(FeatureConfig(), "the network's input")
+    # Time masks would delete whole digits of a string; only frequency masks are safe for CTC labels.
+    specaug: SpecAugmentConfig = option(SpecAugmentConfig(time_masks=0), "SpecAugment masks, training only")
+    assembly: AssemblyConfig = option(AssemblyConfig(), "how strings are assembled from isolated clips")
+    epochs: int = option(20, "training epochs")
+    steps: int = option(300, "batches per epoch (strings are made afresh for every batch)")
+    batch_size: int = option(32, "strings per batch")
+    lr: float = option(3e-3, "peak learning rate (OneCycle)")
+    weight_decay: float = option(1e-2, "AdamW weight decay")
+    val_strings: int = option(300, "validation strings (fixed, from the validation speakers)")
+    test_strings: int = option(200, "test strings of 10 digits per held-out speaker")
+    seed: int = option(0, "seed of the split, initialisation and the strings")
+    threads: int = option(0, "CPU threads for torch (0: torch's default)")
+    name: str = option("", "suffix of the run folder name")
+
+    def __post_init__(self) -> None:
+        if self.data_weights and (len(self.data_weights) != len(self.data) or min(self.data_weights) <= 0):
+            raise ConfigError(f"give one positive --data-weight per --data folder ({len(self.data)})")
+        if self.features.kind != "logmel":
+            raise ConfigError("string models read log-mel features")
+
+
+def config_from_dict(d: dict) -> StringTrainConfig:
+    d = dict(d)
+    for key in ("data", "test_speakers", "data_weights"):
+        d[key] = tuple(d.get(key, ()))
+    return from_dict(StringTrainConfig, d)
+
+
+def build(cfg: StringTrainConfig) -> torch.nn.Module:
+    net = models.create(cfg.model, len(STRING_CLASSES), **cfg.model_args)
+    if not getattr(net, "sequence", False):
+        raise AudiomnistError(f"model {cfg.model!r} gives one answer per clip; a string model needs a sequence model")
+    return net
+
+
+def is_string_checkpoint(state: dict) -> bool:
+    return state.get("task") == TASK
+
+
+def load(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, StringTrainConfig]:
+    """(network in eval mode, config) of a string run folder or checkpoint."""
+    path = Path(path)
+    path = path / "best.pt" if path.is_dir() else path
+    state = load_checkpoint(path, map_location=device)
+    if not is_string_checkpoint(state):
+        raise AudiomnistError(f"{path}: a single-digit model, not a digit-string model")
+    try:
+        cfg = config_from_dict(state["config"])
+        net = build(cfg)
+        net.load_state_dict(state["model"])
+    except (KeyError, ValueError, TypeError, RuntimeError, AudiomnistError) as e:
+        raise AudiomnistError(f"{path}: checkpoint does not match this version of audiomnist ({e})") from None
+    return net.to(device).eval(), cfg
+
+
+class StringNet(torch.nn.Module):
+    """(1, samples) waveform -> (frames, 11) probabilities: the front-end and the network, for one utterance
+    (features are normalised over the utterance, so utterances are never padded together)."""
+
+    def __init__(self, net: torch.nn.Module, cfg: StringTrainConfig, exportable: bool = False):
+        super().__init__()
+        self.net = net.eval()
+        self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate, exportable=exportable).eval()
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(self.frontend(wave)), dim=-1)[0]
+
+
+@torch.inference_mode()
+def probabilities(pipeline: StringNet, waves: list[np.ndarray]) -> list[np.ndarray]:
+    return [pipeline(torch.from_numpy(np.asarray(w, np.float32))[None]).numpy() for w in waves]
+
+
+def score(pipeline: StringNet, items: list[tuple[np.ndarray, str]], beam: int = 1) -> tuple[dict, list[str]]:
+    """string_metrics of the pipeline's decodings of (waveform, digits) items, and the decodings."""
+    hyps = ["".join(h.digit for h in decode(p, beam)) for p in probabilities(pipeline, [w for w, _ in items])]
+    return string_metrics([d for _, d in items], hyps), hyps
+
+
+def held_out_report(pipeline: StringNet, clips: Clips, cfg: StringTrainConfig, speakers: list[str]) -> dict:
+    """Held-out speakers: 10-digit strings said without pauses, every length 1-12, and their isolated clips."""
+    sr = cfg.audio.sample_rate
+    ten = held_out_strings(clips, sr, speakers, cfg.test_strings, 10, cfg.seed)
+    out: dict = {"speakers": speakers, "assembly": "strings.TEST_ASSEMBLY"}
+    out["ten_digits"], _ = score(pipeline, ten)
+    out["ten_digits_beam8"], _ = score(pipeline, ten, beam=8)
+    by_len = [x for n in range(1, 13) for x in held_out_strings(clips, sr, speakers, 10, n, cfg.seed + 1)]
+    out["lengths_1_12"], _ = score(pipeline, by_len)
+    # Each isolated clip as a one-digit string with the test's silence and background around it, as a user says one.
+    rng = np.random.default_rng(cfg.seed)
+    single = [(assemble([a], sr, TEST_ASSEMBLY, rng)[0], t)
+              for a, t, s in zip(clips.audio, clips.text, clips.speaker) if s in speakers and len(t) == 1]  # fmt: skip
+    if single:
+        m, _ = score(pipeline, single)
+        out["isolated_clips"] = {"clips": len(single), "accuracy": m["exact_match"]}
+    n = cfg.test_strings  # held_out_strings lists each speaker's strings together, in order
+    out["per_speaker"] = {s: score(pipeline, ten[k * n : (k + 1) * n])[0] for k, s in enumerate(speakers)}
+    return out
+
+
+def evaluate_run(run_dir: Path, speakers: list[str] | None = None, data: list[str] | None = None) -> dict:
+    """Score a string run's best.pt on its held-out speakers (or others given); writes report/strings.json."""
+    net, cfg = load(run_dir)
+    speakers = speakers or list(cfg.test_speakers)
+    if not speakers:
+        raise AudiomnistError(f"{run_dir}: no held-out speakers in its config; name some with --speaker")
+    clips = load_clips(data or cfg.data, cfg.audio.sample_rate)
+    missing = sorted(set(speakers) - set(clips.speaker))
+    if missing:
+        raise AudiomnistError(f"speakers not in the data: {', '.join(missing)}")
+    report = held_out_report(StringNet(net, cfg), clips, cfg, speakers)
+    (run_dir / "report").mkdir(exist_ok=True)
+    atomic_write_text(run_dir / "report" / "strings.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def summary_line(report: dict) -> str:
+    ten = report["ten_digits"]
+    line = (f"10-digit strings of {', '.join(report['speakers'])}: digit error rate {ten['digit_error_rate']:.4f}, "
+            f"exact match {ten['exact_match']:.4f} ({ten['strings']} strings)")  # fmt: skip
+    if "isolated_clips" in report:
+        line += f"; isolated clips {report['isolated_clips']['accuracy']:.4f}"
+    return line

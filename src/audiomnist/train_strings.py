@@ -1,0 +1,268 @@
+"""Train a digit-string model (CTC over {blank, 0-9}) on strings assembled on the fly and spoken whole.
+
+    audiomnist train-strings --data FSDD --data SYNTH_DIGITS --data SYNTH_STRINGS --test-speaker nicolas
+
+Every batch is new: each item picks a folder (by --data-weight), then either one of its recorded whole strings
+(--whole-prob) or a string of 1-12 random digits assembled from one speaker's isolated clips (strings.assemble).
+Speakers are split per folder, held-out test speakers never reach training or validation, and the final test
+is strings of theirs (string_model.held_out_report). Run folders, TensorBoard, best.pt/last.pt and --resume work
+as for `audiomnist train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import add_arguments, load_json, merged, overrides_from_args, save_json, to_dict
+from .ctc import STRING_CLASSES
+from .errors import AudiomnistError, ConfigError
+from .features import LogMel, spec_augment
+from .paths import atomic_write_text, new_run_dir
+from .string_model import (
+    TASK,
+    StringNet,
+    StringTrainConfig,
+    build,
+    config_from_dict,
+    held_out_report,
+    score,
+    summary_line,
+)
+from .strings import TEST_ASSEMBLY, Clips, StringMaker, load_clips
+
+
+@dataclass
+class Sources:
+    """Per folder: the assembler of its training speakers (None without isolated clips) and its whole strings."""
+
+    makers: list[StringMaker | None]
+    wholes: list[list[int]]
+    weights: np.ndarray
+
+
+def split_speakers(clips: Clips, cfg: StringTrainConfig) -> tuple[set[str], set[str]]:
+    """(train, validation) speakers: test speakers out, then val_frac of the speakers of folders with 10 or more.
+
+    A speaker id is one voice wherever it appears (the synthetic digits and strings share their voice plan), so the
+    validation voices are drawn once from all such folders together and never reach training through another one.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    everyone, pool = set(clips.speaker) - set(cfg.test_speakers), set()
+    for folder in range(len(cfg.data)):
+        names = {s for s, f in zip(clips.speaker, clips.source) if f == folder} - set(cfg.test_speakers)
+        if len(names) >= 10:
+            pool |= names
+    pool_sorted = sorted(pool)
+    val = set(rng.permutation(pool_sorted)[: round(len(pool_sorted) * cfg.val_frac)].tolist()) if pool_sorted else set()
+    return everyone - val, val
+
+
+def make_sources(clips: Clips, speakers: set[str], cfg: StringTrainConfig) -> Sources:
+    makers, wholes = [], []
+    for folder in range(len(cfg.data)):
+        keep = np.array([f == folder and s in speakers for s, f in zip(clips.speaker, clips.source)])
+        sub = clips.select(keep)
+        try:
+            makers.append(StringMaker(sub, cfg.audio.sample_rate, cfg.assembly))
+        except AudiomnistError:
+            makers.append(None)
+        wholes.append([int(i) for i in np.flatnonzero(keep) if len(clips.text[i]) > 1])
+    usable = np.array([m is not None or len(w) > 0 for m, w in zip(makers, wholes)], dtype=float)
+    weights = np.asarray(cfg.data_weights or [1.0] * len(cfg.data), dtype=float) * usable
+    if weights.sum() == 0:
+        raise AudiomnistError("no training material: no folder has a speaker with all ten digits or whole strings")
+    return Sources(makers, wholes, weights / weights.sum())
+
+
+def draw(clips: Clips, src: Sources, cfg: StringTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    folder = int(rng.choice(len(src.weights), p=src.weights))
+    maker, wholes = src.makers[folder], src.wholes[folder]
+    if wholes and (maker is None or rng.uniform() < cfg.whole_prob):
+        i = wholes[int(rng.integers(len(wholes)))]
+        return clips.audio[i], clips.text[i]
+    return maker.make(rng)
+
+
+def features(frontend: LogMel, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1, mels, T) features, each utterance computed on its own (no padding in its statistics), zero-padded."""
+    feats = [frontend(torch.from_numpy(np.asarray(w, np.float32))[None])[0] for w in waves]
+    lengths = torch.tensor([f.shape[-1] for f in feats])
+    out = torch.zeros(len(feats), 1, feats[0].shape[1], int(lengths.max()))
+    for i, f in enumerate(feats):
+        out[i, :, :, : f.shape[-1]] = f
+    return out, lengths
+
+
+def train_step(net, frontend, opt, sched, batch, cfg: StringTrainConfig, gen: torch.Generator) -> float:
+    waves, texts = zip(*batch)
+    x, frames = features(frontend, list(waves))
+    x = spec_augment(x, cfg.specaug, gen)
+    logp = F.log_softmax(net(x), dim=-1).transpose(0, 1)  # (T, B, C)
+    out_len = net.output_frames(frames)
+    targets = torch.tensor([int(c) + 1 for t in texts for c in t])
+    target_len = torch.tensor([len(t) for t in texts])
+    loss = F.ctc_loss(logp, targets, out_len, target_len, blank=0, zero_infinity=True)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
+def validation_set(clips: Clips, speakers: set[str], cfg: StringTrainConfig) -> list[tuple[np.ndarray, str]]:
+    """A fixed set from the validation speakers: strings said as the test says them, of every length."""
+    if not speakers or cfg.val_strings <= 0:
+        return []
+    keep = np.array([s in speakers for s in clips.speaker])
+    try:
+        maker = StringMaker(clips.select(keep), cfg.audio.sample_rate, TEST_ASSEMBLY)
+    except AudiomnistError:
+        return []
+    rng = np.random.default_rng([cfg.seed, 7])
+    return [maker.make(rng) for _ in range(cfg.val_strings)]
+
+
+def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    clips = load_clips(cfg.data, cfg.audio.sample_rate, progress)
+    missing = sorted(set(cfg.test_speakers) - set(clips.speaker))
+    if missing:
+        raise AudiomnistError(f"--test-speaker not in the data: {', '.join(missing)}")
+    train_spk, val_spk = split_speakers(clips, cfg)
+    src, val = make_sources(clips, train_spk, cfg), validation_set(clips, val_spk, cfg)
+    print(f"speakers: {len(train_spk)} train, {len(val_spk)} validation, test: {', '.join(cfg.test_speakers) or '-'}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_json(cfg, run_dir / "config.json")
+    torch.manual_seed(cfg.seed)
+    net = build(cfg)
+    frontend = LogMel(cfg.features, cfg.audio.sample_rate)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps)
+    state = {"history": [], "best": float("inf"), "epoch": 0}
+    if resume and (run_dir / "last.pt").exists():
+        last = load_checkpoint(run_dir / "last.pt")
+        net.load_state_dict(last["model"])
+        opt.load_state_dict(last["optimizer"])
+        sched.load_state_dict(last["scheduler"])
+        state = {"history": last["history"], "best": last["best_val"], "epoch": last["epoch"]}
+        print(f"resuming {run_dir} after epoch {state['epoch']}")
+    writer = SummaryWriter(str(run_dir / "tb"))
+    for epoch in range(state["epoch"], cfg.epochs):
+        record = run_epoch(net, frontend, opt, sched, clips, src, cfg, epoch, writer, progress)
+        if val:
+            metrics, _ = score(StringNet(net, cfg), val)
+            net.train()
+            record.update(val_der=metrics["digit_error_rate"], val_exact=metrics["exact_match"])
+            writer.add_scalar("val/digit_error_rate", record["val_der"], (epoch + 1) * cfg.steps)
+        state["history"].append(record)
+        improved = record.get("val_der", -epoch) <= state["best"]
+        state["best"] = min(state["best"], record.get("val_der", -epoch))
+        save(net, opt, sched, cfg, run_dir, epoch + 1, state, improved)
+        print(_epoch_line(cfg, record), flush=True)
+    writer.close()
+    return finish(cfg, run_dir, clips, state["history"], train_spk, val_spk)
+
+
+def run_epoch(net, frontend, opt, sched, clips, src, cfg, epoch: int, writer, progress: bool) -> dict:
+    """cfg.steps batches of fresh strings; their randomness comes from (seed, epoch), so a resumed run repeats it."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+    net.train()
+    t0, losses = time.time(), []
+    bar = tqdm(range(cfg.steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    for step in bar:
+        batch = [draw(clips, src, cfg, rng) for _ in range(cfg.batch_size)]
+        losses.append(train_step(net, frontend, opt, sched, batch, cfg, gen))
+        writer.add_scalar("train/ctc_loss", losses[-1], epoch * cfg.steps + step)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    return {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.time() - t0}
+
+
+def save(net, opt, sched, cfg, run_dir: Path, epoch: int, state: dict, improved: bool) -> None:
+    base = {"task": TASK, "model": net.state_dict(), "classes": STRING_CLASSES, "config": to_dict(cfg),
+            "epoch": epoch}  # fmt: skip
+    if improved:
+        save_checkpoint(base, run_dir / "best.pt")
+    save_checkpoint({**base, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                     "history": state["history"], "best_val": state["best"]}, run_dir / "last.pt")  # fmt: skip
+
+
+def finish(cfg, run_dir: Path, clips: Clips, history: list, train_spk: set, val_spk: set) -> dict:
+    """metrics.json (split, history, test on the held-out speakers with best.pt)."""
+    metrics = {"split": {"train_speakers": len(train_spk), "val_speakers": sorted(val_spk),
+                         "test_speakers": list(cfg.test_speakers)}, "history": history, "test": None}  # fmt: skip
+    if cfg.test_speakers:
+        net, _ = load_best(run_dir, cfg)
+        metrics["test"] = held_out_report(StringNet(net, cfg), clips, cfg, list(cfg.test_speakers))
+        (run_dir / "report").mkdir(exist_ok=True)
+        atomic_write_text(run_dir / "report" / "strings.json", json.dumps(metrics["test"], indent=2) + "\n")
+        print(summary_line(metrics["test"]))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def load_best(run_dir: Path, cfg: StringTrainConfig):
+    net = build(cfg)
+    net.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
+    return net.eval(), cfg
+
+
+def _epoch_line(cfg: StringTrainConfig, r: dict) -> str:
+    line = f"epoch {r['epoch']}/{cfg.epochs}  ctc loss {r['train_loss']:.4f}"
+    if "val_der" in r:
+        line += f"  val digit error rate {r['val_der']:.4f}  exact {r['val_exact']:.3f}"
+    return line + f"  ({r['seconds']:.1f}s)"
+
+
+def config_from_args(args: argparse.Namespace) -> StringTrainConfig:
+    """Defaults < --config file < flags given on the command line."""
+    base = to_dict(StringTrainConfig())
+    if getattr(args, "config", None):
+        from_file = load_json(args.config)
+        if not isinstance(from_file, dict):
+            raise ConfigError(f"{args.config}: not a JSON object of StringTrainConfig fields")
+        base = merged(base, from_file, ("model_args",))
+    given = overrides_from_args(args, StringTrainConfig)
+    if "data" in given:
+        given["data"] = [str(Path(p).resolve()) for p in given["data"]]
+    return config_from_dict(merged(base, given, ("model_args",)))
+
+
+def cmd_train_strings(args: argparse.Namespace) -> int:
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.json").is_file():
+            raise AudiomnistError(f"{run_dir}: not a run folder (no config.json)")
+        if (run_dir / "last.pt").exists():
+            load_checkpoint(run_dir / "last.pt")
+        cfg = config_from_dict(load_json(run_dir / "config.json"))
+    else:
+        cfg = config_from_args(args)
+        run_dir = new_run_dir(cfg.name or "strings", args.runs)
+    if not cfg.data:
+        raise AudiomnistError("name the clips to learn from with --data (e.g. FSDD's recordings folder)")
+    print(f"run folder: {run_dir}")
+    fit(cfg, run_dir, bool(args.resume), not args.no_progress)
+    return 0
+
+
+def add_cli(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="JSON file of StringTrainConfig fields; flags override it")
+    add_arguments(p, StringTrainConfig())
+    p.add_argument("--runs", type=Path, help="parent folder of run folders (default ./runs or $AUDIOMNIST_RUNS)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last.pt")
+    p.set_defaults(func=cmd_train_strings)

@@ -1,0 +1,63 @@
+"""CTC decoding and string metrics (numpy only)."""
+
+import numpy as np
+import pytest
+
+from audiomnist.ctc import STRING_CLASSES, beam_search, decode, edit_distance, greedy, string_metrics
+
+
+def frames(path: str, sure: float = 0.9) -> np.ndarray:
+    """Probabilities whose best class per frame follows `path` ("-" blank, else a digit)."""
+    p = np.full((len(path), len(STRING_CLASSES)), (1 - sure) / (len(STRING_CLASSES) - 1))
+    for t, ch in enumerate(path):
+        p[t, 0 if ch == "-" else int(ch) + 1] = sure
+    return p
+
+
+@pytest.mark.parametrize(
+    ("path", "digits"),
+    [("--4--1-55-5", "4155"), ("44--11", "41"), ("4-4", "44"), ("-----", ""), ("0000", "0"), ("9", "9")],
+)
+def test_greedy_merges_repeats_and_drops_blanks(path, digits):
+    assert "".join(h.digit for h in greedy(frames(path))) == digits
+
+
+def test_greedy_confidence_is_the_peak_of_the_run():
+    p = frames("-33-")
+    p[2, 4] = 0.99
+    (hit,) = greedy(p)
+    assert hit.digit == "3" and hit.confidence == pytest.approx(0.99) and hit.frame == 2
+
+
+def test_beam_search_finds_what_greedy_misses():
+    # Per frame the blank is likeliest, but "7" summed over its two frames' alignments beats the empty string.
+    p = np.full((2, 11), 1e-6)
+    p[:, 0], p[:, 8] = 0.45, 0.55 - 9e-6
+    p[0, 0], p[0, 8] = 0.6, 0.4 - 9e-6
+    p[1, 0], p[1, 8] = 0.6, 0.4 - 9e-6
+    assert greedy(p) == []
+    text, logp = beam_search(p, beam=4)
+    assert text == "7"  # P("7") = 1 - P("") = 1 - 0.36 = 0.64
+    assert np.exp(logp) == pytest.approx(0.64, abs=1e-3)
+    assert [h.digit for h in decode(p, beam=4)] == ["7"]
+
+
+def test_beam_agrees_with_greedy_on_peaky_outputs():
+    p = frames("-1-2-2-3-")
+    assert beam_search(p, beam=8)[0] == "1223"
+    assert decode(p, beam=8) == greedy(p)
+
+
+@pytest.mark.parametrize(("a", "b", "d"), [("", "", 0), ("123", "123", 0), ("123", "13", 1), ("123", "1243", 1),
+                                          ("123", "321", 2), ("", "55", 2)])  # fmt: skip
+def test_edit_distance(a, b, d):
+    assert edit_distance(a, b) == d
+
+
+def test_string_metrics_per_length():
+    m = string_metrics(["12", "345", "67"], ["12", "35", "76"])
+    assert m["digit_error_rate"] == pytest.approx((0 + 1 + 2) / 7)
+    assert m["exact_match"] == pytest.approx(1 / 3)
+    assert m["by_length"][2] == {"strings": 2, "digit_error_rate": 0.5, "exact_match": 0.5}
+    with pytest.raises(ValueError):
+        string_metrics(["1"], [])

@@ -1,0 +1,85 @@
+"""Clips named by what they say, and strings assembled from one speaker's isolated clips."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiomnist.errors import AudiomnistError
+from audiomnist.strings import (
+    TEST_ASSEMBLY,
+    AssemblyConfig,
+    StringMaker,
+    _join,
+    held_out_strings,
+    list_clips,
+    load_clips,
+)
+
+from conftest import SR, tone_digit, write_tone_set
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    return write_tone_set(tmp_path_factory.mktemp("tones"), speakers=3, reps=2)
+
+
+def test_list_clips_reads_digit_strings_and_skips_other_names(tmp_path):
+    for name in ("4155_s1_0.wav", "7_s2_3.wav", "hello.wav", "one_sample.wav", "1234567890123_s1_0.wav"):
+        sf.write(tmp_path / name, tone_digit(1, 1, 0), SR)
+    assert [(d, s) for _, d, s in list_clips(tmp_path)] == [("4155", "s1"), ("7", "s2")]
+    with pytest.raises(AudiomnistError, match="no such folder"):
+        list_clips(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AudiomnistError, match="no clips named"):
+        list_clips(tmp_path / "empty")
+
+
+def test_load_clips_trims_caches_and_lists_unreadable(tones, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "3_09_0.wav").write_bytes(b"RIFF not really")
+    sf.write(bad / "4_09_0.wav", tone_digit(4, 9, 0, lead_s=(0.3, 0.3)), SR)
+    clips = load_clips([str(tones), str(bad)], SR, progress=False)
+    assert len(clips) == 3 * 10 * 2 + 1 and clips.source.count(1) == 1
+    assert "3_09_0.wav" in capsys.readouterr().err
+    assert len(clips.audio[-1]) < 0.7 * SR  # the 0.3 s of leading silence is trimmed
+    again = load_clips([str(tones), str(bad)], SR, progress=False)  # from the cache: the same clips
+    assert all(np.array_equal(a, b) for a, b in zip(clips.audio, again.audio))
+
+
+def test_join_overlaps_with_crossfade_and_pads_gaps():
+    a, b = np.ones(100, np.float32), np.ones(100, np.float32)
+    assert len(_join([a, b], [50])) == 250
+    over = _join([a, b], [-20])
+    assert len(over) == 180 and over.max() <= 1.0 + 1e-6  # the faded ends sum to at most full level
+
+
+def test_assembled_strings_are_deterministic_and_sized(tones):
+    clips = load_clips([str(tones)], SR, progress=False)
+    maker = StringMaker(clips, SR, AssemblyConfig(min_digits=3, max_digits=5))
+    x1, d1 = maker.make(np.random.default_rng(5))
+    x2, d2 = maker.make(np.random.default_rng(5))
+    assert d1 == d2 and np.array_equal(x1, x2) and 3 <= len(d1) <= 5 and d1.isdigit()
+    assert np.abs(x1).max() <= 1.0 and np.isfinite(x1).all()
+    ten = held_out_strings(clips, SR, ["02"], per_speaker=4, length=10, seed=0)
+    assert [len(d) for _, d in ten] == [10] * 4
+    # No pauses: ten words of 0.35-0.6 s with +-40 ms gaps and 2 x 200 ms edges.
+    assert all(10 * 0.3 + 0.4 < len(x) / SR < 10 * 0.65 + 0.4 for x, _ in ten)
+    assert TEST_ASSEMBLY.pause_prob == 0
+
+
+def test_a_speaker_missing_a_digit_cannot_say_numbers(tmp_path):
+    for d in range(9):
+        sf.write(tmp_path / f"{d}_x_0.wav", tone_digit(d, 1, 0), SR)
+    with pytest.raises(AudiomnistError, match="all ten digits"):
+        StringMaker(load_clips([str(tmp_path)], SR, progress=False), SR, AssemblyConfig())
+
+
+def test_word_ends_are_where_the_words_end(tones):
+    clips = load_clips([str(tones)], SR, progress=False)
+    maker = StringMaker(clips, SR, TEST_ASSEMBLY)
+    x, digits, ends = maker.make_timed(np.random.default_rng(1), "01", 6)
+    assert len(ends) == 6 and np.all(np.diff(ends) > 0.25 * SR)
+    assert ends[-1] == len(x) - round(0.2 * SR)  # the trailing 200 ms edge
+    energy = np.abs(x[int(ends[-1]) :]).max()
+    assert energy < 0.1 * np.abs(x).max()  # nothing but background after the last word's end

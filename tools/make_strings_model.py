@@ -1,0 +1,104 @@
+"""Rebuild the shipped digit-string model ("strings"): ctc-tcn trained on every FSDD speaker plus synthetic voices.
+
+    python tools/make_strings_model.py [--data FSDD] [--synth DIR] [--synth-strings DIR] [--epochs N]
+    python tools/make_strings_model.py --run RUN_DIR     # package a finished `train-strings` run, no training
+
+Trains `audiomnist train-strings --data FSDD --data SYNTH --data SYNTH_STRINGS --data-weight 2 1 1` (strings
+assembled from isolated clips of the real and synthetic voices, plus strings the synthesisers said whole), keeps
+best.pt (chosen on held-out synthetic voices), writes src/audiomnist/pretrained/strings.pt without optimizer state,
+strings.json (metadata) and strings.onnx (+ sidecar, checked against torch). The synthetic folders are made first
+when missing (`audiomnist data synth DIR --voices 600 --takes 2 --seed 0` and `... --takes 0 --strings 6 --sample-rate
+8000`). Accuracy on unseen speakers: the same command with `--test-speaker NAME` (experiments/strings/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from audiomnist import __version__, cli
+from audiomnist.checkpoint import load_checkpoint, save_checkpoint
+from audiomnist.export import export_string_onnx, string_parity
+from audiomnist.models import count_parameters
+from audiomnist.paths import atomic_write_text, data_home, runs_home
+from audiomnist.string_model import load
+from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "src" / "audiomnist" / "pretrained" / "strings.pt"
+FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+EPOCHS, STEPS = 10, 250
+WEIGHTS = ("2", "1", "1")  # FSDD's real voices drawn as often as the two synthetic folders together
+SYNTH_DIGITS = ["--voices", "600", "--takes", "2", "--seed", "0"]
+SYNTH_STRINGS = ["--voices", "600", "--takes", "0", "--strings", "6", "--seed", "0", "--sample-rate", "8000"]
+
+
+def recipe(data: str, synth: str, strings: str, epochs: int) -> list[str]:
+    sources = ["--data", data, "--data", synth, "--data", strings]
+    weights = [a for w in WEIGHTS for a in ("--data-weight", w)]
+    return ["train-strings", *sources, *weights, "--epochs", str(epochs), "--steps", str(STEPS), "--seed", "0"]
+
+
+def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
+    """best.pt without optimizer state to `out`, its metadata to out.json, its ONNX export beside it."""
+    state = load_checkpoint(run_dir / "best.pt")
+    save_checkpoint({k: state[k] for k in ("task", "model", "classes", "config", "epoch")}, out)
+    net, cfg = load(out)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    onnx = export_string_onnx(net, cfg, out.with_suffix(".onnx"))
+    fsdd = load_clips([cfg.data[0]], cfg.audio.sample_rate, progress=False)
+    maker = StringMaker(fsdd, cfg.audio.sample_rate, TEST_ASSEMBLY)
+    rng = np.random.default_rng(0)
+    diff = string_parity(net, cfg, onnx, [maker.make(rng, length=n)[0] for n in (1, 5, 12)])
+    meta = {
+        "name": out.stem, "task": "strings", "file": out.name, "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "bytes": out.stat().st_size, "model": cfg.model, "parameters": count_parameters(net),
+        "classes": state["classes"], "epoch": state["epoch"],
+        "data": "FSDD (all 6 speakers, strings assembled from their clips) + 600 synthetic voices (isolated digits "
+        "assembled into strings, and strings said whole)",
+        "recipe": {"command": "audiomnist " + " ".join(command), "kept": "best.pt by held-out synthetic voices"},
+        "validation": {k: v for k, v in metrics["history"][-1].items() if k.startswith("val")},
+        "onnx": {"file": onnx.name, "max_probability_diff_from_torch": diff},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "audiomnist": __version__,
+    }  # fmt: skip
+    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=FSDD, help="FSDD recordings (default ../shared/data/fsdd/recordings)")
+    home = data_home() / "datasets"
+    p.add_argument("--synth", type=Path, default=home / "synth-voices-600", help="synthetic isolated digits")
+    p.add_argument("--synth-strings", type=Path, default=home / "synth-strings-600", help="synthetic whole strings")
+    p.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of {STEPS} batches (default {EPOCHS})")
+    p.add_argument("--run", type=Path, help="package this finished train-strings run instead of training")
+    p.add_argument("--out", type=Path, default=OUT, help="shipped checkpoint (default: the package's strings.pt)")
+    args = p.parse_args(argv)
+    command = recipe("FSDD", "SYNTH", "SYNTH_STRINGS", args.epochs)
+    run_dir = args.run
+    if run_dir is None:
+        for folder, flags in ((args.synth, SYNTH_DIGITS), (args.synth_strings, SYNTH_STRINGS)):
+            if not folder.is_dir() and cli.main(["data", "synth", str(folder), *flags]) != 0:
+                return 1
+        runs = runs_home()
+        before = set(runs.glob("*-strings"))
+        if cli.main(recipe(str(args.data), str(args.synth), str(args.synth_strings), args.epochs) + [
+                "--runs", str(runs), "--name", "strings", "--no-progress"]) != 0:  # fmt: skip
+            return 1
+        (run_dir,) = set(runs.glob("*-strings")) - before
+    meta = ship(run_dir, args.out, command)
+    diff = meta["onnx"]["max_probability_diff_from_torch"]
+    print(f"wrote {args.out} ({meta['bytes'] / 1e3:.0f} kB), {args.out.with_suffix('.json').name} and "
+          f"{meta['onnx']['file']} (max probability diff from torch {diff:.1e})")  # fmt: skip
+    return 0 if diff <= 1e-4 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
