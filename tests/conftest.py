@@ -326,3 +326,22 @@ def string_model(tmp_path_factory) -> tuple[Path, Path]:
     save_checkpoint({**state, "epoch": 0}, folder / "best.pt")
     (folder / "config.json").write_text(json.dumps(to_dict(cfg)))
     return folder / "best.pt", export_string_onnx(net, cfg, folder / "strings.onnx")
+
+
+def reject_checkpoint(path: Path, none_bias: float = 0.0, **extra) -> Path:
+    """An untrained default network (width 1) with the 'none' class as an 11th output, saved as a checkpoint;
+    `none_bias` is added to the none logit (large: 'none' always wins), `extra` goes into the checkpoint
+    (temperature=...)."""
+    import torch
+
+    from audiomnist.checkpoint import save_checkpoint
+    from audiomnist.config import to_dict
+    from audiomnist.runconfig import TrainConfig, build_model
+
+    cfg = TrainConfig(model_args={"width": 1})
+    torch.manual_seed(0)
+    state = build_model(cfg, 11).state_dict()
+    state["classifier.bias"][10] += none_bias
+    classes = [str(d) for d in range(10)] + ["none"]
+    save_checkpoint({"model": state, "classes": classes, "config": to_dict(cfg), **extra}, path)
+    return path

@@ -23,7 +23,11 @@ import audiomnist
 from audiomnist import cli
 from audiomnist.audio import load_audio
 from audiomnist.catalog import sample_root
+from audiomnist.checkpoint import load_calibrated
+from audiomnist.export import export_onnx
 from audiomnist.infer import PRETRAINED, Classifier
+
+from conftest import reject_checkpoint
 
 SRC = Path(audiomnist.__file__).resolve().parents[1]
 VENV_TOOL = Path(__file__).resolve().parents[1] / "tools" / "torch_free_venv.py"
@@ -230,3 +234,24 @@ def test_the_inference_install_names_the_extra_other_commands_need(venv_python, 
         done = run_in_venv(venv_python, str(venv_python.parent / "audiomnist"), command, "--help", cwd=tmp_path)
         assert done.returncode != 0 and f"pip install 'audiomnist[{extra}]'" in done.stderr, (command, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_a_calibrated_none_class_export_answers_like_torch_without_torch(wavs, tmp_path):
+    """The sidecar's temperature and the 'none' class: the torch-free child answers torch's probabilities and says
+    'not a digit' where the none class wins, 'low confidence' under --min-prob."""
+    results = {}
+    for bias in (0.0, 40.0):
+        ckpt = reject_checkpoint(tmp_path / f"m{bias:g}.pt", none_bias=bias, temperature=2.0)
+        onnx = export_onnx(*load_calibrated(ckpt)[:3], tmp_path / f"m{bias:g}.onnx", temperature=2.0)
+        done, report = run_child(f"""
+            from audiomnist.infer import Classifier
+            clf = Classifier.load({str(onnx)!r}, min_prob=0.3)
+            p = clf.predict_file({str(wavs["one"])!r})
+            report(label=p.label, reason=p.reason, probabilities=p.probabilities, t=clf.temperature)
+        """)
+        want = Classifier.load(ckpt, min_prob=0.3).predict_file(wavs["one"])
+        assert report["imported"] == [] and report["t"] == 2.0
+        assert (report["label"], report["reason"]) == (want.label, want.reason)
+        assert max(abs(report["probabilities"][c] - want.probabilities[c]) for c in want.probabilities) <= 1e-4
+        results[bias] = report["reason"]
+    assert results == {0.0: "low confidence", 40.0: "not a digit"}  # untrained: unsure; dominant none: not a digit

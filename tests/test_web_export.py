@@ -19,6 +19,8 @@ from audiomnist.errors import AudiomnistError
 from audiomnist.infer import PRETRAINED, Classifier
 from audiomnist.web_export import ORT_FILES, ORT_WEB_VERSION, npm_pack, vendor_ort, write_web
 
+from conftest import reject_checkpoint
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -237,4 +239,26 @@ def test_string_page_decodes_pythons_digits_in_the_browser(string_page, fsdd_dir
     got = in_browser(pg, tmp_path / "silence.wav")
     assert got["digits"] == "" and got["reason"] == "no speech"
     assert pg.text_content("#digits") == "no digits heard (no speech)"
+
+
+@pytest.mark.browser
+def test_page_of_a_none_class_model_says_no_digit_heard(chromium, ort_web, tmp_path, fsdd_dir):
+    """A model trained with --negative: where its 'none' class wins the page says "no digit heard" (not a digit),
+    with the calibrated probabilities Python gives."""
+    ckpt = reject_checkpoint(tmp_path / "none.pt", none_bias=40.0, temperature=1.5)
+    assert cli.main(["export", str(ckpt), "--web", str(tmp_path / "site"), "--ort-web", str(ort_web)]) == 0
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "site"))
+    handler.func.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pg, errors = open_site(chromium, f"http://127.0.0.1:{server.server_address[1]}/")
+    try:
+        path = sorted(fsdd_dir.glob("3_*_0.wav"))[0]
+        got, want = in_browser(pg, path), Classifier.load(tmp_path / "site" / "model.onnx").predict_file(path)
+        assert got["label"] is None and got["reason"] == want.reason == "not a digit"
+        assert max(abs(got["probabilities"][c] - want.probabilities[c]) for c in want.probabilities) <= 1e-4
+        assert pg.text_content("#digit") == "no digit heard"
+    finally:
+        pg.close()
+        server.shutdown()
     assert errors == []

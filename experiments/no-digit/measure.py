@@ -1,8 +1,13 @@
-"""Measure a run trained with --negative through the Classifier (what predict/serve/listen answer), on its held-out
-speakers only: FSDD digits, other-language digit words, synthetic non-digit words (held-out voices; and held-out
-words in held-out voices), noise, and degenerate audio (silence, hiss, too short).
+"""Measure a run trained with --negative through the Classifier (what predict/serve/listen answer), on held-out
+speakers and voices only: FSDD digits (the run's test speaker), synthetic digits of held-out voices, other-language
+digit words (the run's test speakers), synthetic English non-digit words said by held-out voices (words of the
+training list, and words never trained on), noise, and degenerate audio (silence, hiss, too short).
 
     python experiments/no-digit/measure.py RUN_DIR --data ../shared/data --negatives NEGDIR [--out FILE.json]
+
+NEGDIR holds synth-digits-heldout/, neg-train/, neg-heldout-seen/, neg-heldout-words/, neg-heldout-noise/ (README.md).
+Two ways to say "digit" are scored from the same calibrated probabilities: the Classifier's (the top class is a digit
+and at least --min-prob), and a threshold on the none probability alone (a digit unless p(none) >= T).
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from audiomnist.evaluate import MIN_PROB_CURVE, expected_calibration_error
+from audiomnist.evaluate import MIN_PROB_CURVE, expected_calibration_error, with_temperature
 from audiomnist.infer import Classifier
 
 SR = 8000
+NONE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+AUDIO = (".wav", ".flac")
 
 
 def degenerate() -> list[np.ndarray]:
@@ -28,78 +35,98 @@ def degenerate() -> list[np.ndarray]:
     clips += [0.3 * rng.standard_normal(int(SR * s)).astype(np.float32) for s in (0.01, 0.02, 0.05, 0.08, 0.09)]
     click = np.zeros(SR, np.float32)
     click[4000:4080] = 0.5
-    return clips + [click]
+    return clips + [click, np.full(SR, np.nan, np.float32), np.full(SR, 1e30, np.float32)]
+
+
+def speaker(p: Path) -> str:
+    return p.stem.split("_")[1]
 
 
 def groups(run: Path, data: Path, negatives: Path) -> dict[str, list[Path]]:
     split = json.loads((run / "metrics.json").read_text())["split"]
-    test = set(split["test_speakers"])
+    test = {s.split("/")[-1] for s in split["test_speakers"]}  # "folder/name" when names collided across folders
+
+    def files(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.suffix in AUDIO)
 
     def held(folder: Path) -> list[Path]:
-        return sorted(p for p in folder.iterdir() if p.suffix in (".wav", ".flac") and p.stem.split("_")[1] in test)
+        return [p for p in files(folder) if speaker(p) in test]
 
     return {
-        "fsdd digits (held-out speaker)": held(data / "fsdd" / "recordings"),
-        "bengali + ukrainian (held-out speakers)": held(data / "bengali") + held(data / "ukrainian"),
-        "synthetic words, held-out voices": [p for p in held(negatives / "synth-train") if "noise" not in p.stem],
-        "noise, held-out": [p for p in held(negatives / "synth-train") if "noise" in p.stem]
-        + sorted((negatives / "synth-heldout").glob("*noise*.wav")),
-        "held-out words, held-out voices": sorted(
-            p for p in (negatives / "synth-heldout").glob("*.wav") if "noise" not in p.stem
-        ),
+        "fsdd digits, held-out speaker": held(data / "fsdd" / "recordings"),
+        "synthetic digits, held-out voices": files(negatives / "synth-digits-heldout"),
+        "bengali + ukrainian, held-out speakers": held(data / "bengali") + held(data / "ukrainian"),
+        "train-list words, held-out voices": files(negatives / "neg-heldout-seen"),
+        "held-out words, held-out voices": files(negatives / "neg-heldout-words"),
+        "noise, held out": files(negatives / "neg-heldout-noise")
+        + [p for p in held(negatives / "neg-train") if "noise" in p.stem],
     }
 
 
-def summarize(preds, truth: list[int] | None) -> dict:
-    top = np.array([p.probability for p in preds])
-    label = [p.label for p in preds]
-    out = {"clips": len(preds), "reasons": {}}
-    for p in preds:
-        if p.label is None:
-            out["reasons"][p.reason] = out["reasons"].get(p.reason, 0) + 1
-    curve = []
-    for t in MIN_PROB_CURVE:
-        ok = np.array([lab is not None and p >= t for lab, p in zip(label, top)])
-        row = {"min_prob": t, "accepted": float(ok.mean()) if len(ok) else float("nan")}
-        if truth is not None and ok.any():
-            row["accuracy_on_accepted"] = float(np.mean([lab == str(y) for lab, y, k in zip(label, truth, ok) if k]))
-        curve.append(row)
-    out["curve"] = curve
-    return out
+def curves(probs: np.ndarray, classes: list[str], truth: np.ndarray | None) -> dict:
+    """Share answered with a digit (and accuracy among those) per --min-prob and per none threshold."""
+    none = classes.index("none")
+    top = probs.argmax(1)
+    digit_top = np.delete(probs, none, axis=1).argmax(1)  # the best digit, whatever p(none)
+    digit_top = digit_top + (digit_top >= none)
+
+    def row(accepted: np.ndarray, answer: np.ndarray, **key) -> dict:
+        out = {**key, "accepted": float(accepted.mean()) if len(accepted) else float("nan")}
+        if truth is not None and accepted.any():
+            out["accuracy_on_accepted"] = float((answer == truth)[accepted].mean())
+        return out
+
+    return {
+        "min_prob": [row((top != none) & (probs.max(1) >= t), top, min_prob=t) for t in MIN_PROB_CURVE],
+        "none_threshold": [row(probs[:, none] < t, digit_top, none_threshold=t) for t in NONE_THRESHOLDS],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path)
     p.add_argument("--data", type=Path, required=True, help="the shared data folder (fsdd, bengali, ukrainian)")
-    p.add_argument("--negatives", type=Path, required=True, help="folder holding synth-train and synth-heldout")
+    p.add_argument("--negatives", type=Path, required=True, help="NEGDIR (see above)")
+    p.add_argument("--backend", default=None, help="torch (default for a run) or onnx")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    clf = Classifier.load(args.run)
+    clf = Classifier.load(args.run, backend=args.backend)
     result = {"run": str(args.run), "temperature": clf.temperature, "groups": {}}
     for name, paths in groups(args.run, args.data, args.negatives).items():
         preds, errors = clf.predict_files(paths)
-        truth = [int(Path(q.path).stem.split("_")[0]) for q in preds] if name.startswith("fsdd") else None
-        result["groups"][name] = summarize(preds, truth)
-        if truth is not None:  # ECE of the 11-way answer on the held-out FSDD speaker, before and after scaling
-            y = np.array(truth)
-            cal = np.array([[q.probabilities[c] for c in clf.classes] for q in preds])
-            t, clf.temperature = clf.temperature, 1.0
-            raw = np.array([[q.probabilities[c] for c in clf.classes] for q in clf.predict_files(paths)[0]])
-            clf.temperature = t
-            result["groups"][name]["ece"] = expected_calibration_error(raw, y)
-            result["groups"][name]["ece_calibrated"] = expected_calibration_error(cal, y)
-    result["groups"]["silence, hiss, too short"] = summarize(clf.predict_batch(degenerate(), SR), None)
-    text = json.dumps(result, indent=2)
+        gated = [q.probabilities == {} for q in preds]  # refused by the audio gate: no digit, whatever the threshold
+        none_only = [float(c == "none") for c in clf.classes]
+        probs = np.array([none_only if g else [q.probabilities[c] for c in clf.classes] for q, g in zip(preds, gated)])
+        truth = None
+        if "digits" in name:
+            truth = np.array([int(Path(q.path).stem.split("_")[0]) for q in preds])
+        g = {"clips": len(preds), "unreadable": len(errors), "gated": int(sum(gated))}
+        g.update(curves(probs, clf.classes, truth))
+        if truth is not None:  # ECE of the 11-way answer, before (T = 1) and after temperature scaling
+            g["ece"] = expected_calibration_error(with_temperature(probs, 1 / clf.temperature), truth)
+            g["ece_calibrated"] = expected_calibration_error(probs, truth)
+        result["groups"][name] = g
+    gated = clf.predict_batch(degenerate(), SR)
+    result["groups"]["silence, hiss, too short, bad samples"] = {
+        "clips": len(gated),
+        "accepted": float(np.mean([q.label is not None for q in gated])),
+    }
     if args.out:
-        args.out.write_text(text + "\n")
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{args.run}  T {clf.temperature:.3f}")
     for name, g in result["groups"].items():
-        at = {r["min_prob"]: r for r in g["curve"]}
-        acc = f"  acc on accepted {at[0.0]['accuracy_on_accepted']:.3f}" if "accuracy_on_accepted" in at[0.0] else ""
+        if "min_prob" not in g:
+            print(f"{name:40s} n={g['clips']:5d}  accepted {g['accepted']:.3f}")
+            continue
+        mp = {r["min_prob"]: r for r in g["min_prob"]}
+        nt = {r["none_threshold"]: r for r in g["none_threshold"]}
+        acc = f"  acc {mp[0.0].get('accuracy_on_accepted', float('nan')):.3f}" if "digits" in name else ""
         ece = f"  ECE {g['ece']:.3f} -> {g['ece_calibrated']:.3f}" if "ece" in g else ""
         print(
-            f"{name:42s} n={g['clips']:5d}  accepted {at[0.0]['accepted']:.3f} (min-prob 0), "
-            f"{at[0.5]['accepted']:.3f} (0.5), {at[0.7]['accepted']:.3f} (0.7){acc}{ece}"
+            f"{name:40s} n={g['clips']:5d}  accepted: min-prob 0 {mp[0.0]['accepted']:.3f}"
+            f", 0.5 {mp[0.5]['accepted']:.3f}, 0.7 {mp[0.7]['accepted']:.3f}"
+            f"; p(none) < 0.7 {nt[0.7]['accepted']:.3f}, < 0.9 {nt[0.9]['accepted']:.3f}"
+            f", < 0.98 {nt[0.98]['accepted']:.3f}{acc}{ece}"
         )
     return 0
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .errors import AudiomnistError
-from .onnx_model import PRETRAINED, resolve_model  # noqa: F401  (PRETRAINED: where checkpoints are found)
+from .onnx_model import PRETRAINED, check_temperature, resolve_model  # noqa: F401  (PRETRAINED: where checkpoints are found)
 from .paths import atomic_write
 from .runconfig import TrainConfig, build_model, config_from_dict
 
@@ -79,6 +79,19 @@ def load_trained(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, TrainConfig, list[str]]:
     """(network in eval mode, TrainConfig, class names) from a checkpoint file or a run folder (its best.pt)."""
+    return load_calibrated(path, device)[:3]
+
+
+def temperature_of(state: dict[str, Any], where: str | os.PathLike) -> float:
+    """The checkpoint's softmax temperature (fitted on the validation speakers); 1.0 for checkpoints without one."""
+    t = state.get("temperature", 1.0)
+    return check_temperature(t.item() if isinstance(t, torch.Tensor) and t.numel() == 1 else t, where)
+
+
+def load_calibrated(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, TrainConfig, list[str], float]:
+    """load_trained and the temperature to divide the logits by (1.0 when the checkpoint has none)."""
     path = Path(path)
     if path.is_dir():
         path = path / "best.pt"
@@ -92,7 +105,7 @@ def load_trained(
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         reason = f"missing entry {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
         raise AudiomnistError(f"{path}: checkpoint does not match this version of audiomnist ({reason})") from None
-    return net.to(device).eval(), cfg, list(state["classes"])
+    return net.to(device).eval(), cfg, list(state["classes"]), temperature_of(state, path)
 
 
 def init_from(model: torch.nn.Module, spec: str | os.PathLike) -> list[str]:

@@ -16,6 +16,7 @@ from . import distributed
 from .cache import WaveformCache
 from .catalog import Catalog, combine, load_or_scan, sample_root, scan
 from .errors import AudiomnistError
+from .onnx_model import NONE_CLASS
 from .paths import data_home, short_hash
 from .runconfig import TrainConfig
 from .splits import Split, balanced_gender_speakers, paper_split, random_split, speaker_split
@@ -62,9 +63,13 @@ def with_default_data(cfg: TrainConfig) -> TrainConfig:
     return dataclasses.replace(cfg, data=(root,))
 
 
-def class_names(target: str) -> list[str]:
+NONE = NONE_CLASS  # the class of --negative clips: not an English digit
+
+
+def class_names(target: str, negatives: bool = False) -> list[str]:
+    """The classes of a target; with negatives, digits get one more class, NONE."""
     if target == "digit":
-        return [str(d) for d in range(10)]
+        return [str(d) for d in range(10)] + ([NONE] if negatives else [])
     if target == "gender":
         return ["female", "male"]
     raise AudiomnistError(f"unknown --target {target!r}: choose digit or gender")
@@ -89,7 +94,8 @@ def load_data(cfg: TrainConfig, progress: bool = True, save_catalog: bool = True
     save_catalog=False only reads (no catalog saved, nothing printed): for every torchrun worker but the first of a
     machine.
     """
-    roots = cfg.data or (default_data()[0],)
+    # Only --negative folders (evaluating on non-digits alone): no default data added.
+    roots = tuple(cfg.data or (() if cfg.negatives else (default_data()[0],))) + tuple(cfg.negatives)
     layout = None if cfg.layout == "auto" else cfg.layout
     read = load_or_scan if save_catalog else scan
     catalogs = [read(Path(r), layout=layout, progress=progress) for r in roots]
@@ -99,10 +105,15 @@ def load_data(cfg: TrainConfig, progress: bool = True, save_catalog: bool = True
     cache = WaveformCache.for_catalog(catalog, cfg.audio, progress=progress)
     if save_catalog:
         cache.report_errors()
-    classes = class_names(cfg.target)
+    classes = class_names(cfg.target, bool(cfg.negatives))
     labels = _labels(cfg, catalog, classes)
+    source = _sources(catalog, roots)
+    if cfg.negatives:
+        if cfg.target != "digit":
+            raise AudiomnistError("--negative needs --target digit (the extra class means: not an English digit)")
+        labels[source >= len(roots) - len(cfg.negatives)] = classes.index(NONE)
     labels[~cache.ok] = -1
-    return Data(catalog, cache, labels, classes, _sources(catalog, roots))
+    return Data(catalog, cache, labels, classes, source)
 
 
 def _sources(catalog: Catalog, roots: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -116,7 +127,10 @@ def _sources(catalog: Catalog, roots: tuple[str, ...] | list[str]) -> np.ndarray
 
 def weighted_rows(data: Data, rows: np.ndarray, weights: tuple[float, ...], generator) -> np.ndarray:
     """len(rows) rows drawn with replacement, each with probability proportional to its folder's weight."""
-    p = torch.as_tensor(np.asarray(weights, dtype=np.float64)[data.source[rows]])
+    # Weights given for the --data folders only: every --negative folder weighs 1.
+    per_folder = np.ones(max(len(weights), int(data.source.max(initial=-1)) + 1))
+    per_folder[: len(weights)] = weights
+    p = torch.as_tensor(per_folder[data.source[rows]])
     return rows[torch.multinomial(p, len(rows), replacement=True, generator=generator).numpy()]
 
 
@@ -136,6 +150,8 @@ def make_split(cfg: TrainConfig, data: Data) -> Split:
     speakers = data.speakers[rows]
     if cfg.split == "speaker":
         strata = data.labels[rows] if cfg.target == "gender" else None
+        if cfg.negatives:  # each folder loses the same share of its speakers: the digit speakers too get a test part
+            strata = data.source[rows]
         s = speaker_split(speakers, cfg.val_frac, cfg.test_frac, cfg.seed, strata=strata)
     elif cfg.split == "random":
         s = random_split(len(rows), cfg.val_frac, cfg.test_frac, cfg.seed)

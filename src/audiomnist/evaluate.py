@@ -7,19 +7,21 @@ results, confusion matrix, mistakes. Training calls it every epoch; `audiomnist 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import minimize_scalar
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from . import distributed, string_model
 from .cache import WaveformCache
-from .checkpoint import load_trained, pick_device
+from .checkpoint import load_calibrated, pick_device
 from .config import load_json
-from .dataset import Data, load_data, make_split
+from .dataset import NONE, Data, load_data, make_split
 from .errors import AudiomnistError
 from .features import build_frontend
 from .paths import atomic_write, atomic_write_text
@@ -79,6 +81,83 @@ def summarize(y_true: np.ndarray, probs: np.ndarray, classes: list[str], speaker
     }
 
 
+ECE_BINS = 15
+MIN_PROB_CURVE = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+MAX_TEMPERATURE = 20.0
+
+
+def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) from softmax(logits): log p is the logits up to a per-row constant, which softmax drops."""
+    z = np.log(np.clip(probs.astype(np.float64), 1e-30, None)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-30, None)).mean()) if len(y) else float("nan")
+
+
+def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+    """The one scalar T that minimises the NLL of softmax(logits / T) on (probs, y): temperature scaling (Guo et al.
+    2017). It never changes the argmax, only how sure the model says it is. 1.0 when there is nothing to fit on."""
+    if len(y) == 0 or probs.size == 0:
+        return 1.0
+    res = minimize_scalar(
+        lambda log_t: nll(with_temperature(probs, float(np.exp(log_t))), y),
+        bounds=(-np.log(MAX_TEMPERATURE), np.log(MAX_TEMPERATURE)),
+        method="bounded",
+    )
+    return float(np.exp(res.x))
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: |accuracy - mean confidence| of the top class, averaged over equal-width confidence bins by their size."""
+    if len(y) == 0:
+        return float("nan")
+    conf, hit = probs.max(axis=1), (probs.argmax(axis=1) == y)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    return float(
+        sum(
+            abs(hit[which == b].mean() - conf[which == b].mean()) * (which == b).mean()
+            for b in range(bins)
+            if (which == b).any()
+        )
+    )
+
+
+def acceptance(y: np.ndarray, probs: np.ndarray, classes: list[str], min_prob: float) -> dict:
+    """What a Classifier with this --min-prob answers: accepted = a digit (not NONE, top probability >= min_prob).
+
+    Digits accepted and the accuracy among them; clips of class NONE (if any) wrongly accepted as a digit."""
+    top, conf = probs.argmax(axis=1), probs.max(axis=1)
+    none = classes.index(NONE) if NONE in classes else -1
+    accepted = (top != none) & (conf >= min_prob)
+    digit, negative = y != none, y == none
+    right = (top == y)[accepted & digit]
+    out = {
+        "min_prob": min_prob,
+        "digits_accepted": float(accepted[digit].mean()) if digit.any() else float("nan"),
+        "accuracy_on_accepted": float(right.mean()) if len(right) else float("nan"),
+    }
+    if negative.any():
+        out["none_accepted_as_digit"] = float(accepted[negative].mean())
+    return out
+
+
+def calibration_summary(y: np.ndarray, probs: np.ndarray, classes: list[str], temperature: float) -> dict:
+    """ECE and NLL before and after temperature scaling, and the acceptance curve over --min-prob (calibrated)."""
+    cal = with_temperature(probs, temperature)
+    return {
+        "temperature": float(temperature),
+        "ece": expected_calibration_error(probs, y),
+        "ece_calibrated": expected_calibration_error(cal, y),
+        "nll": nll(probs, y),
+        "nll_calibrated": nll(cal, y),
+        "acceptance": [acceptance(y, cal, classes, t) for t in MIN_PROB_CURVE],
+    }
+
+
 def write_confusion(out_dir: Path, cm: np.ndarray, classes: list[str], title: str) -> None:
     """confusion.csv and confusion.png of a confusion matrix (rows true, columns predicted)."""
     with atomic_write(out_dir / "confusion.csv", "w") as f:
@@ -86,8 +165,11 @@ def write_confusion(out_dir: Path, cm: np.ndarray, classes: list[str], title: st
     save_figure(confusion_figure(cm, classes, title), out_dir / "confusion.png")
 
 
-def write_report(out_dir: Path, data: Data, rows: np.ndarray, probs: np.ndarray, leaky: bool = False) -> dict:
-    """Write metrics.json, confusion.png/.csv, per_speaker.csv, misclassified.csv for `rows` of `data`."""
+def write_report(
+    out_dir: Path, data: Data, rows: np.ndarray, probs: np.ndarray, leaky: bool = False, temperature: float = 1.0
+) -> dict:
+    """Write metrics.json, confusion.png/.csv, per_speaker.csv, misclassified.csv for `rows` of `data`; `probs` are
+    the network's own (T = 1), calibrated with `temperature` for the calibration part."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = data.catalog.table.iloc[rows]
@@ -95,6 +177,7 @@ def write_report(out_dir: Path, data: Data, rows: np.ndarray, probs: np.ndarray,
     speakers = table["speaker"].astype(str).to_numpy()
     summary = summarize(y_true, probs, data.classes, speakers)
     summary["speaker_leaking"] = bool(leaky)
+    summary["calibration"] = calibration_summary(y_true, probs, data.classes, temperature)
     cm = np.array(summary["confusion"])
     atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     title = "confusion matrix" + (" (speaker-leaking split)" if leaky else " (unseen speakers)")
@@ -123,22 +206,30 @@ def evaluate_run(
     out: Path | None = None,
     checkpoint: str = "best.pt",
     progress: bool = True,
+    negatives: list[str] | None = None,
 ) -> dict:
-    """Re-evaluate a run: on its own test speakers, or on every usable clip of other data (`data_paths`)."""
+    """Re-evaluate a run: on its own test speakers, or on every usable clip of other data (`data_paths`, and
+    `negatives`: folders of non-digits, class "none", for a run trained with --negative)."""
     device = pick_device("auto")
-    net, cfg, classes = load_trained(Path(run_dir) / checkpoint, device)
-    if data_paths:
-        cfg = with_data(cfg, data_paths)
+    net, cfg, classes, temperature = load_calibrated(Path(run_dir) / checkpoint, device)
+    external = list(data_paths or []) + list(negatives or [])
+    if negatives and NONE not in classes:
+        raise AudiomnistError(f"{run_dir}: --negative needs a run trained with --negative (its classes have no 'none')")
+    if external:
+        negs = tuple(str(Path(p).resolve()) for p in negatives or [])
+        cfg = dataclasses.replace(with_data(cfg, data_paths or []), negatives=negs)
     data = load_data(cfg, progress=progress)
-    if data_paths:
-        rows, leaky, where = data.usable, False, "all usable clips of " + ", ".join(data_paths)
+    data.classes = classes  # the model's: digits without --negative folders still have a "none" column to land in
+    if external:
+        rows, leaky, where = data.usable, False, "all usable clips of " + ", ".join(external)
     else:
         rows, leaky, where = _test_rows(Path(run_dir), cfg, data)
     frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(device)
     probs = predict_rows(net, frontend, data.cache, rows, device)
-    out = Path(out) if out else Path(run_dir) / ("report" if not data_paths else "report-external")
-    summary = write_report(out, data, rows, probs, leaky=leaky)
+    out = Path(out) if out else Path(run_dir) / ("report" if not external else "report-external")
+    summary = write_report(out, data, rows, probs, leaky=leaky, temperature=temperature)
     print(f"evaluated on {where}: {summary['clips']} clips")
+    print(calibration_line(summary["calibration"]))
     print(
         f"accuracy {summary['accuracy']:.4f}  macro-F1 {summary['macro_f1']:.4f}"
         + ("  [SPEAKER-LEAKING split]" if leaky else "")
@@ -147,6 +238,16 @@ def evaluate_run(
     print("lowest per-speaker accuracy: " + ", ".join(f"{s} {a:.3f}" for s, a in worst))
     print(f"report: {out}")
     return summary
+
+
+def calibration_line(cal: dict) -> str:
+    """One line: temperature, ECE before/after, and the acceptance at a few --min-prob values."""
+    parts = [f"T {cal['temperature']:.3f}  ECE {cal['ece']:.4f} -> {cal['ece_calibrated']:.4f} (15 bins)"]
+    for a in cal["acceptance"]:
+        if a["min_prob"] in (0.0, 0.5, 0.7, 0.9):
+            none = f", none as digit {a['none_accepted_as_digit']:.3f}" if "none_accepted_as_digit" in a else ""
+            parts.append(f"min-prob {a['min_prob']:g}: digits accepted {a['digits_accepted']:.3f}{none}")
+    return "; ".join(parts)
 
 
 def _test_rows(run_dir: Path, cfg: TrainConfig, data: Data) -> tuple[np.ndarray, bool, str]:
@@ -176,7 +277,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(string_model.summary_line(report))
         print(f"report: {Path(args.run_dir) / 'report' / 'strings.json'}")
         return 0
-    evaluate_run(Path(args.run_dir), args.data, args.out, args.checkpoint, progress=not args.no_progress)
+    evaluate_run(
+        Path(args.run_dir), args.data, args.out, args.checkpoint, progress=not args.no_progress, negatives=args.negative
+    )
     return 0
 
 
@@ -184,6 +287,12 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run folder written by `audiomnist train`")
     p.add_argument(
         "--data", action="append", help="evaluate on all clips of this dataset instead of the run's test split"
+    )
+    p.add_argument(
+        "--negative",
+        action="append",
+        metavar="PATH",
+        help="also evaluate on all clips of this folder of non-digits, as class 'none'",
     )
     p.add_argument("--out", type=Path, help="report folder (default RUN_DIR/report)")
     p.add_argument(

@@ -6,7 +6,8 @@
 
 The graph (onnx_model.FORMAT 2) takes "waveform": float32 (batch, num_samples) windows, mono at the model's sample
 rate, any batch size, and gives "probabilities" (batch, classes): STFT (a conv1d over a fixed DFT-times-window
-basis, features.DftLogMel), mel, log, top_db floor, per-clip normalisation, the network and softmax. The window is
+basis, features.DftLogMel), mel, log, top_db floor, per-clip normalisation, the network and softmax of its logits
+divided by the checkpoint's temperature (calibration fitted at training; recorded in the sidecar). The window is
 fixed (cfg.audio.num_samples): placing a clip in it (energy crop of long clips, centring, padding) is
 audio.prepare + audio.fit_windows in numpy, which every caller already runs, and a fixed length keeps the graph
 free of data-dependent shapes. OUT.onnx.json holds the config, classes and input/output names. After writing,
@@ -32,7 +33,7 @@ from torch import nn
 from . import __version__
 from .audio import fit_windows, load_audio, prepare
 from .catalog import sample_root
-from .checkpoint import load_checkpoint, load_trained
+from .checkpoint import load_calibrated, load_checkpoint
 from .config import save_json, to_dict
 from .ctc import STRING_CLASSES
 from .errors import AudiomnistError
@@ -50,22 +51,25 @@ PARITY_TOL = 1e-4
 
 
 class Pipeline(nn.Module):
-    """(B, num_samples) windows -> (B, classes) probabilities: the exportable front-end, the network, softmax."""
+    """(B, num_samples) windows -> (B, classes) probabilities: the exportable front-end, the network, softmax of the
+    logits divided by the temperature."""
 
-    def __init__(self, net: nn.Module, cfg: TrainConfig):
+    def __init__(self, net: nn.Module, cfg: TrainConfig, temperature: float = 1.0):
         super().__init__()
         self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate, exportable=True)
         self.net = net
+        self.temperature = float(temperature)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(self.frontend(wave)), dim=1)
+        logits = self.net(self.frontend(wave))
+        return torch.softmax(logits if self.temperature == 1.0 else logits / self.temperature, dim=1)
 
 
 @torch.inference_mode()
-def torch_probabilities(net: nn.Module, cfg: TrainConfig, windows: np.ndarray) -> np.ndarray:
+def torch_probabilities(net: nn.Module, cfg: TrainConfig, windows: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """What the PyTorch pipeline gives for (B, num_samples) windows: training's front-end, the network, softmax."""
     frontend = build_frontend(cfg.features, cfg.audio.sample_rate)
-    return torch.softmax(net(frontend(torch.from_numpy(windows))).float(), dim=1).numpy()
+    return torch.softmax(net(frontend(torch.from_numpy(windows))).float() / temperature, dim=1).numpy()
 
 
 BATCH_AXES = ({0: "batch"}, {0: "batch"})  # (input, output) dynamic axes of a digit model: any batch size
@@ -130,13 +134,15 @@ def _onnx_bytes(net: torch.nn.Module, example: torch.Tensor, axes: tuple[dict, d
     return _torchscript_bytes(net, example, axes), "torchscript"
 
 
-def export_onnx(net: nn.Module, cfg: TrainConfig, classes: list[str], out_path: str | os.PathLike) -> Path:
-    """Write the whole pipeline around `net` (CPU, dynamic batch) to out_path and its sidecar to out_path + ".json",
-    both atomically."""
+def export_onnx(
+    net: nn.Module, cfg: TrainConfig, classes: list[str], out_path: str | os.PathLike, temperature: float = 1.0
+) -> Path:
+    """Write the whole pipeline around `net` (CPU, dynamic batch; logits divided by `temperature` in the graph) to
+    out_path and its sidecar to out_path + ".json", both atomically."""
     out = Path(out_path)
     if out.suffix != ".onnx":
         raise AudiomnistError(f"{out}: an ONNX export's file name must end in .onnx")
-    pipeline = Pipeline(copy.deepcopy(net).cpu().eval(), cfg).eval()
+    pipeline = Pipeline(copy.deepcopy(net).cpu().eval(), cfg, temperature).eval()
     n = cfg.audio.num_samples
     example = 0.1 * torch.randn((2, n), generator=torch.Generator().manual_seed(0))
     data, exporter = _onnx_bytes(pipeline, example)
@@ -147,6 +153,7 @@ def export_onnx(net: nn.Module, cfg: TrainConfig, classes: list[str], out_path: 
             "format": FORMAT,
             "model": cfg.model,
             "classes": list(classes),
+            "temperature": float(temperature),  # applied in the graph: its probabilities are already calibrated
             "input": {
                 "name": INPUT,
                 "shape": ["batch", n],
@@ -234,7 +241,9 @@ def sample_windows_flat(sample_rate: int, n: int) -> list[np.ndarray]:
     return [load_audio(p, sample_rate) for p in sorted(sample_root().glob("*/*.flac"))[:n]]
 
 
-def cached_export(checkpoint: str | os.PathLike, net: nn.Module, cfg: TrainConfig, classes: list[str]) -> Path:
+def cached_export(
+    checkpoint: str | os.PathLike, net: nn.Module, cfg: TrainConfig, classes: list[str], temperature: float = 1.0
+) -> Path:
     """The ONNX export of `checkpoint` under data_home()/onnx, keyed by its content: made once, then reused.
 
     Exporting beside the checkpoint would fail for a read-only install (the shipped model lives in the package).
@@ -244,7 +253,7 @@ def cached_export(checkpoint: str | os.PathLike, net: nn.Module, cfg: TrainConfi
     if out.is_file() and sidecar_path(out).is_file():
         return out
     try:
-        return export_onnx(net, cfg, classes, out)
+        return export_onnx(net, cfg, classes, out, temperature)
     except OSError as e:
         raise AudiomnistError(
             f"{out.parent}: cannot write the ONNX export ({e}); set AUDIOMNIST_HOME to a writable folder"
@@ -260,10 +269,12 @@ def sample_windows(cfg: TrainConfig, limit: int = 40) -> np.ndarray:
     return fit_windows(clips, a)
 
 
-def parity(net: nn.Module, cfg: TrainConfig, onnx_path: str | os.PathLike, windows: np.ndarray) -> float:
+def parity(
+    net: nn.Module, cfg: TrainConfig, onnx_path: str | os.PathLike, windows: np.ndarray, temperature: float = 1.0
+) -> float:
     """Largest |ONNX Runtime - PyTorch| probability over the windows, the torch side being features.LogMel."""
     got = OnnxPipeline(onnx_path, threads=1).probabilities(windows)
-    return float(np.abs(got - torch_probabilities(net.cpu().eval(), cfg, windows)).max())
+    return float(np.abs(got - torch_probabilities(net.cpu().eval(), cfg, windows, temperature)).max())
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -274,10 +285,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise AudiomnistError(f"{path}: already an ONNX model")
     if is_string_checkpoint(load_checkpoint(path)):
         return _export_strings(path, args)
-    net, cfg, classes = load_trained(path, "cpu")
-    out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx")
+    net, cfg, classes, temperature = load_calibrated(path, "cpu")
+    out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx", temperature)
     windows = sample_windows(cfg)
-    diff = parity(net, cfg, out, windows)
+    diff = parity(net, cfg, out, windows, temperature)
     size = out.stat().st_size / 1e6
     print(f"wrote {out} ({size:.2f} MB, opset {OPSET}) and {sidecar_path(out)} ({len(classes)} classes)")
     print(

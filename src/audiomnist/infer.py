@@ -1,6 +1,7 @@
 """Run a trained model on audio: arrays, files and folders, with PyTorch or ONNX Runtime.
 
     audiomnist predict FILES_OR_DIRS [--model RUN_DIR|CHECKPOINT|MODEL.onnx|default] [--format table|json|csv]
+                       [--min-prob P]
 
 With no --model the small model shipped in the package is used (see MODEL_CARD.md), so this works right after install:
 its checkpoint where torch is installed, else its ONNX export (pretrained/default.onnx). An .onnx model runs on
@@ -32,7 +33,7 @@ from .audio import (
     resample,
 )
 from .errors import AudioError, AudiomnistError
-from .onnx_model import PRETRAINED, OnnxPipeline, resolve_model, torch_available
+from .onnx_model import NONE_CLASS, PRETRAINED, OnnxPipeline, resolve_model, torch_available
 from .sources import IGNORED_DIRS, NOT_AUDIO, audio_file_rule, parse_label, path_problem, truncation
 
 try:
@@ -40,16 +41,38 @@ try:
 except ImportError:  # a torch-free install may leave it out: no progress bar then
     tqdm = None
 
-__all__ = ["BACKENDS", "PRETRAINED", "Classifier", "Prediction", "find_audio", "label_from_name", "resolve_model"]
+__all__ = [
+    "BACKENDS",
+    "LOW_CONFIDENCE",
+    "NOT_A_DIGIT",
+    "PRETRAINED",
+    "Classifier",
+    "Prediction",
+    "find_audio",
+    "label_from_name",
+    "resolve_model",
+]
 BACKENDS = ("torch", "onnx")
 TORCH_SIDE = "audiomnist.torch_infer"  # imported by name for checkpoints only, so .onnx models never load torch
+# The network's own answers of no digit: its "none" class (a model trained with --negative), or a top probability
+# (calibrated by the model's temperature) under min_prob.
+NOT_A_DIGIT, LOW_CONFIDENCE = "not a digit", "low confidence"
+# Off by default: measured on held-out speakers, every threshold that rejects more non-digits loses more real digits
+# (experiments/no-digit/README.md); raise it where a wrong digit costs more than a missed one.
+DEFAULT_MIN_PROB = 0.0
+# None: "not a digit" when the none class is the most likely one. A threshold P answers it only when p(none) >= P
+# (P above 0.5 keeps more real digits and lets more non-digits through; the curve is in experiments/no-digit).
+DEFAULT_NONE_THRESHOLD = None
 
 
 @dataclass(frozen=True)
 class Prediction:
     """One clip's answer: the most likely class, its probability, and every class's probability.
 
-    `label` None means no digit: the clip cannot hold one, and `reason` says why (audio_problem).
+    `label` None means no digit, and `reason` says why: the clip cannot hold one (audio_problem: `probability` 0 and
+    no probabilities, the network never saw it), the network says it is not a digit (NOT_A_DIGIT: its "none" class
+    won, or p(none) reached none_threshold) or is not sure enough (LOW_CONFIDENCE: the best digit's probability is
+    under min_prob); `probability` is then the top class's (the best digit's for LOW_CONFIDENCE).
     """
 
     label: str | None
@@ -88,11 +111,30 @@ class Classifier:
     .onnx file; both have .model, .target and .audio.
     """
 
-    def __init__(self, pipeline, cfg, classes: list[str], backend: str):
+    def __init__(
+        self,
+        pipeline,
+        cfg,
+        classes: list[str],
+        backend: str,
+        min_prob: float = DEFAULT_MIN_PROB,
+        none_threshold: float | None = DEFAULT_NONE_THRESHOLD,
+    ):
+        if not 0.0 <= min_prob <= 1.0:
+            raise AudiomnistError(f"min_prob must be between 0 and 1, got {min_prob}")
+        if none_threshold is not None and not 0.0 < none_threshold <= 1.0:
+            raise AudiomnistError(f"none_threshold must be above 0 and at most 1, got {none_threshold}")
+        self.none_threshold = none_threshold  # None: the none class answers when it is the most likely
         self.pipeline = pipeline
         self.cfg = cfg
         self.classes = list(classes)
         self.backend = backend
+        self.min_prob = float(min_prob)  # a top class less probable than this is answered LOW_CONFIDENCE
+
+    @property
+    def temperature(self) -> float:
+        """The calibration the pipeline applies to the network's logits (1.0: none)."""
+        return float(getattr(self.pipeline, "temperature", 1.0))
 
     @classmethod
     def load(
@@ -101,21 +143,24 @@ class Classifier:
         backend: str | None = None,
         device: str = "cpu",
         threads: int | None = None,
+        min_prob: float = DEFAULT_MIN_PROB,
+        none_threshold: float | None = DEFAULT_NONE_THRESHOLD,
     ) -> Classifier:
         """From a run folder, checkpoint, shipped name (None: the default model) or .onnx file (with its .json sidecar).
 
         An .onnx file runs on ONNX Runtime without torch. A checkpoint runs in torch, or with backend "onnx" on ONNX
         Runtime through its export, made once into data_home()/onnx (keyed by its content) and reused. backend None
-        picks by the file; for a shipped name, "onnx" takes its shipped .onnx export.
+        picks by the file; for a shipped name, "onnx" takes its shipped .onnx export. A top probability under
+        `min_prob` is answered "no digit" (LOW_CONFIDENCE); `none_threshold`: see Classifier.
         """
         if backend is not None and backend not in BACKENDS:
             raise AudiomnistError(f"unknown backend {backend!r}: choose {' or '.join(BACKENDS)}")
         path = resolve_model(spec, prefer=backend)
         if path.suffix == ".onnx":
             pipeline = OnnxPipeline(path, threads)
-            return cls(pipeline, pipeline.info, pipeline.classes, "onnx")
+            return cls(pipeline, pipeline.info, pipeline.classes, "onnx", min_prob, none_threshold)
         pipeline, cfg, classes = _torch_side().load_checkpoint_model(path, backend or "torch", device, threads)
-        return cls(pipeline, cfg, classes, backend or "torch")
+        return cls(pipeline, cfg, classes, backend or "torch", min_prob, none_threshold)
 
     @property
     def sample_rate(self) -> int:
@@ -133,7 +178,18 @@ class Classifier:
 
     def _answer(self, p: np.ndarray, path: str | None = None) -> Prediction:
         i = int(p.argmax())
-        return Prediction(self.classes[i], float(p[i]), {c: float(v) for c, v in zip(self.classes, p)}, path)
+        if NONE_CLASS in self.classes and self.none_threshold is not None:
+            none = self.classes.index(NONE_CLASS)
+            if p[none] < self.none_threshold:  # not "none": the best digit, even where none is more likely
+                i = int(np.argmax(np.where(np.arange(len(p)) == none, -np.inf, p)))
+            else:
+                i = none
+        label, reason = self.classes[i], None
+        if label == NONE_CLASS:
+            label, reason = None, NOT_A_DIGIT
+        elif p[i] < self.min_prob:
+            label, reason = None, LOW_CONFIDENCE
+        return Prediction(label, float(p[i]), {c: float(v) for c, v in zip(self.classes, p)}, path, reason)
 
     def _answers(self, clips: list[np.ndarray], paths: list[str | None]) -> list[Prediction]:
         """Clips at the model's rate -> predictions; clips audio_problem rejects get no digit, unseen by the net."""
@@ -319,7 +375,7 @@ def _truncated(path: Path) -> str | None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    clf = Classifier.load(args.model, backend=args.backend)
+    clf = Classifier.load(args.model, backend=args.backend, **no_digit_options(args))
     problems: list[tuple[str, str]] = []
     ignored: list[str] = []
     paths = find_audio(args.inputs, problems, ignored)
@@ -401,5 +457,31 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         "onnx with a checkpoint exports it once, with a shipped name takes its .onnx",
     )
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    add_no_digit_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+
+def add_no_digit_arguments(p: argparse.ArgumentParser) -> None:
+    """--min-prob and --none-threshold, the Classifier's two ways to answer no digit itself."""
+    p.add_argument(
+        "--min-prob",
+        type=float,
+        default=DEFAULT_MIN_PROB,
+        metavar="P",
+        help=f"answer no digit ('low confidence') when the top calibrated probability is under P "
+        f"(default {DEFAULT_MIN_PROB:g}); a model trained with --negative also answers 'not a digit' itself",
+    )
+    p.add_argument(
+        "--none-threshold",
+        type=float,
+        default=DEFAULT_NONE_THRESHOLD,
+        metavar="P",
+        help="for a model with the 'none' class: answer 'not a digit' only when p(none) >= P, else the best digit "
+        "(default: when none is the most likely class)",
+    )
+
+
+def no_digit_options(args: argparse.Namespace) -> dict:
+    """Classifier.load's keyword arguments from add_no_digit_arguments's flags."""
+    return {"min_prob": args.min_prob, "none_threshold": args.none_threshold}

@@ -22,7 +22,7 @@ from typing import TextIO
 import numpy as np
 
 from .errors import AudiomnistError
-from .infer import BACKENDS, Classifier, Prediction
+from .infer import BACKENDS, Classifier, Prediction, add_no_digit_arguments, no_digit_options
 from .onnx_model import resolve_model
 from .recognizer import SHIPPED as SHIPPED_STRINGS
 from .recognizer import StringRecognizer, is_string_model
@@ -247,7 +247,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
             rec = StringRecognizer.load(args.model, backend=args.backend, threads=args.threads)
             print(print_digits(stream_file(args.input, rec), args.min_prob))
             return 0
-        clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
+        clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
         print_stream(transcribe_file(args.input, clf, vad), kept, args.min_prob)
         print(join_labels(kept))
         return 0
@@ -257,7 +257,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     rate = int(info["default_samplerate"])
     if strings and args.continuous:
         return _listen_strings(sd, device, rate, info, args)
-    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
+    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
     print(
         f"microphone: {info['name']} at {rate} Hz (the model hears {clf.sample_rate} Hz)", file=sys.stderr, flush=True
     )
@@ -299,7 +299,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         help="cut at pauses and classify each piece with a single-digit model (default for --continuous and --input: "
         "the digit-string model, which needs no pauses)",
     )
-    p.add_argument("--min-prob", type=float, default=0.0, help="leave digits below this probability out of the string")
+    add_no_digit_arguments(p)  # a detection under --min-prob is skipped ("low confidence") and left out of the string
     p.add_argument(
         "--end-silence-ms", type=float, help=f"pause that ends a digit (default {VadConfig().end_silence_ms:g})"
     )

@@ -3,7 +3,9 @@ session that turns (batch, num_samples) waveform windows into class probabilitie
 
 An export (`audiomnist export MODEL --onnx OUT.onnx`, format 2) is the whole pipeline in one graph: mono float32
 windows of exactly cfg.audio.num_samples samples at the model's rate (input "waveform", any batch size) through
-STFT, mel, log, top_db floor, per-clip normalisation and the network to "probabilities". Reading files, resampling
+STFT, mel, log, top_db floor, per-clip normalisation, the network and softmax(logits / T) to "probabilities", T
+being the temperature fitted at training (the sidecar's "temperature", already applied in the graph; 1.0 for models
+without one). Reading files, resampling
 and placing each clip in its window (audio.fit_windows) stay in Python: they are numpy and soxr, not torch.
 """
 
@@ -25,6 +27,16 @@ from .errors import AudiomnistError, ConfigError
 PRETRAINED = Path(__file__).parent / "pretrained"
 INPUT, OUTPUT = "waveform", "probabilities"
 FORMAT = 2  # 1: the network alone (input "features", output "logits"), front-end left to torch
+# The class of clips that are not an English digit (trained from `train --negative` folders): a model whose classes
+# hold it answers "no digit" for it. dataset.NONE is this name.
+NONE_CLASS = "none"
+
+
+def check_temperature(value, where: str | os.PathLike) -> float:
+    """A softmax temperature read from a checkpoint or sidecar: a positive finite number (1.0: uncalibrated)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < float("inf"):
+        raise AudiomnistError(f"{where}: temperature must be a positive number, got {value!r}")
+    return float(value)
 
 
 def torch_available() -> bool:
@@ -105,6 +117,7 @@ def read_sidecar(onnx_path: str | os.PathLike) -> dict:
     classes = data.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise AudiomnistError(f"{side}: 'classes' must be a non-empty list of names")
+    data["temperature"] = check_temperature(data.get("temperature", 1.0), side)  # older sidecars: 1.0
     try:
         ModelInfo.from_config(data["config"])
     except (ConfigError, TypeError, ValueError) as e:
@@ -135,13 +148,16 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
 
 
 class OnnxPipeline:
-    """An exported pipeline on ONNX Runtime: (B, num_samples) float32 windows -> (B, classes) probabilities."""
+    """An exported pipeline on ONNX Runtime: (B, num_samples) float32 windows -> (B, classes) probabilities.
+
+    `temperature` is the calibration the graph applies to its logits (from the sidecar), for the record."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         self.path = Path(path)
         side = read_sidecar(path)
         self.info = ModelInfo.from_config(side["config"])
         self.classes = list(side["classes"])
+        self.temperature = side["temperature"]
         self.session = onnx_session(path, threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if [i.name for i in inputs] != [INPUT] or OUTPUT not in [o.name for o in outputs]:

@@ -37,6 +37,11 @@ class TrainConfig:
         flag="--data-weight",
         metavar="W",
     )
+    # Every usable clip under these folders is one more class, "none" (not an English digit), whatever its file name
+    # says: other languages' digit words, synthetic English non-digit words, noise. Split by speaker like the rest.
+    negatives: tuple[str, ...] = option(
+        (), "folder of non-digit examples, labelled class 'none' (repeatable)", flag="--negative", metavar="PATH"
+    )
     layout: str = option("auto", "force the dataset layout", choices=("auto", "audiomnist", "fsdd", "folder"))
     target: str = option("digit", "what to predict", choices=("digit", "gender"))
     model: str = option(DEFAULT_MODEL, "network name (see `audiomnist models`)")
@@ -85,9 +90,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mixup < 0:
             raise ConfigError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
-        if self.data_weights and (len(self.data_weights) != len(self.data) or min(self.data_weights) <= 0):
+        folders = len(self.data) + len(self.negatives)
+        if self.data_weights and (
+            len(self.data_weights) not in (len(self.data), folders) or min(self.data_weights) <= 0
+        ):
             raise ConfigError(
-                f"give one positive --data-weight per --data folder ({len(self.data)}), got {list(self.data_weights)}"
+                f"give one positive --data-weight per --data folder ({len(self.data)}), or per --data "
+                f"and --negative folder ({folders}), got {list(self.data_weights)}"
             )
 
 
@@ -145,6 +154,7 @@ def preset_fields(name: str) -> dict:
 def config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
     d["data"] = tuple(d.get("data", ()))
+    d["negatives"] = tuple(d.get("negatives", ()))
     return from_dict(TrainConfig, d)
 
 
@@ -187,8 +197,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     d = to_dict(cfg)
     if "model_args" in given:
         given["model_args"] = {**d["model_args"], **given["model_args"]}
-    if "data" in given:
-        given["data"] = [str(Path(p).resolve()) for p in given["data"]]
+    for folders in ("data", "negatives"):
+        if folders in given:
+            given[folders] = [str(Path(p).resolve()) for p in given[folders]]
     if given.get("init") and Path(given["init"]).exists():  # a path, not a shipped model's name
         given["init"] = str(Path(given["init"]).resolve())
     if given.get("split", d["split"]) == "random" and "val_frac" not in given and "val_frac" not in from_file:
@@ -197,8 +208,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def with_data(cfg: TrainConfig, paths: list[str] | tuple[str, ...]) -> TrainConfig:
-    """`cfg` reading the given dataset folders (resolved, so a run folder's config works from anywhere)."""
-    return dataclasses.replace(cfg, data=tuple(str(Path(p).resolve()) for p in paths))
+    """`cfg` reading the given dataset folders (resolved, so a run folder's config works from anywhere). The sampling
+    weights of the folders it had go with them (they would no longer match)."""
+    return dataclasses.replace(cfg, data=tuple(str(Path(p).resolve()) for p in paths), data_weights=())
 
 
 def build_model(cfg: TrainConfig, num_classes: int):

@@ -2,7 +2,7 @@
 
     audiomnist serve [--model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME] [--string-model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME]
                      [--no-string-model] [--backend torch|onnx] [--host 127.0.0.1] [--port 8000]
-                     [--max-upload-mb 10] [--threads 1]
+                     [--max-upload-mb 10] [--threads 1] [--min-prob P] [--none-threshold P]
 
     GET  /            a page that records from the microphone (or sends a chosen file): one digit with its class
                       probabilities, or a whole number (the digit string) when a string model is loaded
@@ -10,7 +10,7 @@
                        "string_model": {"model", "backend", "classes", "sample_rate", "max_seconds"} or null}
     POST /predict     multipart/form-data, audio (WAV, FLAC, OGG, ...) in field "file":
                       {"digit", "label", "probability", "probabilities", "latency_ms", "model", "filename", ...};
-                      "digit": null with a "reason" (too short, no speech, bad samples) when no digit can be in it
+                      "digit": null with a "reason" (too short, no speech, bad samples, not a digit, low confidence)
     POST /transcribe  the same upload, a number said at natural pace (a digit-string model, CTC), ?beam=N optional:
                       {"digits": "4155551234", "words": [{"digit", "confidence", "time"}, ...], "reason", ...};
                       "digits": "" with a "reason" for unusable audio; 503 when no string model is loaded
@@ -43,7 +43,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
 from .errors import AudiomnistError
-from .infer import BACKENDS, Classifier
+from .infer import BACKENDS, Classifier, add_no_digit_arguments, no_digit_options
 from .onnx_model import resolve_model
 from .recognizer import SHIPPED as SHIPPED_STRINGS
 from .recognizer import STRING_CLASSES, StringRecognizer, Transcript
@@ -96,8 +96,9 @@ def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
 
 
 def _result(classifier: Classifier, name: str, pred) -> dict:
-    """The JSON answer of /predict (the upload's filename, sample_rate and duration_s are added). Degenerate audio
-    (too short, no speech, bad samples) is an answer, not an error: 200 with digit null and the reason."""
+    """The JSON answer of /predict (the upload's filename, sample_rate and duration_s are added). No digit (degenerate
+    audio: too short, no speech, bad samples; or the model's own not a digit, low confidence) is an answer, not an
+    error: 200 with digit null and the reason."""
     return {
         "digit": pred.label if classifier.cfg.target == "digit" else None,
         "label": pred.label,
@@ -279,7 +280,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise AudiomnistError(f"--threads must be at least 1, got {args.threads}")
     name = args.model or "default"
-    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads)
+    clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
     # The first call is slow; pay it before serving (straight to the network: silence would get "no digit" unheard).
     clf.probabilities(clf.windows([np.zeros(clf.sample_rate, np.float32)]))
     rec, rec_name = load_strings(args)
@@ -309,6 +310,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
+    add_no_digit_arguments(p)
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload in MiB (bigger: 413)")
     p.add_argument(
         "--threads",

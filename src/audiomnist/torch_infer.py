@@ -11,7 +11,7 @@ import os
 import numpy as np
 import torch
 
-from .checkpoint import load_trained
+from .checkpoint import load_calibrated
 from .export import cached_export
 from .features import build_frontend
 from .onnx_model import OnnxPipeline
@@ -19,17 +19,21 @@ from .runconfig import TrainConfig
 
 
 class TorchPipeline:
-    """(B, num_samples) float32 windows -> (B, classes) probabilities: training's front-end, the network, softmax."""
+    """(B, num_samples) float32 windows -> (B, classes) probabilities: training's front-end, the network, softmax of
+    the logits divided by the temperature fitted at training (as the ONNX export's graph does)."""
 
-    def __init__(self, net: torch.nn.Module, cfg: TrainConfig, device: str | torch.device = "cpu"):
+    def __init__(
+        self, net: torch.nn.Module, cfg: TrainConfig, device: str | torch.device = "cpu", temperature: float = 1.0
+    ):
         self.device = torch.device(device)
+        self.temperature = float(temperature)
         self.net = net.to(self.device).eval()
         self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(self.device).eval()
 
     @torch.inference_mode()
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         x = self.frontend(torch.as_tensor(np.asarray(windows, dtype=np.float32)).to(self.device))
-        return torch.softmax(self.net(x).float(), dim=1).cpu().numpy()
+        return torch.softmax(self.net(x).float() / self.temperature, dim=1).cpu().numpy()
 
 
 def load_checkpoint_model(
@@ -40,7 +44,7 @@ def load_checkpoint_model(
     if threads:
         torch.set_num_threads(threads)
     if backend == "onnx":
-        net, cfg, classes = load_trained(path, "cpu")
-        return OnnxPipeline(cached_export(path, net, cfg, classes), threads), cfg, classes
-    net, cfg, classes = load_trained(path, device)
-    return TorchPipeline(net, cfg, device), cfg, classes
+        net, cfg, classes, t = load_calibrated(path, "cpu")
+        return OnnxPipeline(cached_export(path, net, cfg, classes, t), threads), cfg, classes
+    net, cfg, classes, t = load_calibrated(path, device)
+    return TorchPipeline(net, cfg, device, t), cfg, classes

@@ -29,7 +29,7 @@ from .checkpoint import init_from, load_checkpoint, pick_device, save_checkpoint
 from .config import save_json, to_dict
 from .dataset import Data, load_data_everywhere, make_split, weighted_rows, with_default_data
 from .errors import AudiomnistError
-from .evaluate import confusion, predict_sharded, write_report
+from .evaluate import calibration_line, confusion, fit_temperature, predict_sharded, write_report
 from .features import build_frontend, spec_augment
 from .paths import atomic_write_text, new_run_dir
 from .report import confusion_figure, curves_figure, save_figure, spectrogram_grid
@@ -289,16 +289,29 @@ def save_checkpoints(loop: Loop, run_dir: Path, epoch: int, base: dict, improved
     )
 
 
-def final_test(loop: Loop, data: Data, split: Split, run_dir: Path) -> dict | None:
-    """best.pt on the test speakers: the report folder, and the summary (with its confusion matrix) on every rank."""
-    if not len(split.test):
-        return None
+def calibrate(loop: Loop, data: Data, split: Split, run_dir: Path) -> float:
+    """Load best.pt, fit its softmax temperature on the validation speakers and store it in best.pt (1.0 without
+    validation speakers: nothing honest to fit on). The test speakers are never used for it."""
     best = distributed.broadcast_object(load_checkpoint(run_dir / "best.pt") if distributed.is_main() else None)
     loop.model.load_state_dict(best["model"])
+    temperature = 1.0
+    if len(split.val):
+        probs = predict_sharded(loop.model, loop.frontend, data.cache, split.val, loop.device)
+        temperature = fit_temperature(probs, data.labels[split.val])
+    if distributed.is_main():
+        save_checkpoint({**best, "temperature": temperature}, run_dir / "best.pt")
+    return temperature
+
+
+def final_test(loop: Loop, data: Data, split: Split, run_dir: Path, temperature: float = 1.0) -> dict | None:
+    """best.pt (already in loop.model) on the test speakers: the report folder, and the summary (with its confusion
+    matrix) on every rank."""
+    if not len(split.test):
+        return None
     probs = predict_sharded(loop.model, loop.frontend, data.cache, split.test, loop.device)
     test = None
     if loop.writer:
-        test = write_report(run_dir / "report", data, split.test, probs, leaky=split.leaky)
+        test = write_report(run_dir / "report", data, split.test, probs, leaky=split.leaky, temperature=temperature)
         cm = confusion_figure(np.array(test["confusion"]), data.classes, "test")
         loop.writer.add_figure("test/confusion_matrix", cm, loop.step)
     return distributed.broadcast_object(test)
@@ -351,7 +364,7 @@ def fit(cfg: TrainConfig, data: Data, split: Split, run_dir: Path, resume: bool 
     if loop.writer:
         loop.writer.flush()
         save_figure(curves_figure(loop.history), run_dir / "curves.png")
-    test = final_test(loop, data, split, run_dir)
+    test = final_test(loop, data, split, run_dir, calibrate(loop, data, split, run_dir))
     if loop.writer:
         loop.writer.close()
     return {**write_metrics(run_dir, split, data.speakers, loop.history, test), "test": test}
@@ -401,6 +414,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig) -> int:
     if test:
         label = " (SPEAKER-LEAKING random split: flattering)" if split.leaky else " on unseen speakers"
         print(f"test accuracy{label}: {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  ({test['clips']} clips)")
+        print(calibration_line(test["calibration"]))
         print(f"report: {run_dir / 'report'}")
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from .audio import FRAME_S, MAX_ABS_SAMPLE, MIN_ACTIVE_S, MIN_SIGNAL_S, MIN_SPEECH_DBFS
 from .ctc import STRING_CLASSES
 from .errors import AudiomnistError
-from .onnx_model import INPUT, OUTPUT, ModelInfo, read_sidecar, sidecar_path
+from .onnx_model import INPUT, NONE_CLASS, OUTPUT, ModelInfo, read_sidecar, sidecar_path
 from .paths import atomic_write_text
 
 ORT_WEB_VERSION = "1.31.1"  # the version the page was tested with; --ort-web-version picks another
@@ -117,6 +117,7 @@ def page(onnx_path: Path) -> str:
         "input": INPUT,
         "output": OUTPUT,
         "model": info.model,
+        "none_class": NONE_CLASS,  # a model trained with --negative: its "none" class wins -> no digit heard
         "gate": {
             "frame_s": FRAME_S,
             "min_signal_s": MIN_SIGNAL_S,

@@ -176,7 +176,12 @@ async function classify(x, filename) {
   let best = 0;
   p.forEach((v, i) => { if (v > p[best]) best = i; });
   const probabilities = Object.fromEntries(classes.map((c, i) => [c, p[i]]));
-  return { ...base, label: classes[best], probability: p[best], probabilities, latency_ms: performance.now() - t0 };
+  // infer.Classifier: the model's "none" class (trained on non-digits) is an answer of no digit, with its reason.
+  const none = classes[best] === CFG.none_class;
+  return {
+    ...base, label: none ? null : classes[best], reason: none ? "not a digit" : null, probability: p[best],
+    probabilities, latency_ms: performance.now() - t0,
+  };
 }
 
 // ctc.greedy: the best class of each frame, repeats merged, blanks (class 0) dropped; a digit's confidence is its
