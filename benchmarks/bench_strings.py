@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from audiomnist.recognizer import StringRecognizer
-from audiomnist.string_stream import stream_digits
+from audiomnist.string_stream import EVERY_MS, HOLD_MS, stream_digits
 from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,10 +34,10 @@ def timed_blocks(x: np.ndarray, size: int, spent: list[float]):
         spent.append(time.perf_counter() - t)
 
 
-def delays(rec: StringRecognizer, x: np.ndarray, digits: str, ends: np.ndarray, block: int) -> list[float] | None:
+def delays(rec, x: np.ndarray, digits: str, ends: np.ndarray, block: int, **kw) -> list[float] | None:
     sr, spent, out = rec.sample_rate, [], []
     emitted = []
-    for d in stream_digits(timed_blocks(x, block, spent), rec, sr):
+    for d in stream_digits(timed_blocks(x, block, spent), rec, sr, **kw):
         emitted.append((d.digit, d.emitted + sum(spent)))
     if "".join(e[0] for e in emitted) != digits:
         return None
@@ -53,6 +53,8 @@ def main() -> None:
     p.add_argument("--speaker", default="nicolas", help="whose clips the strings are made of")
     p.add_argument("--n", type=int, default=40, help="strings")
     p.add_argument("--block-ms", type=float, default=20.0, help="microphone block (ms)")
+    p.add_argument("--hold-ms", type=float, default=HOLD_MS, help=f"string_stream hold (default {HOLD_MS:g})")
+    p.add_argument("--every-ms", type=float, default=EVERY_MS, help=f"decode interval (default {EVERY_MS:g})")
     args = p.parse_args()
     rec = StringRecognizer.load(args.model, threads=1)
     clips = load_clips([args.data], rec.sample_rate, progress=False)
@@ -67,13 +69,13 @@ def main() -> None:
     rtf = (time.perf_counter() - t) / audio
     block = round(args.block_ms * rec.sample_rate / 1000)
     t = time.perf_counter()
-    got = [delays(rec, x, d, e, block) for x, d, e in items]
+    got = [delays(rec, x, d, e, block, hold_ms=args.hold_ms, every_ms=args.every_ms) for x, d, e in items]
     stream_rtf = (time.perf_counter() - t) / audio
     lag = np.concatenate([g for g in got if g is not None] or [np.zeros(0)])
+    print(f"hold {args.hold_ms:g} ms, decoded every {args.every_ms:g} ms; exact whole-utterance strings: "
+          f"{sum(rec.transcribe(x, rec.sample_rate).digits == d for x, d, _ in items)} of {args.n}")  # fmt: skip
     print(f"model {rec.path} ({rec.backend}), {args.n} strings of 10 digits by {args.speaker}, {audio:.1f} s of audio")
-    print(
-        f"real-time factor, one thread: whole utterance {rtf:.4f}, streaming (decoded every 100 ms) {stream_rtf:.4f}"
-    )
+    print(f"real-time factor, one thread: whole utterance {rtf:.4f}, streaming {stream_rtf:.4f}")
     if len(lag):
         q = np.percentile(lag, [50, 90, 99])
         print(f"delay from a word's end to its digit on screen ({len(lag)} digits of {sum(g is not None for g in got)} "

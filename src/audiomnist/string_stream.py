@@ -22,8 +22,8 @@ from .stream import Segment, Segmenter, VadConfig, read_blocks
 # background floor must not climb onto a number said for several seconds without a pause.
 # The margin keeps background after the last word: the model looks a little ahead before it emits a digit.
 STRING_VAD = replace(VadConfig(), end_silence_ms=400.0, max_segment_ms=30000.0, floor_window_s=10.0, margin_ms=250.0)
-EVERY_MS = 100.0  # how often an open segment is decoded again
-HOLD_MS = 200.0  # a digit is final once this much audio follows its peak
+EVERY_MS = 50.0  # how often an open segment is decoded again
+HOLD_MS = 100.0  # a digit is final once this much audio follows its peak (benchmarks/bench_strings.py)
 
 
 @dataclass(frozen=True)
