@@ -48,11 +48,16 @@ def recipe(data: str, synth: str, strings: str, epochs: int) -> list[str]:
 def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
     """best.pt without optimizer state to `out`, its metadata to out.json, its ONNX export beside it."""
     state = load_checkpoint(run_dir / "best.pt")
-    save_checkpoint({k: state[k] for k in ("task", "model", "classes", "config", "epoch")}, out)
+    fsdd = state["config"]["data"][0]
+    # The shipped files name the data as this repository's layout does, not this machine's paths.
+    named = ["../shared/data/fsdd/recordings", "$AUDIOMNIST_HOME/datasets/synth-voices-600",
+             "$AUDIOMNIST_HOME/datasets/synth-strings-600"]  # fmt: skip
+    config = {**state["config"], "data": named[: len(state["config"]["data"])]}
+    save_checkpoint({**{k: state[k] for k in ("task", "model", "classes", "epoch")}, "config": config}, out)
     net, cfg = load(out)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     onnx = export_string_onnx(net, cfg, out.with_suffix(".onnx"))
-    fsdd = load_clips([cfg.data[0]], cfg.audio.sample_rate, progress=False)
+    fsdd = load_clips([fsdd], cfg.audio.sample_rate, progress=False)
     maker = StringMaker(fsdd, cfg.audio.sample_rate, TEST_ASSEMBLY)
     rng = np.random.default_rng(0)
     diff = string_parity(net, cfg, onnx, [maker.make(rng, length=n)[0] for n in (1, 5, 12)])
