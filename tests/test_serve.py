@@ -124,15 +124,16 @@ def test_unusable_audio_is_422(client):
     assert r.status_code == 422 and "0 frames" in r.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    "name, x, subtype, reason",
-    [
-        ("nan.wav", np.full(800, np.nan, np.float32), "FLOAT", "bad samples"),
-        ("loud.wav", np.full(8000, 1e30, np.float32), "FLOAT", "bad samples"),
-        ("silence.wav", np.zeros(8000, np.float32), "PCM_16", "no speech"),
-        ("blip.wav", np.full(96, 0.5, np.float32), "PCM_16", "too short"),
-    ],
-)
+# Uploads that hold no digit, and the reason each answer must give.
+DEGENERATE = [
+    ("nan.wav", np.full(800, np.nan, np.float32), "FLOAT", "bad samples"),
+    ("loud.wav", np.full(8000, 1e30, np.float32), "FLOAT", "bad samples"),
+    ("silence.wav", np.zeros(8000, np.float32), "PCM_16", "no speech"),
+    ("blip.wav", np.full(96, 0.5, np.float32), "PCM_16", "too short"),
+]
+
+
+@pytest.mark.parametrize("name, x, subtype, reason", DEGENERATE)
 def test_degenerate_audio_is_200_with_no_digit_and_the_reason(client, name, x, subtype, reason):
     r = post(client, name, encode(x, 8000, "WAV", subtype))
     assert r.status_code == 200, r.text
@@ -391,15 +392,7 @@ def test_transcribe_rejects_a_bad_beam(strings_client, beam):
     assert r.status_code == 422 and r.json()["detail"].startswith("beam must be a whole number"), r.text
 
 
-@pytest.mark.parametrize(
-    "name, x, subtype, reason",
-    [
-        ("nan.wav", np.full(800, np.nan, np.float32), "FLOAT", "bad samples"),
-        ("loud.wav", np.full(8000, 1e30, np.float32), "FLOAT", "bad samples"),
-        ("silence.wav", np.zeros(8000, np.float32), "PCM_16", "no speech"),
-        ("blip.wav", np.full(96, 0.5, np.float32), "PCM_16", "too short"),
-    ],
-)
+@pytest.mark.parametrize("name, x, subtype, reason", DEGENERATE)
 def test_transcribe_degenerate_audio_is_200_with_no_digits_and_the_reason(strings_client, name, x, subtype, reason):
     r = transcribe(strings_client, name, encode(x, 8000, "WAV", subtype))
     assert r.status_code == 200, r.text

@@ -120,6 +120,12 @@ def load_audio(
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def full_scale(x: np.ndarray) -> np.ndarray:
+    """Float audio beyond +-1 scaled back into range: the features ignore level, but float32 power would overflow."""
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    return x / peak if peak > 1.0 else x
+
+
 # Clips that cannot hold a spoken digit get "no digit" and one of these reasons instead of a confident guess.
 TOO_SHORT, NO_SPEECH, BAD_SAMPLES = "too short", "no speech", "bad samples"
 MIN_SIGNAL_S = 0.1  # the shortest digits ("six", "eight") last ~250 ms; under 100 ms of signal is a click or a cut

@@ -17,6 +17,11 @@ BLANK = "<blank>"
 STRING_CLASSES = [BLANK] + [str(d) for d in range(10)]
 
 
+def is_string_config(config: object) -> bool:
+    """Whether a run's config (as saved in config.json) is a digit-string run's: only those have an assembly."""
+    return isinstance(config, dict) and "assembly" in config
+
+
 @dataclass(frozen=True)
 class DigitHit:
     """One digit of a decoded string: which, how sure, and the output frame where it peaked."""

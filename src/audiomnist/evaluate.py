@@ -21,6 +21,7 @@ from . import distributed, string_model
 from .cache import WaveformCache
 from .checkpoint import load_calibrated, pick_device
 from .config import load_json
+from .ctc import is_string_config
 from .dataset import NONE, Data, load_data, make_split
 from .errors import AudiomnistError
 from .features import build_frontend
@@ -272,7 +273,7 @@ def _test_rows(run_dir: Path, cfg: TrainConfig, data: Data) -> tuple[np.ndarray,
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     config = Path(args.run_dir) / "config.json"
-    if config.is_file() and "assembly" in (load_json(config) or {}):  # a digit-string run (train-strings)
+    if config.is_file() and is_string_config(load_json(config)):  # a train-strings run
         report = string_model.evaluate_run(Path(args.run_dir), args.speaker, args.data)
         print(string_model.summary_line(report))
         print(f"report: {Path(args.run_dir) / 'report' / 'strings.json'}")

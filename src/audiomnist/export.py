@@ -217,15 +217,8 @@ def _export_strings(path: Path, args: argparse.Namespace) -> int:
     clips = [sample_windows_flat(cfg.audio.sample_rate, k) for k in (1, 3, 6)]
     waves = [np.concatenate(c) if c else 0.1 * rng.standard_normal(cfg.audio.sample_rate) for c in clips]
     diff = string_parity(net, cfg, out, waves)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, opset {OPSET}) and {sidecar_path(out)} (digit strings)")
-    print(f"input {INPUT!r} [1, samples] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r} [frames, 11]; "
-          f"onnxruntime vs pytorch on {len(waves)} utterances: max probability diff {diff:.2e}")  # fmt: skip
-    if diff > PARITY_TOL:
-        print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
-        return 1
-    if args.web is not None:
-        _write_web(out, args)
-    return 0
+    shapes = f"input {INPUT!r} [1, samples] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r} [frames, 11]"
+    return _report(out, "digit strings", shapes, f"{len(waves)} utterances", diff, args)
 
 
 def _write_web(out: Path, args: argparse.Namespace) -> None:
@@ -289,12 +282,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx", temperature)
     windows = sample_windows(cfg)
     diff = parity(net, cfg, out, windows, temperature)
-    size = out.stat().st_size / 1e6
-    print(f"wrote {out} ({size:.2f} MB, opset {OPSET}) and {sidecar_path(out)} ({len(classes)} classes)")
-    print(
-        f"input {INPUT!r} [batch, {cfg.audio.num_samples}] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r}; "
-        f"onnxruntime vs pytorch on {len(windows)} sample clips: max probability diff {diff:.2e}"
-    )
+    shapes = f"input {INPUT!r} [batch, {cfg.audio.num_samples}] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r}"
+    return _report(out, f"{len(classes)} classes", shapes, f"{len(windows)} sample clips", diff, args)
+
+
+def _report(out: Path, what: str, shapes: str, checked: str, diff: float, args: argparse.Namespace) -> int:
+    """Say what was written and how close it is to torch; exit status 1 past PARITY_TOL, else write --web too."""
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, opset {OPSET}) and {sidecar_path(out)} ({what})")
+    print(f"{shapes}; onnxruntime vs pytorch on {checked}: max probability diff {diff:.2e}")
     if diff > PARITY_TOL:
         print(f"warning: the export differs from pytorch by {diff:.2e} (> {PARITY_TOL:g})")
         return 1

@@ -28,6 +28,7 @@ from .audio import (
     NO_SPEECH,  # noqa: F401
     audio_problem,
     fit_windows,
+    full_scale,
     load_audio,
     prepare,
     resample,
@@ -83,12 +84,6 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _full_scale(x: np.ndarray) -> np.ndarray:
-    """Float audio beyond +-1 scaled back into range: the features ignore level, but float32 power would overflow."""
-    peak = float(np.abs(x).max()) if x.size else 0.0
-    return x / peak if peak > 1.0 else x
 
 
 def _torch_side():
@@ -173,7 +168,7 @@ class Classifier:
     def windows(self, clips: list[np.ndarray]) -> np.ndarray:
         """Clips already at the model's rate -> (B, num_samples) centred windows, long clips cropped on their energy."""
         return fit_windows(
-            [prepare(_full_scale(np.asarray(c, dtype=np.float32)), self.cfg.audio)[0] for c in clips], self.cfg.audio
+            [prepare(full_scale(np.asarray(c, dtype=np.float32)), self.cfg.audio)[0] for c in clips], self.cfg.audio
         )
 
     def _answer(self, p: np.ndarray, path: str | None = None) -> Prediction:

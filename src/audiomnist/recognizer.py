@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import BAD_SAMPLES, audio_problem, load_audio, resample
-from .ctc import STRING_CLASSES, decode
+from .audio import audio_problem, full_scale, load_audio, resample
+from .ctc import STRING_CLASSES, decode, is_string_config
 from .errors import AudiomnistError
 from .onnx_model import INPUT, OUTPUT, ModelInfo, onnx_session, read_sidecar, resolve_model, torch_available
 
@@ -120,9 +120,7 @@ class StringRecognizer:
             return Transcript("", [], why, path)
         if sample_rate != self.sample_rate:
             w = resample(w, sample_rate, self.sample_rate, self.model.info.audio.resample_quality)
-        peak = float(np.abs(w).max())
-        w = w / peak if peak > 1.0 else w
-        hits = decode(self.probabilities(w), beam)
+        hits = decode(self.probabilities(full_scale(w)), beam)
         t = self.frame_seconds
         words = [Digit(h.digit, round(h.confidence, 4), round((h.frame + 1) * t, 3)) for h in hits]
         return Transcript("".join(h.digit for h in hits), words, None, path)
@@ -130,8 +128,6 @@ class StringRecognizer:
     def transcribe_file(self, path: str | os.PathLike, beam: int = 1) -> Transcript:
         a = self.model.info.audio
         w = load_audio(path, a.sample_rate, None, a.resample_quality, allow_nonfinite=True)
-        if audio_problem(w, a.sample_rate) == BAD_SAMPLES:
-            return Transcript("", [], BAD_SAMPLES, os.fspath(path))
         return self.transcribe(w, a.sample_rate, beam, os.fspath(path))
 
 
@@ -148,7 +144,7 @@ def is_string_model(spec: str | os.PathLike | None) -> bool:
         meta = json.loads(beside.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and (meta.get("task") == TASK or "assembly" in meta)
+    return is_string_config(meta) or (isinstance(meta, dict) and meta.get("task") == TASK)
 
 
 __all__ = ["STRING_CLASSES", "StringRecognizer", "Transcript", "is_string_model"]

@@ -36,6 +36,7 @@ from .string_model import (
     build,
     config_from_dict,
     held_out_report,
+    load,
     score,
     summary_line,
 )
@@ -205,19 +206,13 @@ def finish(cfg, run_dir: Path, clips: Clips, history: list, train_spk: set, val_
     metrics = {"split": {"train_speakers": len(train_spk), "val_speakers": sorted(val_spk),
                          "test_speakers": list(cfg.test_speakers)}, "history": history, "test": None}  # fmt: skip
     if cfg.test_speakers:
-        net, _ = load_best(run_dir, cfg)
+        net, _ = load(run_dir)
         metrics["test"] = held_out_report(StringNet(net, cfg), clips, cfg, list(cfg.test_speakers))
         (run_dir / "report").mkdir(exist_ok=True)
         atomic_write_text(run_dir / "report" / "strings.json", json.dumps(metrics["test"], indent=2) + "\n")
         print(summary_line(metrics["test"]))
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
-
-
-def load_best(run_dir: Path, cfg: StringTrainConfig):
-    net = build(cfg)
-    net.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
-    return net.eval(), cfg
 
 
 def _epoch_line(cfg: StringTrainConfig, r: dict) -> str:
