@@ -92,6 +92,17 @@ def write_tone_set(root: Path, speakers: int, reps: int, speaker_offset: int = 0
     return root
 
 
+def write_negatives(root: Path, speakers: int = 5, clips: int = 4) -> Path:
+    """Noise bursts named like FSDD digits ('7_neg3_1.wav') for --negative folders: the name's digit means nothing."""
+    root.mkdir(parents=True, exist_ok=True)
+    for s in range(speakers):
+        rng = np.random.default_rng(s)
+        for i in range(clips):
+            x = 0.3 * rng.standard_normal(int(0.5 * SR)).astype(np.float32)
+            sf.write(root / f"{(s + i) % 10}_neg{s}_{i}.wav", x, SR, subtype="PCM_16")
+    return root
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -90,7 +90,8 @@ def exports(tmp_path_factory) -> dict[str, tuple[Classifier, Classifier, Path]]:
 def default_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("default") / "default.onnx"
     torch_clf = Classifier.load("default", backend="torch")
-    export_onnx(torch_clf.pipeline.net, torch_clf.cfg, torch_clf.classes, path)
+    pipe = torch_clf.pipeline
+    export_onnx(pipe.net, torch_clf.cfg, torch_clf.classes, path, pipe.temperature, pipe.none_threshold)
     return torch_clf, path
 
 
@@ -99,7 +100,7 @@ def assert_match(torch_clf: Classifier, onnx_clf: Classifier, clips: list[np.nda
     windows = torch_clf.windows(clips)
     for batch in (windows[:1], windows):
         got, want = onnx_clf.probabilities(batch), torch_clf.probabilities(batch)
-        assert got.shape == want.shape == (len(batch), 10)
+        assert got.shape == want.shape == (len(batch), len(torch_clf.classes))
         assert np.abs(got - want).max() <= TOL
 
 
@@ -137,7 +138,7 @@ def test_default_model_matches_on_the_shipped_sample(default_onnx):
     torch_clf, path = default_onnx
     windows = sample_windows(torch_clf.cfg, limit=80)
     assert len(windows) >= 40
-    want = torch_probabilities(torch_clf.pipeline.net, torch_clf.cfg, windows)
+    want = torch_probabilities(torch_clf.pipeline.net, torch_clf.cfg, windows, torch_clf.temperature)
     np.testing.assert_allclose(Classifier.load(path).probabilities(windows), want, rtol=0, atol=TOL)
     np.testing.assert_allclose(torch_clf.probabilities(windows), want, rtol=0, atol=1e-6)
 
@@ -165,7 +166,7 @@ def test_dynamic_batch_gives_each_item_its_own_answer(default_onnx):
     waves = torch_clf.windows(generated_clips(torch_clf.sample_rate, 5))
     together = onnx_clf.probabilities(waves)
     alone = np.concatenate([onnx_clf.probabilities(waves[i : i + 1]) for i in range(5)])
-    assert together.shape == (5, 10)
+    assert together.shape == (5, len(torch_clf.classes))
     np.testing.assert_allclose(together, alone, atol=1e-6)
     np.testing.assert_allclose(together, torch_clf.probabilities(waves), atol=TOL)
 
@@ -179,7 +180,7 @@ def test_sidecar_roundtrip(default_onnx):
     assert side["model"] == torch_clf.cfg.model and side["format"] == FORMAT
     assert side["input"]["name"] == INPUT and side["input"]["shape"] == ["batch", 8000]
     assert side["input"]["sample_rate"] == 8000 and side["input"]["dtype"] == "float32"
-    assert side["output"] == {"name": OUTPUT, "shape": ["batch", 10]}
+    assert side["output"] == {"name": OUTPUT, "shape": ["batch", len(torch_clf.classes)]}
     assert side["opset"] == OPSET and side["torch"] == torch.__version__
     clf = Classifier.load(path)
     assert (clf.backend, clf.classes, clf.sample_rate) == ("onnx", torch_clf.classes, 8000)

@@ -10,13 +10,20 @@ import torch
 from audiomnist.catalog import sample_root
 from audiomnist.infer import Classifier
 
+from conftest import write_negatives, write_tone_set
+
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "make_model.py"
 
 
-def test_make_model_ships_a_loadable_model_trained_on_every_speaker(tmp_path):
+def load_tool():
     spec = importlib.util.spec_from_file_location("make_model", TOOL)
     make_model = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_model)
+    return make_model
+
+
+def test_make_model_ships_a_loadable_model_trained_on_every_speaker(tmp_path):
+    make_model = load_tool()
     out = tmp_path / "m.pt"
     argv = [
         "--data",
@@ -28,6 +35,8 @@ def test_make_model_ships_a_loadable_model_trained_on_every_speaker(tmp_path):
         "--runs",
         str(tmp_path / "runs"),
         "--synth",
+        "none",
+        "--negatives",
         "none",
     ]
     assert make_model.main(argv) == 0
@@ -42,3 +51,30 @@ def test_make_model_ships_a_loadable_model_trained_on_every_speaker(tmp_path):
     assert pred.label in [str(d) for d in range(10)] and abs(sum(pred.probabilities.values()) - 1) < 1e-5
     onnx = Classifier.load(out.with_suffix(".onnx"))  # shipped beside it, for installs without torch
     assert onnx.backend == "onnx" and onnx.predict(x, 8000).label == pred.label
+
+
+def test_the_none_recipe_ships_its_calibration_to_torch_and_onnx(tmp_path, one_thread):
+    """With negatives (the shared data's other-language folders beside FSDD, and a synthetic-words folder) the
+    shipped model has the none class, the recipe's temperature and p(none) threshold, in the checkpoint and the
+    ONNX sidecar alike."""
+    make_model = load_tool()
+    shared = tmp_path / "shared"
+    fsdd = write_tone_set(shared / "fsdd" / "recordings", speakers=3, reps=1)
+    for name in ("bengali", "ukrainian"):
+        write_negatives(shared / name, speakers=2, clips=2)
+    negatives = write_negatives(tmp_path / "words", speakers=2, clips=2)
+    out = tmp_path / "m.pt"
+    argv = ["--data", str(fsdd), "--epochs", "1", "--out", str(out), "--runs", str(tmp_path / "runs"),
+            "--synth", "none", "--negatives", str(negatives)]  # fmt: skip
+    assert make_model.main(argv) == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert "--negative" in meta["recipe"]["command"] and "--augment.vtlp 0.9 1.1" in meta["recipe"]["command"]
+    for clf in (Classifier.load(out), Classifier.load(out.with_suffix(".onnx"))):
+        assert clf.classes[-1] == "none" and clf.none_threshold == make_model.NONE_THRESHOLD
+        assert clf.temperature == make_model.TEMPERATURE
+    assert meta["calibration"]["none_threshold"] == make_model.NONE_THRESHOLD
+    (run,) = (tmp_path / "runs").iterdir()  # --run packages a finished run of the recipe: the same weights
+    again = tmp_path / "again.pt"
+    assert make_model.main([*argv[:5], str(again), *argv[6:], "--run", str(run)]) == 0
+    assert torch.equal(torch.load(again, weights_only=True)["model"]["classifier.bias"],
+                       torch.load(out, weights_only=True)["model"]["classifier.bias"])  # fmt: skip

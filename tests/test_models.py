@@ -55,19 +55,22 @@ def test_bcresnet_any_input_size(n_mels, frames):
         assert net(torch.randn(2, 1, n_mels, frames)).shape == (2, 2)
 
 
+@pytest.mark.parametrize("front", [0, 4])
 @pytest.mark.parametrize("frames", [1, 4, 5, 101, 333])
-def test_ctc_tcn_gives_one_output_per_four_frames(frames):
-    net = models.create("ctc-tcn", 11, channels=16, blocks=3).eval()
+def test_ctc_tcn_gives_one_output_per_four_frames(frames, front):
+    net = models.create("ctc-tcn", 11, channels=16, blocks=3, front=front).eval()
     with torch.no_grad():
         out = net(torch.randn(2, 1, 40, frames))
     assert out.shape == (2, math.ceil(frames / 4), 11)
     assert int(net.output_frames(torch.tensor(frames))) == out.shape[1]
 
 
-def test_ctc_tcn_looks_ahead_only_a_few_frames():
-    """Changing input frames from t on changes no output before (t - lookahead) / 4: a stream can be decoded early."""
+@pytest.mark.parametrize("front", [0, 4])
+def test_ctc_tcn_looks_ahead_only_a_few_frames(front):
+    """Changing input frames from t on changes no output before (t - lookahead) / 4: a stream can be decoded early
+    (the 2-D front-end looks only back in time)."""
     torch.manual_seed(0)
-    net = models.create("ctc-tcn", 11, channels=16, lookahead=4).eval()
+    net = models.create("ctc-tcn", 11, channels=16, lookahead=4, front=front).eval()
     x = torch.randn(1, 1, 40, 200)
     y = x.clone()
     y[..., 120:] = torch.randn(1, 1, 40, 80)

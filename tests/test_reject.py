@@ -23,20 +23,9 @@ from audiomnist.runconfig import TrainConfig
 from audiomnist.serve import create_app
 from audiomnist.stream import transcribe_file
 
-from conftest import FAST_TRAIN, SR, reject_checkpoint, tone_digit, write_tone_set
+from conftest import FAST_TRAIN, SR, reject_checkpoint, tone_digit, write_negatives, write_tone_set
 
 DIGITS = [str(d) for d in range(10)]
-
-
-def write_negatives(root, speakers: int = 5, clips: int = 4):
-    """Noise bursts named like FSDD digits ('7_neg3_1.wav'): the name's digit must be ignored."""
-    root.mkdir(parents=True, exist_ok=True)
-    for s in range(speakers):
-        rng = np.random.default_rng(s)
-        for i in range(clips):
-            x = 0.3 * rng.standard_normal(int(0.5 * SR)).astype(np.float32)
-            sf.write(root / f"{(s + i) % 10}_neg{s}_{i}.wav", x, SR, subtype="PCM_16")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -134,10 +123,10 @@ _checkpoint = reject_checkpoint
 
 def test_temperature_is_stored_and_old_checkpoints_load_with_one(tmp_path):
     old = _checkpoint(tmp_path / "old.pt")
-    assert load_calibrated(old)[3] == 1.0 and len(load_trained(old)) == 3
+    assert load_calibrated(old)[3] == (1.0, None) and len(load_trained(old)) == 3
     assert Classifier.load(old).temperature == 1.0
     new = _checkpoint(tmp_path / "new.pt", temperature=2.5)
-    assert load_calibrated(new)[3] == 2.5 and Classifier.load(new).temperature == 2.5
+    assert load_calibrated(new)[3].temperature == 2.5 and Classifier.load(new).temperature == 2.5
     with pytest.raises(AudiomnistError, match="temperature"):
         load_calibrated(_checkpoint(tmp_path / "bad.pt", temperature=-1.0))
 
@@ -193,8 +182,8 @@ def test_training_with_negatives_stores_a_fitted_temperature(folders, tmp_path, 
 
 
 def test_onnx_sidecar_carries_the_temperature(tmp_path):
-    net, cfg, classes, t = load_calibrated(_checkpoint(tmp_path / "new.pt", temperature=2.5))
-    out = export_onnx(net, cfg, classes, tmp_path / "m.onnx", t)
+    net, cfg, classes, cal = load_calibrated(_checkpoint(tmp_path / "new.pt", temperature=2.5))
+    out = export_onnx(net, cfg, classes, tmp_path / "m.onnx", *cal)
     assert read_sidecar(out)["temperature"] == 2.5 and Classifier.load(out).temperature == 2.5
     side = json.loads(sidecar_path(out).read_text())
     del side["temperature"]  # a sidecar written before calibration existed
@@ -211,8 +200,8 @@ def test_torch_free_path_applies_temperature_and_none_exactly_like_torch(tmp_pat
     """The .onnx file (graph + sidecar, no torch at inference), the checkpoint's cached export and torch answer the
     same calibrated probabilities, labels and reasons; with a dominant none logit all say 'not a digit'."""
     ckpt = _checkpoint(tmp_path / "m.pt", none_bias=none_bias, temperature=2.5)
-    net, cfg, classes, t = load_calibrated(ckpt)
-    onnx = export_onnx(net, cfg, classes, tmp_path / "m.onnx", t)
+    net, cfg, classes, cal = load_calibrated(ckpt)
+    onnx = export_onnx(net, cfg, classes, tmp_path / "m.onnx", *cal)
     clips = [tone_digit(d, 1, 0) for d in range(4)]
     answers = [
         c.predict_batch(clips, SR)
@@ -294,6 +283,30 @@ def test_predict_cli_none_threshold(tmp_path, capsys):
         rows += json.loads(capsys.readouterr().out)
     assert rows[0]["digit"] is None and rows[0]["reason"] == NOT_A_DIGIT and 0.5 < rows[0]["probability"] < 0.95
     assert rows[1]["digit"] in DIGITS and rows[1]["reason"] is None
+
+
+def test_a_stored_none_threshold_is_every_backends_default_and_the_flag_overrides_it(tmp_path):
+    """The shipped model stores its p(none) threshold: torch, the checkpoint's cached export and the .onnx file
+    (its sidecar) all apply it, and an explicit none_threshold wins over it."""
+    clip = tone_digit(4, 1, 0)
+    ckpt = reject_checkpoint(tmp_path / "m.pt", none_bias=3.0, none_threshold=0.95)  # p(none) about 0.7
+    net, cfg, classes, cal = load_calibrated(ckpt)
+    assert cal.none_threshold == 0.95
+    onnx = export_onnx(net, cfg, classes, tmp_path / "m.onnx", *cal)
+    assert read_sidecar(onnx)["none_threshold"] == 0.95
+    for load in (lambda **kw: Classifier.load(ckpt, **kw), lambda **kw: Classifier.load(ckpt, backend="onnx", **kw),
+                 lambda **kw: Classifier.load(onnx, **kw)):  # fmt: skip
+        kept, overridden = load().predict(clip, SR), load(none_threshold=0.5).predict(clip, SR)
+        assert kept.label in DIGITS and kept.reason is None
+        assert overridden.label is None and overridden.reason == NOT_A_DIGIT
+    assert Classifier.load(reject_checkpoint(tmp_path / "plain.pt", none_bias=3.0)).none_threshold is None
+    with pytest.raises(AudiomnistError, match="none_threshold"):
+        load_calibrated(reject_checkpoint(tmp_path / "bad.pt", none_threshold=1.5))
+    side = json.loads(sidecar_path(onnx).read_text())
+    side["none_threshold"] = "high"
+    sidecar_path(onnx).write_text(json.dumps(side))
+    with pytest.raises(AudiomnistError, match="none_threshold"):
+        Classifier.load(onnx)
 
 
 def test_evaluate_other_data_of_a_weighted_run_with_negatives(tmp_path):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from audiomnist import cli, train_strings
 from audiomnist.checkpoint import load_checkpoint
@@ -108,3 +109,44 @@ def test_validation_voices_are_split_once_across_folders_sharing_them():
     train, val = split_speakers(clips, cfg)
     assert len(val) == 10 and val <= set(voices) and not train & val
     assert train | val == set(speaker) - {"nicolas"} and {"george", "theo"} <= train
+
+
+def test_init_fine_tunes_from_another_run_and_refuses_another_network(run, tones, tmp_path, capsys):
+    """--init starts from the weights of an earlier run (its schedule is new); VTLP is on in the same run."""
+    from audiomnist.string_model import load
+
+    argv = ["train-strings", "--data", str(tones), "--test-speaker", "04", "--epochs", "1", "--runs", str(tmp_path),
+            *TINY, "--steps", "1", "--lr", "1e-9", "--init", str(run), "--vtlp", "0.9", "1.1"]  # fmt: skip
+    assert cli.main(argv) == 0
+    (folder,) = tmp_path.iterdir()
+    assert config_from_dict(json.loads((folder / "config.json").read_text())).vtlp == (0.9, 1.1)
+    start, tuned = load(run)[0].state_dict(), load(folder)[0].state_dict()
+    # A 1e-9 learning rate for one step: the weights are the other run's (BatchNorm statistics move a little).
+    assert all(torch.allclose(start[k], tuned[k], atol=1e-5) for k in start if "running" not in k and "num_" not in k)
+    wider = [*argv[:-5], "--model-arg", "channels=16"]
+    capsys.readouterr()
+    assert cli.main(wider + ["--init", str(run), "--runs", str(tmp_path / "other")]) == 2
+    assert "fine-tuning needs the same network" in capsys.readouterr().err
+
+
+def test_loso_trains_a_fold_per_speaker_and_sums_them_up(tones, tmp_path, capsys):
+    base = ["train-strings", "--data", str(tones), "--loso", "--only", "01", "--only", "03", "--epochs", "1",
+            *TINY, "--steps", "5"]  # fmt: skip
+    argv = [*base, "--loso-dir", str(tmp_path / "cv")]
+    assert cli.main(argv) == 0
+    cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert list(cv["folds"]) == ["01", "03"] and {"mean", "std", "worst"} <= set(cv["summary"]["digit_error_rate"])
+    for s in ("01", "03"):
+        cfg = config_from_dict(json.loads((tmp_path / "cv" / f"fold-{s}" / "config.json").read_text()))
+        assert cfg.test_speakers == (s,)
+    capsys.readouterr()
+    assert cli.main(argv) == 0  # a finished cv is kept, fold by fold
+    assert capsys.readouterr().out.count("done before") == 2
+    assert cli.main([*argv, "--only", "99"]) == 2
+    tuned = [*base, "--loso-dir", str(tmp_path / "tuned")]  # each fold starts from the same fold's earlier run
+    assert cli.main([*tuned, "--init", str(tmp_path / "cv")]) == 0
+    cfg = config_from_dict(json.loads((tmp_path / "tuned" / "fold-03" / "config.json").read_text()))
+    assert cfg.init == str(tmp_path / "cv" / "fold-03")
+    capsys.readouterr()
+    assert cli.main([*tuned, "--init", str(tmp_path / "cv" / "fold-01")]) == 2  # one run for every fold: refused
+    assert "one run for all folds" in capsys.readouterr().err

@@ -1,15 +1,19 @@
-"""Rebuild the shipped default model: the default network trained on every FSDD speaker plus 600 synthetic voices.
+"""Rebuild the shipped default model: the default network trained on every FSDD speaker plus 600 synthetic voices,
+with a "none" class learnt from non-digits (other-language digit words, synthetic English non-digit words, noise).
 
-    python tools/make_model.py [--data PATH] [--synth DIR|none] [--epochs N] [--out ...default.pt] [--runs DIR]
+    python tools/make_model.py [--data PATH] [--synth DIR|none] [--negatives DIR|none] [--epochs N] [--out ...]
     python tools/make_model.py --onnx-only      # re-export the shipped checkpoint only (no training)
 
 The synthetic voices are made first when --synth is missing (`audiomnist data synth DIR --voices 600 --takes 2
---seed 0`: the same files for the same seed). Trains with `audiomnist train --data FSDD --data SYNTH --data-weight 4
---data-weight 1 --val-frac 0 --test-frac 0 --epochs 8` (every speaker in training), keeps the last epoch's weights
-(the end of the one-cycle schedule; there is no validation set to pick another) without optimizer state, and writes
-them to --out with a metadata file beside it (same name, .json). Accuracy on unseen speakers comes from the same
-recipe under `audiomnist cv ... --fold-folders 1 --folds loso` (experiments/voices/README.md); copy it into
-MODEL_CARD.md. The data is --data, else $FSDD, else ../shared/data/fsdd/recordings beside the repository.
+--seed 0`: the same files for the same seed), and so are the synthetic non-digit words (tools/make_negatives.py: the
+first 500 of those voices say 12 words each of experiments/no-digit/words-train.txt, plus 300 noise clips; voices
+500-599 stay free for held-out checks). Trains with `audiomnist train --data FSDD --data SYNTH --negative BENGALI
+--negative UKRAINIAN --negative NEG --data-weight 4 1 0.25 0.25 1 --augment.vtlp 0.9 1.1 --val-frac 0 --test-frac 0
+--epochs 20` (every speaker in training), keeps the last epoch's weights (the end of the one-cycle schedule; there
+is no validation set to pick another) without optimizer state, and writes them to --out with a metadata file beside
+it (same name, .json), with the recipe's calibration: TEMPERATURE and NONE_THRESHOLD, both measured on the recipe's
+held-out folds (experiments/no-digit/README.md). The data is --data, else $FSDD, else ../shared/data/fsdd/recordings
+beside the repository; the other-language voices are beside it (../bengali, ../ukrainian of the shared data).
 
 The checkpoint is also exported as the whole-pipeline ONNX model beside it (default.onnx + default.onnx.json), which
 `audiomnist predict` uses where torch is not installed; --onnx-only redoes just that from the existing checkpoint.
@@ -22,6 +26,7 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +34,7 @@ from pathlib import Path
 import torch
 
 from audiomnist import __version__, cli
-from audiomnist.checkpoint import load_checkpoint, load_trained, save_checkpoint
+from audiomnist.checkpoint import load_calibrated, load_checkpoint, load_trained, save_checkpoint
 from audiomnist.export import export_onnx, parity, sample_windows
 from audiomnist.models import count_parameters
 from audiomnist.paths import atomic_write_text, data_home, runs_home
@@ -48,19 +53,52 @@ EPOCHS = 8
 # Each FSDD clip is drawn four times as often as a synthetic one: real voices stay close to half of training.
 REAL_WEIGHT = 4
 SYNTH_ARGS = ["--voices", "600", "--takes", "2", "--seed", "0"]
+# With the none class (experiments/no-digit, recipe C): more epochs, VTLP, and the other-language real voices
+# weighted down so that "a real voice" does not come to mean "none".
+NONE_EPOCHS = 20
+OTHER_LANGUAGE_WEIGHT = 0.25
+NONE_ARGS = ["--augment.vtlp", "0.9", "1.1"]
+NEG_ARGS = ["--words", str(REPO / "experiments" / "no-digit" / "words-train.txt"), "--voices", "500", "--first", "0",
+            "--per-voice", "12", "--noise", "300", "--seed", "0", "--prefix", "n-"]  # fmt: skip
+# Calibration of the shipped model, which has no validation speakers of its own: the mean temperature fitted on the
+# validation speakers of the recipe's folds, and the p(none) threshold that kept >= 97 % of every held-out FSDD
+# speaker's digits on those folds (experiments/no-digit/README.md).
+TEMPERATURE = 0.75
+NONE_THRESHOLD = 0.9
 
 
 def default_synth() -> Path:
     return data_home() / "datasets" / "synth-voices-600"
 
 
-def recipe(data: str, synth: str | None, epochs: int | None) -> list[str]:
-    """`audiomnist train` arguments of the recipe: defaults but for the data and epochs, every speaker in training."""
-    epochs = EPOCHS if epochs is None else epochs
-    sources = ["--data", data] + (
-        ["--data", synth, "--data-weight", str(REAL_WEIGHT), "--data-weight", "1"] if synth else []
-    )
-    return ["train", *sources, "--val-frac", "0", "--test-frac", "0", "--seed", "0", "--epochs", str(epochs)]
+def default_negatives() -> Path:
+    return data_home() / "datasets" / "negatives-500"
+
+
+def recipe(data: str, synth: str | None, negatives: list[str], epochs: int | None) -> list[str]:
+    """`audiomnist train` arguments of the recipe: defaults but for the data, weights, VTLP and epochs, every speaker
+    in training. `negatives`: the other-language folders, then the synthetic non-digit words (empty: digits only)."""
+    epochs = (NONE_EPOCHS if negatives else EPOCHS) if epochs is None else epochs
+    sources, weights = ["--data", data], [REAL_WEIGHT]
+    if synth:
+        sources, weights = sources + ["--data", synth], weights + [1]
+    for i, neg in enumerate(negatives):
+        sources += ["--negative", neg]
+        weights.append(1 if i == len(negatives) - 1 else OTHER_LANGUAGE_WEIGHT)
+    if len(weights) > 1:
+        sources += [arg for w in weights for arg in ("--data-weight", f"{w:g}")]
+    extra = NONE_ARGS if negatives else []
+    return ["train", *sources, *extra, "--val-frac", "0", "--test-frac", "0", "--seed", "0", "--epochs", str(epochs)]
+
+
+def other_languages(fsdd: Path) -> list[str]:
+    """The Bengali and Ukrainian digit-word folders of the shared data that holds `fsdd` (its recordings folder)."""
+    shared = fsdd.resolve().parents[1]
+    found = [shared / name for name in ("bengali", "ukrainian")]
+    missing = [str(f) for f in found if not f.is_dir()]
+    if missing:
+        sys.exit(f"error: {', '.join(missing)}: missing (the none class learns from them); or pass --negatives none")
+    return [str(f) for f in found]
 
 
 def portable(path: str) -> str:
@@ -73,15 +111,18 @@ def portable(path: str) -> str:
     return os.path.relpath(path, REPO)
 
 
-def ship(run_dir: Path, out: Path, command: list[str], seconds: float, synth: str | None = None) -> dict:
+def ship(run_dir: Path, out: Path, command: list[str], seconds: float, given: tuple[str, ...] = ()) -> dict:
     """Copy run_dir/last.pt to `out` without optimizer state; write the metadata `out`.json; return it."""
     state = load_checkpoint(run_dir / "last.pt")
     shipped = {k: state[k] for k in SHIPPED_KEYS}
-    # The synthetic folder is recorded by the name it was given (it may be a link), the others by portable().
-    named = {str(Path(synth).resolve()): portable(synth)} if synth else {}
-    data = [named.get(str(Path(d).resolve()), portable(d)) for d in shipped["config"]["data"]]
-    shipped["config"] = {**shipped["config"], "data": data}
+    # Folders made here are recorded by the name they were given (they may be links), the others by portable().
+    named = {str(Path(g).resolve()): portable(g) for g in given}
+    cfg = shipped["config"]
+    shipped["config"] = {**cfg, **{k: [named.get(str(Path(d).resolve()), portable(d)) for d in cfg.get(k, [])]
+                                   for k in ("data", "negatives")}}  # fmt: skip
     shipped["model_state"] = "last"
+    if "none" in shipped["classes"]:
+        shipped.update(temperature=TEMPERATURE, none_threshold=NONE_THRESHOLD)
     save_checkpoint(shipped, out)
     net, cfg, classes = load_trained(out)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -98,11 +139,17 @@ def ship(run_dir: Path, out: Path, command: list[str], seconds: float, synth: st
             "name": "FSDD (free-spoken-digit-dataset)"
             + (" + synthetic voices" if len(shipped["config"]["data"]) > 1 else ""),
             "path": shipped["config"]["data"],
+            "none_class": shipped["config"]["negatives"],
             "clips": split["train_clips"],
             "speakers": len(split["train_speakers"]),
             "held_out": "none: every speaker is in training; see MODEL_CARD.md for leave-one-speaker-out accuracy",
         },
         "recipe": {"command": "audiomnist " + " ".join(command), "epochs": cfg.epochs, "kept": "last epoch"},
+        "calibration": {
+            "temperature": shipped.get("temperature", 1.0),
+            "none_threshold": shipped.get("none_threshold"),
+            "from": "the recipe's held-out folds, experiments/no-digit/README.md",
+        },  # fmt: skip
         "final_epoch": {k: last[k] for k in ("epoch", "train_loss", "train_acc")},
         "train_seconds": round(seconds, 1),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -118,9 +165,27 @@ def ship(run_dir: Path, out: Path, command: list[str], seconds: float, synth: st
 def ship_onnx(checkpoint: Path) -> tuple[Path, float]:
     """Export `checkpoint` as the whole-pipeline ONNX model beside it; return it and its largest probability
     difference from the torch pipeline on the shipped sample (export.parity)."""
-    net, cfg, classes = load_trained(checkpoint)
-    out = export_onnx(net, cfg, classes, checkpoint.with_suffix(".onnx"))
-    return out, parity(net, cfg, out, sample_windows(cfg))
+    net, cfg, classes, calibration = load_calibrated(checkpoint)
+    out = export_onnx(net, cfg, classes, checkpoint.with_suffix(".onnx"), *calibration)
+    return out, parity(net, cfg, out, sample_windows(cfg), calibration.temperature)
+
+
+def train(args: argparse.Namespace, data: str, synth: str | None, negatives: list[str]) -> tuple[Path | None, float]:
+    """Make the synthetic folders where missing, run the recipe; (its run folder or None on failure, seconds)."""
+    if synth and not Path(synth).is_dir() and cli.main(["data", "synth", synth, *SYNTH_ARGS]) != 0:
+        return None, 0.0
+    if negatives and not Path(negatives[-1]).is_dir():
+        make = [sys.executable, str(REPO / "tools" / "make_negatives.py"), negatives[-1], *NEG_ARGS]
+        if subprocess.run(make).returncode != 0:
+            return None, 0.0
+    runs = args.runs or runs_home()
+    before = set(runs.glob("*-default"))
+    extra = ["--name", "default", "--runs", str(runs)] + ([] if sys.stderr.isatty() else ["--no-progress"])
+    t0 = time.time()
+    if cli.main(recipe(data, synth, negatives, args.epochs) + extra) != 0:
+        return None, 0.0
+    (run_dir,) = set(runs.glob("*-default")) - before
+    return run_dir, time.time() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         help="synthetic voices folder, made first when missing; 'none' trains on --data alone "
         "(default: $AUDIOMNIST_HOME/datasets/synth-voices-600)",
     )
-    p.add_argument("--epochs", type=int, help=f"override the recipe's {EPOCHS} epochs (for a quick check only)")
+    p.add_argument(
+        "--negatives",
+        default=str(default_negatives()),
+        help="synthetic non-digit words, made first when missing; 'none' trains digits only, with no none class "
+        "(default: $AUDIOMNIST_HOME/datasets/negatives-500)",
+    )
+    p.add_argument("--epochs", type=int, help=f"override the recipe's {NONE_EPOCHS} epochs (quick checks only)")
     p.add_argument(
         "--out",
         type=Path,
@@ -148,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--onnx-only", action="store_true", help="only export the existing --out checkpoint to ONNX beside it"
     )
+    p.add_argument("--run", type=Path, help="package this finished run of the recipe (its last.pt) instead of training")
     args = p.parse_args(argv)
     if args.onnx_only:
         out, diff = ship_onnx(args.out)
@@ -156,18 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         sys.exit(f"error: {args.data}: no FSDD recordings there; pass --data PATH or set FSDD")
     synth = None if args.synth == "none" else str(Path(args.synth).absolute())
-    if synth and not Path(synth).is_dir() and cli.main(["data", "synth", synth, *SYNTH_ARGS]) != 0:
-        return 1
-    runs = args.runs or runs_home()
-    before = set(runs.glob("*-default"))
+    negatives = [] if args.negatives == "none" else other_languages(args.data) + [str(Path(args.negatives).absolute())]
     data = args.data.resolve()
-    extra = ["--name", "default", "--runs", str(runs)] + ([] if sys.stderr.isatty() else ["--no-progress"])
-    t0 = time.time()
-    if cli.main(recipe(str(data), synth, args.epochs) + extra) != 0:
-        return 1
-    (run_dir,) = set(runs.glob("*-default")) - before
-    command = recipe(portable(str(data)), synth and portable(synth), args.epochs)
-    meta = ship(run_dir, args.out, command, time.time() - t0, synth)
+    if args.run:
+        run_dir, seconds = (
+            args.run,
+            sum(h.get("seconds", 0) for h in json.loads((args.run / "metrics.json").read_text())["history"]),
+        )
+    else:
+        run_dir, seconds = train(args, str(data), synth, negatives)
+        if run_dir is None:
+            return 1
+    command = recipe(portable(str(data)), synth and portable(synth), [portable(n) for n in negatives], args.epochs)
+    meta = ship(run_dir, args.out, command, seconds, tuple(g for g in (synth, *negatives) if g))
     print(
         f"wrote {args.out} ({meta['bytes'] / 1e3:.0f} kB, sha256 {meta['sha256'][:12]}...) and "
         f"{args.out.with_suffix('.json')}"
@@ -176,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {onnx} ({onnx.stat().st_size / 1e3:.0f} kB); max probability diff from torch {diff:.1e}")
     print(f"final epoch: train accuracy {meta['final_epoch']['train_acc']:.4f}; run folder {run_dir}")
     print(
-        "accuracy on unseen speakers: the same recipe under `audiomnist cv ... --fold-folders 1 --folds loso` "
-        "(experiments/voices/README.md; then update MODEL_CARD.md)"
+        "accuracy on unseen speakers: the recipe's held-out folds, experiments/no-digit/README.md (with the none "
+        "class) or `audiomnist cv ... --fold-folders 1 --folds loso` (experiments/voices); then update MODEL_CARD.md"
     )
     return 0
 

@@ -4,8 +4,10 @@
     python tools/make_strings_model.py --run RUN_DIR     # package a finished `train-strings` run, no training
 
 Trains `audiomnist train-strings --data FSDD --data SYNTH --data SYNTH_STRINGS --data-weight 2 1 1` (strings
-assembled from isolated clips of the real and synthetic voices, plus strings the synthesisers said whole), keeps
-best.pt (chosen on held-out synthetic voices), writes src/audiomnist/pretrained/strings.pt without optimizer state,
+assembled from isolated clips of the real and synthetic voices, plus strings the synthesisers said whole) in two
+stages: 10 epochs, then 10 more from those weights with a new, lower schedule (`--init RUN --lr 1e-3` plus
+TUNE_ARGS), keeps the second run's best.pt (chosen on held-out synthetic voices), writes
+src/audiomnist/pretrained/strings.pt without optimizer state,
 strings.json (metadata) and strings.onnx (+ sidecar, checked against torch). The synthetic folders are made first
 when missing (`audiomnist data synth DIR --voices 600 --takes 2 --seed 0` and `... --takes 0 --strings 6 --sample-rate
 8000`). Accuracy on unseen speakers: the same command with `--test-speaker NAME` (experiments/strings/README.md).
@@ -34,15 +36,31 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src" / "audiomnist" / "pretrained" / "strings.pt"
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
 EPOCHS, STEPS = 10, 250
+# The second stage: the same data and length from the first stage's weights (experiments/strings/README.md).
+TUNE_ARGS = ["--lr", "1e-3", "--vtlp", "0.9", "1.1"]
 WEIGHTS = ("2", "1", "1")  # FSDD's real voices drawn as often as the two synthetic folders together
 SYNTH_DIGITS = ["--voices", "600", "--takes", "2", "--seed", "0"]
 SYNTH_STRINGS = ["--voices", "600", "--takes", "0", "--strings", "6", "--seed", "0", "--sample-rate", "8000"]
 
 
-def recipe(data: str, synth: str, strings: str, epochs: int) -> list[str]:
+def recipe(data: str, synth: str, strings: str, epochs: int, init: str | None = None) -> list[str]:
+    """train-strings arguments of the first stage, or with `init` (the first stage's run) of the second."""
     sources = ["--data", data, "--data", synth, "--data", strings]
     weights = [a for w in WEIGHTS for a in ("--data-weight", w)]
-    return ["train-strings", *sources, *weights, "--epochs", str(epochs), "--steps", str(STEPS), "--seed", "0"]
+    tune = ["--init", init, *TUNE_ARGS] if init else []
+    return ["train-strings", *sources, *weights, "--epochs", str(epochs), "--steps", str(STEPS), "--seed", "0", *tune]
+
+
+def train(args: argparse.Namespace) -> Path | None:
+    """Both stages in runs_home(); the second stage's run folder (None if one failed)."""
+    runs, run_dir = runs_home(), None
+    for name in ("strings", "strings-tuned"):
+        before = set(runs.glob(f"*-{name}"))
+        argv = recipe(str(args.data), str(args.synth), str(args.synth_strings), args.epochs, run_dir and str(run_dir))
+        if cli.main(argv + ["--runs", str(runs), "--name", name, "--no-progress"]) != 0:
+            return None
+        (run_dir,) = set(runs.glob(f"*-{name}")) - before
+    return run_dir
 
 
 def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
@@ -53,6 +71,8 @@ def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
     named = ["../shared/data/fsdd/recordings", "$AUDIOMNIST_HOME/datasets/synth-voices-600",
              "$AUDIOMNIST_HOME/datasets/synth-strings-600"]  # fmt: skip
     config = {**state["config"], "data": named[: len(state["config"]["data"])]}
+    if config.get("init"):
+        config["init"] = "FIRST_RUN (the recipe's first stage)"
     save_checkpoint({**{k: state[k] for k in ("task", "model", "classes", "epoch")}, "config": config}, out)
     net, cfg = load(out)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -83,21 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synth", type=Path, default=home / "synth-voices-600", help="synthetic isolated digits")
     p.add_argument("--synth-strings", type=Path, default=home / "synth-strings-600", help="synthetic whole strings")
     p.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of {STEPS} batches (default {EPOCHS})")
-    p.add_argument("--run", type=Path, help="package this finished train-strings run instead of training")
+    p.add_argument("--run", type=Path, help="package this finished (second-stage) run instead of training")
     p.add_argument("--out", type=Path, default=OUT, help="shipped checkpoint (default: the package's strings.pt)")
     args = p.parse_args(argv)
-    command = recipe("FSDD", "SYNTH", "SYNTH_STRINGS", args.epochs)
+    stages = [recipe("FSDD", "SYNTH", "SYNTH_STRINGS", args.epochs, init) for init in (None, "FIRST_RUN")]
+    command = [*stages[0], ";", "audiomnist", *stages[1]]
     run_dir = args.run
     if run_dir is None:
         for folder, flags in ((args.synth, SYNTH_DIGITS), (args.synth_strings, SYNTH_STRINGS)):
             if not folder.is_dir() and cli.main(["data", "synth", str(folder), *flags]) != 0:
                 return 1
-        runs = runs_home()
-        before = set(runs.glob("*-strings"))
-        if cli.main(recipe(str(args.data), str(args.synth), str(args.synth_strings), args.epochs) + [
-                "--runs", str(runs), "--name", "strings", "--no-progress"]) != 0:  # fmt: skip
+        run_dir = train(args)
+        if run_dir is None:
             return 1
-        (run_dir,) = set(runs.glob("*-strings")) - before
     meta = ship(run_dir, args.out, command)
     diff = meta["onnx"]["max_probability_diff_from_torch"]
     print(f"wrote {args.out} ({meta['bytes'] / 1e3:.0f} kB), {args.out.with_suffix('.json').name} and "

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .errors import AudiomnistError
-from .onnx_model import PRETRAINED, check_temperature, resolve_model  # noqa: F401  (PRETRAINED: where checkpoints are found)
+from .onnx_model import PRETRAINED, Calibration, check_none_threshold, check_temperature, resolve_model  # noqa: F401  (PRETRAINED: where checkpoints are found)
 from .paths import atomic_write
 from .runconfig import TrainConfig, build_model, config_from_dict
 
@@ -88,10 +88,15 @@ def temperature_of(state: dict[str, Any], where: str | os.PathLike) -> float:
     return check_temperature(t.item() if isinstance(t, torch.Tensor) and t.numel() == 1 else t, where)
 
 
+def calibration_of(state: dict[str, Any], where: str | os.PathLike) -> Calibration:
+    """The checkpoint's temperature and stored p(none) threshold (a model built by tools/make_model.py has one)."""
+    return Calibration(temperature_of(state, where), check_none_threshold(state.get("none_threshold"), where))
+
+
 def load_calibrated(
     path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, TrainConfig, list[str], float]:
-    """load_trained and the temperature to divide the logits by (1.0 when the checkpoint has none)."""
+) -> tuple[torch.nn.Module, TrainConfig, list[str], Calibration]:
+    """load_trained and its Calibration (temperature 1.0 and no threshold when the checkpoint has none)."""
     path = Path(path)
     if path.is_dir():
         path = path / "best.pt"
@@ -105,7 +110,7 @@ def load_calibrated(
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         reason = f"missing entry {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
         raise AudiomnistError(f"{path}: checkpoint does not match this version of audiomnist ({reason})") from None
-    return net.to(device).eval(), cfg, list(state["classes"]), temperature_of(state, path)
+    return net.to(device).eval(), cfg, list(state["classes"]), calibration_of(state, path)
 
 
 def init_from(model: torch.nn.Module, spec: str | os.PathLike) -> list[str]:

@@ -212,7 +212,7 @@ def evaluate_run(
     """Re-evaluate a run: on its own test speakers, or on every usable clip of other data (`data_paths`, and
     `negatives`: folders of non-digits, class "none", for a run trained with --negative)."""
     device = pick_device("auto")
-    net, cfg, classes, temperature = load_calibrated(Path(run_dir) / checkpoint, device)
+    net, cfg, classes, (temperature, _) = load_calibrated(Path(run_dir) / checkpoint, device)
     external = list(data_paths or []) + list(negatives or [])
     if negatives and NONE not in classes:
         raise AudiomnistError(f"{run_dir}: --negative needs a run trained with --negative (its classes have no 'none')")

@@ -38,7 +38,7 @@ from .config import save_json, to_dict
 from .ctc import STRING_CLASSES
 from .errors import AudiomnistError
 from .features import build_frontend
-from .onnx_model import FORMAT, INPUT, OUTPUT, OnnxPipeline, onnx_session, resolve_model, sidecar_path
+from .onnx_model import FORMAT, INPUT, OUTPUT, Calibration, OnnxPipeline, onnx_session, resolve_model, sidecar_path
 from .paths import atomic_write, data_home, short_hash
 from .runconfig import TrainConfig
 from .string_model import TASK, StringNet, StringTrainConfig, is_string_checkpoint
@@ -135,10 +135,15 @@ def _onnx_bytes(net: torch.nn.Module, example: torch.Tensor, axes: tuple[dict, d
 
 
 def export_onnx(
-    net: nn.Module, cfg: TrainConfig, classes: list[str], out_path: str | os.PathLike, temperature: float = 1.0
+    net: nn.Module,
+    cfg: TrainConfig,
+    classes: list[str],
+    out_path: str | os.PathLike,
+    temperature: float = 1.0,
+    none_threshold: float | None = None,
 ) -> Path:
     """Write the whole pipeline around `net` (CPU, dynamic batch; logits divided by `temperature` in the graph) to
-    out_path and its sidecar to out_path + ".json", both atomically."""
+    out_path and its sidecar to out_path + ".json", both atomically; the sidecar keeps the model's none_threshold."""
     out = Path(out_path)
     if out.suffix != ".onnx":
         raise AudiomnistError(f"{out}: an ONNX export's file name must end in .onnx")
@@ -154,6 +159,7 @@ def export_onnx(
             "model": cfg.model,
             "classes": list(classes),
             "temperature": float(temperature),  # applied in the graph: its probabilities are already calibrated
+            "none_threshold": none_threshold,  # applied by whoever reads the probabilities (infer, the web page)
             "input": {
                 "name": INPUT,
                 "shape": ["batch", n],
@@ -235,7 +241,11 @@ def sample_windows_flat(sample_rate: int, n: int) -> list[np.ndarray]:
 
 
 def cached_export(
-    checkpoint: str | os.PathLike, net: nn.Module, cfg: TrainConfig, classes: list[str], temperature: float = 1.0
+    checkpoint: str | os.PathLike,
+    net: nn.Module,
+    cfg: TrainConfig,
+    classes: list[str],
+    calibration: Calibration = Calibration(),
 ) -> Path:
     """The ONNX export of `checkpoint` under data_home()/onnx, keyed by its content: made once, then reused.
 
@@ -246,7 +256,7 @@ def cached_export(
     if out.is_file() and sidecar_path(out).is_file():
         return out
     try:
-        return export_onnx(net, cfg, classes, out, temperature)
+        return export_onnx(net, cfg, classes, out, *calibration)
     except OSError as e:
         raise AudiomnistError(
             f"{out.parent}: cannot write the ONNX export ({e}); set AUDIOMNIST_HOME to a writable folder"
@@ -278,10 +288,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise AudiomnistError(f"{path}: already an ONNX model")
     if is_string_checkpoint(load_checkpoint(path)):
         return _export_strings(path, args)
-    net, cfg, classes, temperature = load_calibrated(path, "cpu")
-    out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx", temperature)
+    net, cfg, classes, calibration = load_calibrated(path, "cpu")
+    out = export_onnx(net, cfg, classes, args.onnx or args.web / "model.onnx", *calibration)
     windows = sample_windows(cfg)
-    diff = parity(net, cfg, out, windows, temperature)
+    diff = parity(net, cfg, out, windows, calibration.temperature)
     shapes = f"input {INPUT!r} [batch, {cfg.audio.num_samples}] at {cfg.audio.sample_rate} Hz, output {OUTPUT!r}"
     return _report(out, f"{len(classes)} classes", shapes, f"{len(windows)} sample clips", diff, args)
 

@@ -61,8 +61,9 @@ NOT_A_DIGIT, LOW_CONFIDENCE = "not a digit", "low confidence"
 # Off by default: measured on held-out speakers, every threshold that rejects more non-digits loses more real digits
 # (experiments/no-digit/README.md); raise it where a wrong digit costs more than a missed one.
 DEFAULT_MIN_PROB = 0.0
-# None: "not a digit" when the none class is the most likely one. A threshold P answers it only when p(none) >= P
-# (P above 0.5 keeps more real digits and lets more non-digits through; the curve is in experiments/no-digit).
+# None: the model's own threshold (stored with it; the shipped model has one), else "not a digit" when the none
+# class is the most likely one. A threshold P answers it only when p(none) >= P (P above 0.5 keeps more real digits
+# and lets more non-digits through; the curve is in experiments/no-digit).
 DEFAULT_NONE_THRESHOLD = None
 
 
@@ -119,6 +120,8 @@ class Classifier:
             raise AudiomnistError(f"min_prob must be between 0 and 1, got {min_prob}")
         if none_threshold is not None and not 0.0 < none_threshold <= 1.0:
             raise AudiomnistError(f"none_threshold must be above 0 and at most 1, got {none_threshold}")
+        if none_threshold is None:
+            none_threshold = getattr(pipeline, "none_threshold", None)
         self.none_threshold = none_threshold  # None: the none class answers when it is the most likely
         self.pipeline = pipeline
         self.cfg = cfg
@@ -473,7 +476,8 @@ def add_no_digit_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_NONE_THRESHOLD,
         metavar="P",
         help="for a model with the 'none' class: answer 'not a digit' only when p(none) >= P, else the best digit "
-        "(default: when none is the most likely class)",
+        "(default: the model's own threshold where it stores one, as the shipped model does; else when none is "
+        "the most likely class)",
     )
 
 

@@ -17,6 +17,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,6 +38,23 @@ def check_temperature(value, where: str | os.PathLike) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) < float("inf"):
         raise AudiomnistError(f"{where}: temperature must be a positive number, got {value!r}")
     return float(value)
+
+
+def check_none_threshold(value, where: str | os.PathLike) -> float | None:
+    """A stored p(none) threshold (see infer.Classifier): None, or a number above 0 and at most 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) <= 1:
+        raise AudiomnistError(f"{where}: none_threshold must be above 0 and at most 1, got {value!r}")
+    return float(value)
+
+
+class Calibration(NamedTuple):
+    """How a model's logits become answers: divided by `temperature` (fitted on validation speakers) before the
+    softmax, and "not a digit" once p(none) reaches `none_threshold` (None: when none is the most likely class)."""
+
+    temperature: float = 1.0
+    none_threshold: float | None = None
 
 
 def torch_available() -> bool:
@@ -118,6 +136,7 @@ def read_sidecar(onnx_path: str | os.PathLike) -> dict:
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise AudiomnistError(f"{side}: 'classes' must be a non-empty list of names")
     data["temperature"] = check_temperature(data.get("temperature", 1.0), side)  # older sidecars: 1.0
+    data["none_threshold"] = check_none_threshold(data.get("none_threshold"), side)
     try:
         ModelInfo.from_config(data["config"])
     except (ConfigError, TypeError, ValueError) as e:
@@ -150,7 +169,8 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
 class OnnxPipeline:
     """An exported pipeline on ONNX Runtime: (B, num_samples) float32 windows -> (B, classes) probabilities.
 
-    `temperature` is the calibration the graph applies to its logits (from the sidecar), for the record."""
+    `temperature` is the calibration the graph applies to its logits (from the sidecar), for the record;
+    `none_threshold` the model's own p(none) threshold (infer.Classifier applies it)."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         self.path = Path(path)
@@ -158,6 +178,7 @@ class OnnxPipeline:
         self.info = ModelInfo.from_config(side["config"])
         self.classes = list(side["classes"])
         self.temperature = side["temperature"]
+        self.none_threshold = side["none_threshold"]
         self.session = onnx_session(path, threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if [i.name for i in inputs] != [INPUT] or OUTPUT not in [o.name for o in outputs]:

@@ -47,6 +47,8 @@ class StringTrainConfig:
     features: FeatureConfig = option(FeatureConfig(), "the network's input")
     # Time masks would delete whole digits of a string; only frequency masks are safe for CTC labels.
     specaug: SpecAugmentConfig = option(SpecAugmentConfig(time_masks=0), "SpecAugment masks, training only")
+    # A per-string warp of the mel axis: one speaker's vocal tract made a little longer or shorter (1 1: off).
+    vtlp: tuple[float, float] = option((1.0, 1.0), "vocal-tract-length warp LOW HIGH of the mel axis, per string")
     assembly: AssemblyConfig = option(AssemblyConfig(), "how strings are assembled from isolated clips")
     epochs: int = option(20, "training epochs")
     steps: int = option(300, "batches per epoch (strings are made afresh for every batch)")
@@ -58,8 +60,12 @@ class StringTrainConfig:
     seed: int = option(0, "seed of the split, initialisation and the strings")
     threads: int = option(0, "CPU threads for torch (0: torch's default)")
     name: str = option("", "suffix of the run folder name")
+    # Fine-tuning: the weights of an earlier string run of the same network, then this run's own schedule.
+    init: str = option("", "start from this string run's (or checkpoint's) weights", metavar="RUN_DIR")
 
     def __post_init__(self) -> None:
+        if not 0 < self.vtlp[0] <= self.vtlp[1]:
+            raise ConfigError(f"vtlp must be a range 0 < low <= high, got {self.vtlp}")
         if self.data_weights and (len(self.data_weights) != len(self.data) or min(self.data_weights) <= 0):
             raise ConfigError(f"give one positive --data-weight per --data folder ({len(self.data)})")
         if self.features.kind != "logmel":
@@ -70,6 +76,8 @@ def config_from_dict(d: dict) -> StringTrainConfig:
     d = dict(d)
     for key in ("data", "test_speakers", "data_weights"):
         d[key] = tuple(d.get(key, ()))
+    if "vtlp" in d:  # runs from before VTLP have none
+        d["vtlp"] = tuple(d["vtlp"])
     return from_dict(StringTrainConfig, d)
 
 

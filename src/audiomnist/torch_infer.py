@@ -23,10 +23,16 @@ class TorchPipeline:
     the logits divided by the temperature fitted at training (as the ONNX export's graph does)."""
 
     def __init__(
-        self, net: torch.nn.Module, cfg: TrainConfig, device: str | torch.device = "cpu", temperature: float = 1.0
+        self,
+        net: torch.nn.Module,
+        cfg: TrainConfig,
+        device: str | torch.device = "cpu",
+        temperature: float = 1.0,
+        none_threshold: float | None = None,
     ):
         self.device = torch.device(device)
         self.temperature = float(temperature)
+        self.none_threshold = none_threshold  # the model's own; infer.Classifier applies it
         self.net = net.to(self.device).eval()
         self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate).to(self.device).eval()
 
@@ -44,7 +50,7 @@ def load_checkpoint_model(
     if threads:
         torch.set_num_threads(threads)
     if backend == "onnx":
-        net, cfg, classes, t = load_calibrated(path, "cpu")
-        return OnnxPipeline(cached_export(path, net, cfg, classes, t), threads), cfg, classes
-    net, cfg, classes, t = load_calibrated(path, device)
-    return TorchPipeline(net, cfg, device, t), cfg, classes
+        net, cfg, classes, cal = load_calibrated(path, "cpu")
+        return OnnxPipeline(cached_export(path, net, cfg, classes, cal), threads), cfg, classes
+    net, cfg, classes, cal = load_calibrated(path, device)
+    return TorchPipeline(net, cfg, device, *cal), cfg, classes

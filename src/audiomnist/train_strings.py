@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from .augment import warp_frequency
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import add_arguments, load_json, merged, overrides_from_args, save_json, to_dict
 from .ctc import STRING_CLASSES
@@ -40,7 +41,7 @@ from .string_model import (
     score,
     summary_line,
 )
-from .strings import TEST_ASSEMBLY, Clips, StringMaker, load_clips
+from .strings import TEST_ASSEMBLY, Clips, StringMaker, list_clips, load_clips
 
 
 @dataclass
@@ -108,7 +109,7 @@ def features(frontend: LogMel, waves: list[np.ndarray]) -> tuple[torch.Tensor, t
 def train_step(net, frontend, opt, sched, batch, cfg: StringTrainConfig, gen: torch.Generator) -> float:
     waves, texts = zip(*batch)
     x, frames = features(frontend, list(waves))
-    x = spec_augment(x, cfg.specaug, gen)
+    x = spec_augment(warp_frequency(x, frontend.centers_hz, *cfg.vtlp, gen), cfg.specaug, gen)
     logp = F.log_softmax(net(x), dim=-1).transpose(0, 1)  # (T, B, C)
     out_len = net.output_frames(frames)
     targets = torch.tensor([int(c) + 1 for t in texts for c in t])
@@ -160,6 +161,8 @@ def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> 
         sched.load_state_dict(last["scheduler"])
         state = {"history": last["history"], "best": last["best_val"], "epoch": last["epoch"]}
         print(f"resuming {run_dir} after epoch {state['epoch']}")
+    elif cfg.init:
+        start_from(net, cfg)
     writer = SummaryWriter(str(run_dir / "tb"))
     for epoch in range(state["epoch"], cfg.epochs):
         record = run_epoch(net, frontend, opt, sched, clips, src, cfg, epoch, writer, progress)
@@ -175,6 +178,18 @@ def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> 
         print(_epoch_line(cfg, record), flush=True)
     writer.close()
     return finish(cfg, run_dir, clips, state["history"], train_spk, val_spk)
+
+
+def start_from(net: torch.nn.Module, cfg: StringTrainConfig) -> None:
+    """Load --init's weights into net: an earlier string run of the same network and size."""
+    other, other_cfg = load(cfg.init)
+    if (other_cfg.model, other_cfg.model_args) != (cfg.model, cfg.model_args):
+        raise AudiomnistError(
+            f"--init {cfg.init}: a {other_cfg.model} {other_cfg.model_args or ''} run, this run builds "
+            f"{cfg.model} {cfg.model_args or ''}; fine-tuning needs the same network"
+        )
+    net.load_state_dict(other.state_dict())
+    print(f"starting from the weights of {cfg.init}")
 
 
 def run_epoch(net, frontend, opt, sched, clips, src, cfg, epoch: int, writer, progress: bool) -> dict:
@@ -236,7 +251,79 @@ def config_from_args(args: argparse.Namespace) -> StringTrainConfig:
     return config_from_dict(merged(base, given, ("model_args",)))
 
 
+def cross_validate(cfg: StringTrainConfig, out_dir: Path, speakers: list[str], progress: bool) -> dict:
+    """Leave one speaker out: a fold per speaker (its own run folder, fold-SPEAKER), every other clip of every folder
+    in training. A fold with a metrics.json is kept and one with only last.pt resumed, so a stopped cv goes on.
+    cfg.init names an earlier cv folder: each fold starts from that cv's run of the same fold."""
+    if cfg.init and not all((Path(cfg.init) / f"fold-{s}").is_dir() for s in speakers):
+        raise AudiomnistError(
+            f"--init {cfg.init}: with --loso, name an earlier --loso folder holding fold-SPEAKER for every fold "
+            "(one run for all folds would have heard each fold's test speaker)"
+        )
+    folds = {}
+    for k, s in enumerate(speakers):
+        fold_dir = out_dir / f"fold-{s}"
+        print(f"fold {k + 1}/{len(speakers)}: test speaker {s}", flush=True)
+        if (fold_dir / "metrics.json").is_file():
+            folds[s] = load_json(fold_dir / "metrics.json")["test"]
+            print(f"  done before: {summary_line(folds[s])}")
+        else:
+            init = str(Path(cfg.init) / f"fold-{s}") if cfg.init else ""
+            fold_cfg = replace(cfg, test_speakers=(s,), name=f"{cfg.name}-{s}".strip("-"), init=init)
+            folds[s] = fit(fold_cfg, fold_dir, (fold_dir / "last.pt").is_file(), progress)["test"]
+    result = cv_summary(folds)
+    atomic_write_text(out_dir / "cv.json", json.dumps(result, indent=2) + "\n")
+    for spk, row in result["folds"].items():
+        print(f"{spk:>12}  " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if v is not None))
+    line = "  ".join(f"{k} {v['mean']:.4f} +- {v['std']:.4f}" for k, v in result["summary"].items())
+    print(f"mean over {len(folds)} folds: {line}; summary: {out_dir / 'cv.json'}")
+    return result
+
+
+CV_METRICS = {
+    "digit_error_rate": ("ten_digits", "digit_error_rate"),
+    "exact_match": ("ten_digits", "exact_match"),
+    "isolated_accuracy": ("isolated_clips", "accuracy"),
+}
+
+
+def cv_summary(folds: dict[str, dict]) -> dict:
+    """Each fold's 10-digit DER, exact match and isolated-clip accuracy; their mean, std and worst fold."""
+    table = {s: {k: r.get(a, {}).get(b) for k, (a, b) in CV_METRICS.items()} for s, r in folds.items()}
+    summary = {}
+    for k in CV_METRICS:
+        v = [row[k] for row in table.values() if row[k] is not None]
+        if v:
+            worst = max(v) if k == "digit_error_rate" else min(v)
+            summary[k] = {"mean": float(np.mean(v)), "std": float(np.std(v)), "worst": float(worst)}
+    return {"folds": table, "summary": summary}
+
+
+def loso_speakers(cfg: StringTrainConfig, only: list[str] | None) -> list[str]:
+    """The speakers of the first --data folder (the real voices; later folders stay in every fold's training)."""
+    speakers = sorted({spk for _, _, spk in list_clips(cfg.data[0])})
+    missing = sorted(set(only or []) - set(speakers))
+    if missing:
+        raise AudiomnistError(f"--only: not a speaker of {cfg.data[0]}: {', '.join(missing)}")
+    return [s for s in speakers if not only or s in only]
+
+
 def cmd_train_strings(args: argparse.Namespace) -> int:
+    if args.loso:
+        if args.resume:
+            raise AudiomnistError("--loso resumes by itself: give the same --runs/--name again, or --loso-dir")
+        cfg = config_from_args(args)
+        if not cfg.data:
+            raise AudiomnistError(
+                "name the clips to learn from with --data (the first folder's speakers are the folds)"
+            )
+        if cfg.test_speakers:
+            raise AudiomnistError("--loso makes its own test speakers: drop --test-speaker")
+        out = Path(args.loso_dir) if args.loso_dir else new_run_dir(f"cv-{cfg.name or 'strings'}", args.runs)
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"cv folder: {out}")
+        cross_validate(cfg, out, loso_speakers(cfg, args.only), not args.no_progress)
+        return 0
     if args.resume:
         run_dir = Path(args.resume)
         if not (run_dir / "config.json").is_file():
@@ -260,4 +347,13 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=Path, help="parent folder of run folders (default ./runs or $AUDIOMNIST_RUNS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last.pt")
+    p.add_argument(
+        "--loso",
+        action="store_true",
+        help="cross-validate: one run per speaker of the first --data folder, tested on that speaker; cv.json sums up",
+    )
+    p.add_argument("--only", action="append", metavar="SPEAKER", help="with --loso: only these speakers' folds")
+    p.add_argument(
+        "--loso-dir", metavar="DIR", help="with --loso: the cv folder (an existing one goes on where it was)"
+    )
     p.set_defaults(func=cmd_train_strings)

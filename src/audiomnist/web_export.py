@@ -118,6 +118,7 @@ def page(onnx_path: Path) -> str:
         "output": OUTPUT,
         "model": info.model,
         "none_class": NONE_CLASS,  # a model trained with --negative: its "none" class wins -> no digit heard
+        "none_threshold": side.get("none_threshold"),  # the model's own: none only once p(none) reaches it
         "gate": {
             "frame_s": FRAME_S,
             "min_signal_s": MIN_SIGNAL_S,

@@ -48,6 +48,26 @@ class Block(nn.Module):
         return F.relu(self.conv2(F.relu(self.conv1(x))) + self.short(x))
 
 
+class Front2d(nn.Module):
+    """Two 3x3 2-D convolutions that halve the mel axis each (time untouched, padded on the past side only), so
+    a formant pattern is matched wherever a speaker's vocal tract puts it; (B, 1, mels, T) -> (B, ch x mels/4, T)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, channels, 3, stride=(2, 1), bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=(2, 1), bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    @staticmethod
+    def bands(n_mels: int) -> int:
+        return (n_mels + 3) // 4  # two halvings, each ceil
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(F.pad(x, (2, 0, 1, 1)))))  # (past frames, future frames, low, high bands)
+        return F.relu(self.bn2(self.conv2(F.pad(x, (2, 0, 1, 1))))).flatten(1, 2)
+
+
 def _spread(total: int, slots: int) -> list[int]:
     """`total` frames of lookahead over `slots` convolutions, the earliest first, at most 1 each... then more."""
     out = [0] * slots
@@ -73,13 +93,17 @@ class CtcTcn(nn.Module):
         kernel: int = 5,
         lookahead: int = 4,
         dropout: float = 0.1,
+        front: int = 0,
     ):
         super().__init__()
         self.n_mels = n_mels
+        # front > 0: a causal 2-D front-end of that many channels before the 1-D stack (0: mel bands are channels).
+        self.front = Front2d(front) if front else None
+        cin = front * Front2d.bands(n_mels) if front else n_mels
         # Output frames of lookahead, counted at the output rate; the stem's two 2x steps see 1 input frame ahead each.
         convs = 2 * blocks
         ahead = _spread(lookahead, convs)
-        self.stem = Conv(n_mels, channels, 5, stride=2, ahead=1)
+        self.stem = Conv(cin, channels, 5, stride=2, ahead=1)
         layers = [Block(channels, channels, kernel, 2, 1, (1 + ahead[0], ahead[1]))]
         for b in range(1, blocks):
             layers.append(Block(channels, channels, kernel, 1, 2 ** (b % 3), (ahead[2 * b], ahead[2 * b + 1])))
@@ -90,7 +114,8 @@ class CtcTcn(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_tracing() and x.shape[-2] != self.n_mels:  # an export traces one fixed size
             raise AudiomnistError(f"ctc-tcn was built for {self.n_mels} mel bands, got {x.shape[-2]}")
-        x = F.relu(self.stem(x.flatten(1, 2)))
+        x = self.front(x) if self.front is not None else x.flatten(1, 2)
+        x = F.relu(self.stem(x))
         return self.head(self.dropout(self.blocks(x))).transpose(1, 2)
 
     @staticmethod

@@ -173,10 +173,14 @@ async function classify(x, filename) {
   const window = fitWindow(cropOnEnergy(clip, CFG.num_samples));
   const feeds = { [CFG.input]: new ort.Tensor("float32", window, [1, CFG.num_samples]) };
   const p = (await session.run(feeds))[CFG.output].data;
-  let best = 0;
-  p.forEach((v, i) => { if (v > p[best]) best = i; });
+  // infer.Classifier: the model's "none" class (trained on non-digits) is an answer of no digit, with its reason;
+  // with the model's none_threshold, only once p(none) reaches it (else the best digit).
+  const noneAt = classes.indexOf(CFG.none_class);
+  const thr = noneAt >= 0 && CFG.none_threshold != null ? CFG.none_threshold : null;
+  let best = -1;
+  p.forEach((v, i) => { if ((thr === null || i !== noneAt) && (best < 0 || v > p[best])) best = i; });
+  if (thr !== null && p[noneAt] >= thr) best = noneAt;
   const probabilities = Object.fromEntries(classes.map((c, i) => [c, p[i]]));
-  // infer.Classifier: the model's "none" class (trained on non-digits) is an answer of no digit, with its reason.
   const none = classes[best] === CFG.none_class;
   return {
     ...base, label: none ? null : classes[best], reason: none ? "not a digit" : null, probability: p[best],
