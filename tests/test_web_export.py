@@ -262,6 +262,8 @@ def test_page_of_a_none_class_model_says_no_digit_heard(chromium, ort_web, tmp_p
         assert (got["label"], got["reason"]) == (want.label, want.reason)
         if stored.get("none_threshold") == 1.0:  # p(none) never reaches 1: the best digit
             assert want.label is not None and pg.text_content("#digit") == want.label
+            assert max(want.probabilities, key=want.probabilities.get) == "none"  # the likelier class, not the answer
+            assert pg.text_content("#bars .top span") == want.label  # the answer is what the bars highlight
         else:
             assert want.reason == "not a digit" and pg.text_content("#digit") == "no digit heard"
     finally:

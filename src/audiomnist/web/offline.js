@@ -20,8 +20,9 @@ function setState(state, error = "") {
   $("record").disabled = state === "recording" || state === "working" || state === "loading";
 }
 
-function drawBars(probabilities = {}) {
-  const top = Object.keys(probabilities).reduce((a, b) => (probabilities[a] >= probabilities[b] ? a : b), null);
+function drawBars(probabilities = {}, label = null) {
+  // The answer is highlighted: a digit can win with "none" the likelier class, under the model's none_threshold.
+  const top = label ?? Object.keys(probabilities).reduce((a, b) => (probabilities[a] >= probabilities[b] ? a : b), null);
   $("bars").replaceChildren(...classes.map((c) => {
     const p = probabilities[c] ?? 0;
     const row = document.createElement("div");
@@ -40,7 +41,7 @@ function showResult(r) {
   $("prob").textContent = r.label === null ? `(${r.reason})` : `${(100 * r.probability).toFixed(1)}% sure`;
   const timing = `${r.latency_ms.toFixed(1)} ms in the browser`;
   $("meta").textContent = `${r.filename} · ${r.duration_s} s at ${CFG.sample_rate} Hz · ${timing}`;
-  drawBars(r.probabilities);
+  drawBars(r.probabilities, r.label);
 }
 
 function showNumber(r) {
