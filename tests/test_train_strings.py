@@ -127,6 +127,7 @@ def test_init_fine_tunes_from_another_run_and_refuses_another_network(run, tones
     capsys.readouterr()
     assert cli.main(wider + ["--init", str(run), "--runs", str(tmp_path / "other")]) == 2
     assert "fine-tuning needs the same network" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()  # refused before any data is read or run folder made
 
 
 def test_loso_trains_a_fold_per_speaker_and_sums_them_up(tones, tmp_path, capsys):

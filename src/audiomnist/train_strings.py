@@ -139,6 +139,8 @@ def validation_set(clips: Clips, speakers: set[str], cfg: StringTrainConfig) -> 
 def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    resume = resume and (run_dir / "last.pt").exists()
+    start = init_weights(cfg) if cfg.init and not resume else None  # a bad --init fails before any data or folder
     clips = load_clips(cfg.data, cfg.audio.sample_rate, progress)
     missing = sorted(set(cfg.test_speakers) - set(clips.speaker))
     if missing:
@@ -154,15 +156,16 @@ def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> 
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps)
     state = {"history": [], "best": float("inf"), "epoch": 0}
-    if resume and (run_dir / "last.pt").exists():
+    if resume:
         last = load_checkpoint(run_dir / "last.pt")
         net.load_state_dict(last["model"])
         opt.load_state_dict(last["optimizer"])
         sched.load_state_dict(last["scheduler"])
         state = {"history": last["history"], "best": last["best_val"], "epoch": last["epoch"]}
         print(f"resuming {run_dir} after epoch {state['epoch']}")
-    elif cfg.init:
-        start_from(net, cfg)
+    elif start is not None:
+        net.load_state_dict(start)
+        print(f"starting from the weights of {cfg.init}")
     writer = SummaryWriter(str(run_dir / "tb"))
     for epoch in range(state["epoch"], cfg.epochs):
         record = run_epoch(net, frontend, opt, sched, clips, src, cfg, epoch, writer, progress)
@@ -180,16 +183,15 @@ def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> 
     return finish(cfg, run_dir, clips, state["history"], train_spk, val_spk)
 
 
-def start_from(net: torch.nn.Module, cfg: StringTrainConfig) -> None:
-    """Load --init's weights into net: an earlier string run of the same network and size."""
+def init_weights(cfg: StringTrainConfig) -> dict:
+    """--init's weights: those of an earlier string run of the same network and size."""
     other, other_cfg = load(cfg.init)
     if (other_cfg.model, other_cfg.model_args) != (cfg.model, cfg.model_args):
         raise AudiomnistError(
             f"--init {cfg.init}: a {other_cfg.model} {other_cfg.model_args or ''} run, this run builds "
             f"{cfg.model} {cfg.model_args or ''}; fine-tuning needs the same network"
         )
-    net.load_state_dict(other.state_dict())
-    print(f"starting from the weights of {cfg.init}")
+    return other.state_dict()
 
 
 def run_epoch(net, frontend, opt, sched, clips, src, cfg, epoch: int, writer, progress: bool) -> dict:
