@@ -78,3 +78,11 @@ def test_the_none_recipe_ships_its_calibration_to_torch_and_onnx(tmp_path, one_t
     assert make_model.main([*argv[:5], str(again), *argv[6:], "--run", str(run)]) == 0
     assert torch.equal(torch.load(again, weights_only=True)["model"]["classifier.bias"],
                        torch.load(out, weights_only=True)["model"]["classifier.bias"])  # fmt: skip
+
+
+def test_negatives_are_made_in_process_and_appear_whole(tmp_path, monkeypatch):
+    make_model = load_tool()
+    monkeypatch.setattr(make_model, "NEG_ARGS", ["--noise", "2", "--seed", "0"])  # noise only: no synthesiser needed
+    out = tmp_path / "negatives"
+    assert make_model.make_negatives(out) == 0
+    assert len(list(out.glob("*.wav"))) == 2 and not (tmp_path / "negatives.partial").exists()

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import platform
-import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -170,14 +171,31 @@ def ship_onnx(checkpoint: Path) -> tuple[Path, float]:
     return out, parity(net, cfg, out, sample_windows(cfg), calibration.temperature)
 
 
+def make_negatives(out: Path) -> int:
+    """tools/make_negatives.py's recipe into `out`, in this process (its synthesisers die with it), made beside it
+    and renamed into place at the end, so an interrupted run leaves no half folder that a later one would take."""
+    spec = importlib.util.spec_from_file_location("make_negatives", REPO / "tools" / "make_negatives.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    status = tool.main([str(partial), *NEG_ARGS])
+    if status == 0:
+        partial.rename(out)
+    return status
+
+
+def epoch_seconds(run_dir: Path) -> float:
+    """A finished run's training time: the sum of its epochs' (what --run reports in place of a timed run)."""
+    return sum(h.get("seconds", 0) for h in json.loads((run_dir / "metrics.json").read_text())["history"])
+
+
 def train(args: argparse.Namespace, data: str, synth: str | None, negatives: list[str]) -> tuple[Path | None, float]:
     """Make the synthetic folders where missing, run the recipe; (its run folder or None on failure, seconds)."""
     if synth and not Path(synth).is_dir() and cli.main(["data", "synth", synth, *SYNTH_ARGS]) != 0:
         return None, 0.0
-    if negatives and not Path(negatives[-1]).is_dir():
-        make = [sys.executable, str(REPO / "tools" / "make_negatives.py"), negatives[-1], *NEG_ARGS]
-        if subprocess.run(make).returncode != 0:
-            return None, 0.0
+    if negatives and not Path(negatives[-1]).is_dir() and make_negatives(Path(negatives[-1])) != 0:
+        return None, 0.0
     runs = args.runs or runs_home()
     before = set(runs.glob("*-default"))
     extra = ["--name", "default", "--runs", str(runs)] + ([] if sys.stderr.isatty() else ["--no-progress"])
@@ -231,10 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     negatives = [] if args.negatives == "none" else other_languages(args.data) + [str(Path(args.negatives).absolute())]
     data = args.data.resolve()
     if args.run:
-        run_dir, seconds = (
-            args.run,
-            sum(h.get("seconds", 0) for h in json.loads((args.run / "metrics.json").read_text())["history"]),
-        )
+        run_dir, seconds = args.run, epoch_seconds(args.run)
     else:
         run_dir, seconds = train(args, str(data), synth, negatives)
         if run_dir is None:
