@@ -40,6 +40,13 @@ def row(fold: dict, threshold: float | None) -> dict:
     return out
 
 
+def header(first: str, fold: dict) -> None:
+    """A markdown table's head: `first`, then row()'s columns."""
+    columns = [first, *row(fold, None)]
+    print("| " + " | ".join(columns) + " |")
+    print("|---" * len(columns) + "|")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", nargs="+", type=Path, help="measure.py --out files, one per fold")
@@ -50,8 +57,7 @@ def main() -> None:
     thresholds = [None] + [r["none_threshold"] for r in folds[0]["groups"][FSDD]["none_threshold"]]
     print(f"{len(folds)} folds: " + ", ".join(f["run"].rsplit("/", 1)[-1] for f in folds))
     print(f"mean temperature {sum(f['temperature'] for f in folds) / len(folds):.3f}")
-    print("| p(none) threshold | " + " | ".join(row(folds[0], None)) + " |")
-    print("|---" * 7 + "|")
+    header("p(none) threshold", folds[0])
     chosen = None
     for t in thresholds:
         rows = [row(f, t) for f in folds]
@@ -79,8 +85,7 @@ def held_out_fsdd(run: str) -> str:
 
 def per_fold(folds: list[dict], threshold: float | None) -> None:
     print(f"\nper fold at p(none) threshold {threshold} (T = each fold's own):")
-    print("| fold (held-out FSDD speaker) | " + " | ".join(row(folds[0], threshold)) + " |")
-    print("|---" * 7 + "|")
+    header("fold (held-out FSDD speaker)", folds[0])
     for f in folds:
         cells = " | ".join(f"{v:.3f}" for v in row(f, threshold).values())
         print(f"| {f['run'].rsplit('/', 1)[-1]} ({held_out_fsdd(f['run'])}) | {cells} |")
