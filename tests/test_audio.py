@@ -9,7 +9,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiomnist.audio import AudioConfig, crop_on_energy, eval_noise, fit_windows, load_audio, prepare
+from audiomnist.audio import (
+    MAX_APERIODICITY,
+    AudioConfig,
+    aperiodicity,
+    crop_on_energy,
+    eval_noise,
+    fit_windows,
+    load_audio,
+    prepare,
+    voiced_frames,
+)
 from audiomnist.catalog import sample_root
 from audiomnist.errors import AudioError, AudiomnistError
 from audiomnist.placement import fit_batch, load_clip
@@ -308,3 +318,32 @@ def test_bad_files_raise_audio_error_naming_the_file(tmp_path, kind, reason):
 def test_missing_file_raises_audio_error(tmp_path):
     with pytest.raises(AudioError, match="file not found"):
         load_audio(tmp_path / "nope.wav", 16000)
+
+
+def pulses(f0: float, sr: int, seconds: float) -> np.ndarray:
+    """A glottal-like pulse train: periodic, with harmonics up to Nyquist."""
+    x = np.zeros(int(sr * seconds), np.float32)
+    x[(np.arange(0, seconds, 1 / f0) * sr).astype(int)] = 0.5
+    return np.convolve(x, np.hanning(9), mode="same").astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [70, 120, 250, 450])
+def test_a_pitch_in_the_voice_range_is_periodic_and_white_noise_is_not(f0):
+    voiced, level = aperiodicity(pulses(f0, 8000, 0.5), 8000)
+    assert np.median(voiced) < 0.1 and (level > -60).all()
+    noise, _ = aperiodicity(np.random.default_rng(f0).normal(0, 0.1, 4000), 8000)
+    assert noise.min() > MAX_APERIODICITY, noise.min()
+
+
+def test_voiced_frames_at_any_rate_and_across_the_blocks_of_a_long_recording():
+    rng = np.random.default_rng(0)
+    for sr in (8000, 16000, 48000):
+        assert voiced_frames(pulses(150, sr, 0.3), sr) == 3  # counting stops once there are enough
+        assert voiced_frames(rng.normal(0, 0.1, sr).astype(np.float32), sr) == 0
+    # 25 s of noise with a pitch only at the end, where a second block of frames begins, and on its boundary
+    x = rng.normal(0, 0.1, 25 * 8000)
+    x[-4000:] = pulses(150, 8000, 0.5)
+    x[80000 - 2000 : 80000 + 2000] += pulses(150, 8000, 0.5)
+    whole, level = aperiodicity(x, 8000)
+    expected = int(np.count_nonzero((whole < MAX_APERIODICITY) & (level >= -60)))
+    assert expected > 40 and voiced_frames(x, 8000, enough=10**9) == expected

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiomnist.augment import AugmentConfig, augment_waveforms, mixup
+from audiomnist.augment import AugmentConfig, augment_waveforms, mixup, reverse_as_none
 from audiomnist.errors import AudiomnistError
 
 SR = 8000
@@ -145,6 +145,8 @@ def test_silent_clips_stay_silent():
         dict(tilt=-0.1),
         dict(trim=0.5),
         dict(trim=-0.1),
+        dict(reverse_none=1.0),
+        dict(reverse_none=-0.1),
     ],
 )
 def test_bad_config(kwargs):
@@ -183,6 +185,20 @@ def test_mixup_blends_pairs_and_returns_partner_labels():
     assert torch.equal(again[0], mixed) and again[2] == lam
     lams = [mixup(x, y, 0.4, np.random.default_rng(s))[2] for s in range(200)]
     assert min(lams) < 0.1 and max(lams) > 0.9  # Beta(0.4, 0.4) is U-shaped
+
+
+def test_reverse_as_none_plays_the_picked_clips_backwards_as_none():
+    x = torch.arange(400, dtype=torch.float32).reshape(40, 10)
+    y = torch.arange(40) % 10
+    out, labels = reverse_as_none(x, y, 0.5, 10, torch.Generator().manual_seed(0))
+    flipped = labels == 10
+    assert 5 < int(flipped.sum()) < 35
+    assert torch.equal(out[flipped], x[flipped].flip(1))
+    assert torch.equal(out[~flipped], x[~flipped]) and torch.equal(labels[~flipped], y[~flipped])
+    again = reverse_as_none(x, y, 0.5, 10, torch.Generator().manual_seed(0))
+    assert torch.equal(again[1], labels)
+    same = reverse_as_none(x, y, 0.0, 10)
+    assert same[0] is x and same[1] is y
 
 
 def test_trim_cuts_only_the_edges_of_the_spoken_span():

@@ -320,6 +320,12 @@ DEGENERATE = {  # name -> (samples, sample rate, subtype, the reason it gets no 
     "click_12ms.wav": (np.sin(np.arange(96) * 0.7).astype(np.float32) * 0.5, 8000, "PCM_16", "too short"),
     "silence.wav": (np.zeros(8000, np.float32), 8000, "PCM_16", "no speech"),
     "hiss.wav": (np.random.default_rng(0).normal(0, 3e-4, 16000).astype(np.float32), 16000, "PCM_16", "no speech"),
+    "loud_white_noise.wav": (
+        np.random.default_rng(1).normal(0, 0.2, 8000).astype(np.float32),
+        8000,
+        "FLOAT",
+        "no speech",
+    ),
     "huge.wav": (np.full(8000, 1e30, np.float32), 8000, "FLOAT", "bad samples"),
     "nan.wav": (np.full(8000, np.nan, np.float32), 8000, "FLOAT", "bad samples"),
 }
@@ -344,6 +350,15 @@ def test_audio_problem_gate(name):
 def test_real_speech_passes_the_gate():
     for d in range(10):
         assert audio_problem(*sample_clip(d)) is None
+
+
+def test_every_fsdd_recording_passes_the_gate(fsdd_dir):
+    refused = {}
+    for f in sorted(fsdd_dir.glob("*.wav")):
+        x, sr = sf.read(f, dtype="float32")
+        if (why := audio_problem(x, sr)) is not None:
+            refused[f.name] = why
+    assert not refused, refused
 
 
 def test_degenerate_files_get_no_digit_with_the_reason(clf, degenerate):

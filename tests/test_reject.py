@@ -12,6 +12,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from audiomnist import cli, listen
+from audiomnist.augment import AugmentConfig
 from audiomnist.checkpoint import load_calibrated, load_checkpoint, load_trained
 from audiomnist.dataset import NONE, load_data, make_split
 from audiomnist.errors import AudiomnistError
@@ -55,6 +56,8 @@ def test_negatives_need_the_digit_target(folders):
     digits, negatives = folders
     with pytest.raises(AudiomnistError, match="--target digit"):
         load_data(TrainConfig(data=(str(digits),), negatives=(str(negatives),), target="gender"), progress=False)
+    with pytest.raises(AudiomnistError, match="--negative"):
+        TrainConfig(data=(str(digits),), augment=AugmentConfig(reverse_none=0.2))
 
 
 class Fixed:
@@ -170,10 +173,13 @@ def test_training_with_negatives_stores_a_fitted_temperature(folders, tmp_path, 
         "0.2",
         "--test-frac",
         "0.2",
+        "--augment.reverse-none",
+        "0.3",
         *FAST_TRAIN,
     ]
     assert cli.main(argv) == 0
     (run,) = tmp_path.iterdir()
+    assert json.loads((run / "config.json").read_text())["augment"]["reverse_none"] == 0.3
     state = load_checkpoint(run / "best.pt")
     assert state["classes"] == DIGITS + [NONE] and 0 < state["temperature"] != 1.0
     test = json.loads((run / "report" / "metrics.json").read_text())["calibration"]

@@ -151,6 +151,26 @@ def test_page_resamples_and_refuses_silence(page, tmp_path):
 
 
 @pytest.mark.browser
+def test_page_counts_voiced_frames_as_python_does(page):
+    """The page's pitch gate (plain loops) against audio.voiced_frames (FFTs), at the model's rate of 8 kHz."""
+    from audiomnist.audio import MIN_VOICED_FRAMES, voiced_frames
+
+    pg, _ = page
+    rng = np.random.default_rng(3)
+    t = np.arange(4000) / 8000
+    clips = [rng.normal(0, 0.2, 4000), 0.3 * np.sin(2 * np.pi * 140 * t) + rng.normal(0, 0.01, 4000)]
+    clips += [rng.normal(0, 0.05, 4000) + 0.05 * np.sin(2 * np.pi * f * t) for f in (90, 200, 420)]
+    for x in clips:
+        for enough in (MIN_VOICED_FRAMES, 10**6):
+            pg.evaluate(f"CFG.gate.min_voiced_frames = {enough}")
+            got = pg.evaluate("x => voicedFrames(new Float64Array(x), 8000)", x.tolist())
+            assert got == voiced_frames(x, 8000, enough), enough
+    pg.evaluate(f"CFG.gate.min_voiced_frames = {MIN_VOICED_FRAMES}")
+    assert pg.evaluate("x => audioProblem(new Float64Array(x), 8000)", clips[0].tolist()) == "no speech"
+    assert pg.evaluate("x => audioProblem(new Float64Array(x), 8000)", clips[1].tolist()) is None
+
+
+@pytest.mark.browser
 def test_page_places_windows_as_python_does(page):
     """The page's crop, centring and both paddings give audio.prepare + audio.fit_windows's samples exactly."""
     from audiomnist.audio import AudioConfig, eval_noise, fit_windows, prepare

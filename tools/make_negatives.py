@@ -79,17 +79,19 @@ def render_noise(out: Path, n: int, seed: int, prefix: str, sr: int, per_speaker
         rng = np.random.default_rng([seed, i, 99])
         colour = sorted(NOISE_COLOURS)[i % len(NOISE_COLOURS)]
         x = coloured_noise(int(rng.uniform(*NOISE_SECONDS) * sr), NOISE_COLOURS[colour], rng)
-        if i % 3 == 1:  # mains hum
+        extra = (i // len(NOISE_COLOURS)) % 3  # independent of the colour: every colour gets each
+        if extra == 1:  # mains hum
             t = np.arange(len(x)) / sr
             x = x + 3 * np.sin(2 * np.pi * rng.choice([50, 60]) * t)
-        if i % 3 == 2:  # a click
+        if extra == 2:  # a click
             at = int(rng.integers(len(x)))
             x[at : at + sr // 200] += 20 * rng.standard_normal(len(x[at : at + sr // 200]))
         x = x * (10 ** (rng.uniform(*NOISE_PEAK_DB) / 20) / max(float(np.abs(x).max()), 1e-9))
         speaker = f"{prefix}noise-{i // per_speaker:03d}"
         name = f"{i % 10}_{speaker}_{i}.wav"
         write_wav(out / name, x.astype(np.float32), sr)
-        rows.append({"file": name, "speaker": speaker, "word": f"<{colour} noise>", "voice": ""})
+        word = f"<{colour} noise{('', ' + hum', ' + click')[extra]}>"
+        rows.append({"file": name, "speaker": speaker, "word": word, "voice": ""})
     return rows
 
 

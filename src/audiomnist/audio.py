@@ -135,6 +135,61 @@ MAX_ABS_SAMPLE = 1e3  # float files: beyond this a sample is corruption, not lou
 FRAME_S = 0.01
 
 
+# A spoken digit has a vowel: some voiced, periodic sound. Hiss, fans, wind or a burst of white noise have none,
+# however loud. YIN's measure (de Cheveigne & Kawahara 2002) at its lowest over the lags of a voice's pitch: near 0
+# for a periodic frame, near 1 for white noise. experiments/no-digit/README.md ("Voicing gate") has the measurements.
+VOICING_RATE = 8000  # enough for pitches up to 500 Hz, and cheap
+PITCH_HZ = (60.0, 500.0)  # the lowest male to the highest child voice
+PITCH_FRAME_S = 0.04  # two periods of the lowest pitch
+MAX_APERIODICITY = 0.6  # a frame is voiced below this
+MIN_VOICED_FRAMES = 3  # 30 ms: one voiced frame can be chance
+_BLOCK_FRAMES = 512  # frames per batch of FFTs: bounded memory for long recordings
+
+
+def aperiodicity(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per FRAME_S hop, YIN's cumulative-mean-normalised difference at its minimum over the lags of PITCH_HZ, and
+    the frame's level in dBFS (mean removed). A clip shorter than a frame and a lag is zero-padded."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    win, hop = round(PITCH_FRAME_S * sample_rate), max(1, round(FRAME_S * sample_rate))
+    tmin, tmax = max(1, int(sample_rate / PITCH_HZ[1])), int(sample_rate / PITCH_HZ[0])
+    span = win + tmax
+    x = np.pad(x, (0, max(0, span - x.size)))
+    n = (x.size - span) // hop + 1
+    size = 1 << int(np.ceil(np.log2(2 * span)))
+    out, level = np.empty(n), np.empty(n)
+    for b in range(0, n, _BLOCK_FRAMES):
+        fr = x[(np.arange(b, min(n, b + _BLOCK_FRAMES)) * hop)[:, None] + np.arange(span)[None, :]]
+        head = fr[:, :win]
+        # d(t) = sum_j (x_j - x_j+t)^2 over the frame = energy at 0 + energy at t - 2 * cross-correlation at t
+        corr = np.fft.irfft(np.conj(np.fft.rfft(head, size)) * np.fft.rfft(fr, size), size)[:, : tmax + 1]
+        c = np.concatenate([np.zeros((len(fr), 1)), np.cumsum(np.square(fr), axis=1)], axis=1)
+        energy = c[:, win : win + tmax + 1] - c[:, : tmax + 1]
+        d = np.maximum(energy[:, :1] + energy - 2 * corr, 0.0)[:, 1:]
+        running = np.cumsum(d, axis=1) / np.arange(1, tmax + 1)
+        cmnd = np.where(running > 0, d / np.maximum(running, 1e-300), 1.0)
+        out[b : b + len(fr)] = cmnd[:, tmin - 1 :].min(axis=1)
+        level[b : b + len(fr)] = 10 * np.log10(head.var(axis=1) + 1e-20)
+    return out, level
+
+
+def voiced_frames(x: np.ndarray, sample_rate: int, enough: int = MIN_VOICED_FRAMES) -> int:
+    """Frames (FRAME_S hops) above the speech floor with a pitch, at VOICING_RATE; at most `enough`, where the count
+    stops (a long recording is read in blocks)."""
+    if sample_rate > VOICING_RATE:
+        x = soxr.resample(np.asarray(x, np.float64), sample_rate, VOICING_RATE)
+        sample_rate = VOICING_RATE
+    hop = max(1, round(FRAME_S * sample_rate))
+    span = round(PITCH_FRAME_S * sample_rate) + int(sample_rate / PITCH_HZ[0])
+    step = 1000 * hop  # 10 s of frames at a time, so that a long recording can stop at its first voiced ones
+    count = 0
+    for start in range(0, max(1, len(x) - span + hop), step):
+        ap, level = aperiodicity(x[start : start + step + span - hop], sample_rate)
+        count += int(np.count_nonzero((ap < MAX_APERIODICITY) & (level >= MIN_SPEECH_DBFS)))
+        if count >= enough:
+            break
+    return min(count, enough)
+
+
 def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
     """Why a mono clip cannot hold a spoken digit (TOO_SHORT, NO_SPEECH, BAD_SAMPLES), or None if it can."""
     x = np.asarray(wave, dtype=np.float64).reshape(-1)
@@ -148,7 +203,9 @@ def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
     loud = int(np.count_nonzero(level >= MIN_SPEECH_DBFS))
     if loud == 0:
         return NO_SPEECH
-    return TOO_SHORT if loud * frame < MIN_ACTIVE_S * sample_rate else None
+    if loud * frame < MIN_ACTIVE_S * sample_rate:
+        return TOO_SHORT
+    return NO_SPEECH if voiced_frames(x, sample_rate) < MIN_VOICED_FRAMES else None
 
 
 def crop_on_energy(x: np.ndarray, n: int) -> np.ndarray:

@@ -38,6 +38,9 @@ class AugmentConfig:
         (1.0, 1.0),
         "vocal-tract-length warp of the log-mel frequency axis, a uniform factor in LOW HIGH per clip (1 1: off)",
     )
+    reverse_none: float = option(
+        0.0, "probability a clip is played backwards and trained as 'none' (needs --negative; 0: off)", metavar="P"
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.trim < 0.5:
@@ -46,6 +49,8 @@ class AugmentConfig:
             raise ConfigError(f"augment: tilt must be in [0, 1), got {self.tilt}")
         if self.shift_ms < 0 or self.gain_db < 0 or not 0 <= self.noise_prob <= 1:
             raise ConfigError("augment: shift_ms and gain_db must be >= 0 and noise_prob in [0, 1]")
+        if not 0 <= self.reverse_none < 1:
+            raise ConfigError(f"augment: reverse_none must be in [0, 1), got {self.reverse_none}")
         if not 0 < self.vtlp[0] <= self.vtlp[1]:
             raise ConfigError(f"augment: vtlp must be a range 0 < low <= high, got {self.vtlp}")
         if not 0 < self.speed[0] <= self.speed[1]:
@@ -193,6 +198,21 @@ def augment_waveforms(
             scale = (signal_power / 10 ** (snr[rows] / 10) / noise_power.clamp(min=1e-24)).sqrt()
             x = x.index_add(0, rows, noise.mul_(scale[:, None]))
     return x
+
+
+def reverse_as_none(
+    x: torch.Tensor, y: torch.Tensor, prob: float, none: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Play each (B, T) clip backwards with probability `prob` and relabel it `none`.
+
+    Backwards speech keeps its speaker, microphone and spectra but says no word: for real voices that only ever say
+    digits in training, these are the only "not a digit" examples in their own voice.
+    """
+    if prob <= 0:
+        return x, y
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < prob
+    x = torch.where(flip[:, None], x.flip(1), x)
+    return x, torch.where(flip.to(y.device), torch.full_like(y, none), y)
 
 
 def mixup(

@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .allocator import retain_freed_memory
-from .augment import AugmentConfig, augment_waveforms, mixup, time_shifts, warp_frequency
+from .augment import AugmentConfig, augment_waveforms, mixup, reverse_as_none, time_shifts, warp_frequency
 from .checkpoint import init_from, load_checkpoint, pick_device, save_checkpoint
 from .config import save_json, to_dict
-from .dataset import Data, load_data_everywhere, make_split, weighted_rows, with_default_data
+from .dataset import NONE, Data, load_data_everywhere, make_split, weighted_rows, with_default_data
 from .errors import AudiomnistError
 from .evaluate import calibration_line, confusion, fit_temperature, predict_sharded, write_report
 from .features import build_frontend, spec_augment
@@ -175,6 +175,8 @@ def train_step(loop: Loop, data: Data, rows: np.ndarray, gen: torch.Generator, m
     y = torch.from_numpy(data.labels[rows]).to(device, non_blocking=True)
     shift = time_shifts(len(rows), cfg.augment, sr, gen, gen.device) if loop.shift_on_placement else None
     wave = data.cache.batch(rows, train=True, generator=gen, device=device, shift=shift)
+    if cfg.augment.reverse_none > 0:
+        wave, y = reverse_as_none(wave, y, cfg.augment.reverse_none, data.classes.index(NONE), gen)
     wave = augment_waveforms(wave, loop.wave_augment, sr, gen)
     with torch.autocast(device.type, dtype=loop.amp_dtype, enabled=loop.use_amp):
         x = loop.frontend(wave)

@@ -20,7 +20,17 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from .audio import FRAME_S, MAX_ABS_SAMPLE, MIN_ACTIVE_S, MIN_SIGNAL_S, MIN_SPEECH_DBFS
+from .audio import (
+    FRAME_S,
+    MAX_ABS_SAMPLE,
+    MAX_APERIODICITY,
+    MIN_ACTIVE_S,
+    MIN_SIGNAL_S,
+    MIN_SPEECH_DBFS,
+    MIN_VOICED_FRAMES,
+    PITCH_FRAME_S,
+    PITCH_HZ,
+)
 from .ctc import STRING_CLASSES
 from .errors import AudiomnistError
 from .onnx_model import INPUT, NONE_CLASS, OUTPUT, ModelInfo, read_sidecar, sidecar_path
@@ -125,6 +135,10 @@ def page(onnx_path: Path) -> str:
             "min_active_s": MIN_ACTIVE_S,
             "min_speech_dbfs": MIN_SPEECH_DBFS,
             "max_abs_sample": MAX_ABS_SAMPLE,
+            "pitch_hz": PITCH_HZ,
+            "pitch_frame_s": PITCH_FRAME_S,
+            "max_aperiodicity": MAX_APERIODICITY,
+            "min_voiced_frames": MIN_VOICED_FRAMES,
         },
         "record_s": 5.0 if strings else 1.5,
         "max_record_s": 30.0 if strings else 10.0,

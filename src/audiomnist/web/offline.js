@@ -73,7 +73,35 @@ function audioProblem(x, sr) {
     if (10 * Math.log10(power / frame + 1e-20) >= CFG.gate.min_speech_dbfs) loud++;
   }
   if (loud === 0) return "no speech";
-  return loud * frame < CFG.gate.min_active_s * sr ? "too short" : null;
+  if (loud * frame < CFG.gate.min_active_s * sr) return "too short";
+  return voicedFrames(x, sr) < CFG.gate.min_voiced_frames ? "no speech" : null;
+}
+
+// audio.voiced_frames at the model's rate: frames above the speech floor whose YIN measure (the difference function
+// over its running mean, at its lowest over the lags of a voice's pitch) is under the limit, up to min_voiced_frames.
+function voicedFrames(x, sr) {
+  const g = CFG.gate;
+  const win = Math.round(g.pitch_frame_s * sr), hop = Math.max(1, Math.round(g.frame_s * sr));
+  const tmin = Math.max(1, Math.floor(sr / g.pitch_hz[1])), tmax = Math.floor(sr / g.pitch_hz[0]);
+  const p = new Float64Array(Math.max(x.length, win + tmax));
+  p.set(x);
+  let count = 0;
+  for (let s = 0; s + win + tmax <= p.length; s += hop) {
+    let mean = 0, power = 0;
+    for (let j = s; j < s + win; j++) mean += p[j];
+    mean /= win;
+    for (let j = s; j < s + win; j++) power += (p[j] - mean) ** 2;
+    if (10 * Math.log10(power / win + 1e-20) < g.min_speech_dbfs) continue;
+    let running = 0, lowest = Infinity;
+    for (let t = 1; t <= tmax; t++) {
+      let d = 0;
+      for (let j = s; j < s + win; j++) d += (p[j] - p[j + t]) ** 2;
+      running += d;
+      if (t >= tmin) lowest = Math.min(lowest, running > 0 ? (d * t) / running : 1);
+    }
+    if (lowest < g.max_aperiodicity && ++count >= g.min_voiced_frames) break;
+  }
+  return count;
 }
 
 // audio.crop_on_energy: the n-sample stretch with the most energy, from the same float64 running sums.
