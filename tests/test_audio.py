@@ -340,10 +340,10 @@ def test_voiced_frames_at_any_rate_and_across_the_blocks_of_a_long_recording():
     for sr in (8000, 16000, 48000):
         assert voiced_frames(pulses(150, sr, 0.3), sr) == 3  # counting stops once there are enough
         assert voiced_frames(rng.normal(0, 0.1, sr).astype(np.float32), sr) == 0
-    # 25 s of noise with a pitch only at the end, where a second block of frames begins, and on its boundary
+    # 25 s of noise with a pitch only at its end and across the boundary of two blocks of frames (every 0.5 s)
     x = rng.normal(0, 0.1, 25 * 8000)
     x[-4000:] = pulses(150, 8000, 0.5)
-    x[80000 - 2000 : 80000 + 2000] += pulses(150, 8000, 0.5)
+    x[80000 - 2000 : 80000 + 2000] += pulses(150, 8000, 0.5)  # 80000: a multiple of 4000 samples
     whole, level = aperiodicity(x, 8000)
     expected = int(np.count_nonzero((whole < MAX_APERIODICITY) & (level >= -60)))
     assert expected > 40 and voiced_frames(x, 8000, enough=10**9) == expected

@@ -155,7 +155,7 @@ def aperiodicity(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarra
     span = win + tmax
     x = np.pad(x, (0, max(0, span - x.size)))
     n = (x.size - span) // hop + 1
-    size = 1 << int(np.ceil(np.log2(2 * span)))
+    size = 1 << int(np.ceil(np.log2(span)))  # lags up to tmax of a win-long head never wrap around
     out, level = np.empty(n), np.empty(n)
     for b in range(0, n, _BLOCK_FRAMES):
         fr = x[(np.arange(b, min(n, b + _BLOCK_FRAMES)) * hop)[:, None] + np.arange(span)[None, :]]
@@ -180,7 +180,7 @@ def voiced_frames(x: np.ndarray, sample_rate: int, enough: int = MIN_VOICED_FRAM
         sample_rate = VOICING_RATE
     hop = max(1, round(FRAME_S * sample_rate))
     span = round(PITCH_FRAME_S * sample_rate) + int(sample_rate / PITCH_HZ[0])
-    step = 1000 * hop  # 10 s of frames at a time, so that a long recording can stop at its first voiced ones
+    step = 50 * hop  # half a second of frames at a time: most speech stops at its first vowel
     count = 0
     for start in range(0, max(1, len(x) - span + hop), step):
         ap, level = aperiodicity(x[start : start + step + span - hop], sample_rate)
