@@ -137,54 +137,75 @@ FRAME_S = 0.01
 
 # A spoken digit has a vowel: some voiced, periodic sound. Hiss, fans, wind or a burst of white noise have none,
 # however loud. YIN's measure (de Cheveigne & Kawahara 2002) at its lowest over the lags of a voice's pitch: near 0
-# for a periodic frame, near 1 for white noise. experiments/no-digit/README.md ("Voicing gate") has the measurements.
+# for a periodic frame, near 1 for white noise. Measured in experiments/no-digit/README.md ("A pitch test...").
 VOICING_RATE = 8000  # enough for pitches up to 500 Hz, and cheap
 PITCH_HZ = (60.0, 500.0)  # the lowest male to the highest child voice
 PITCH_FRAME_S = 0.04  # two periods of the lowest pitch
 MAX_APERIODICITY = 0.6  # a frame is voiced below this
 MIN_VOICED_FRAMES = 3  # 30 ms: one voiced frame can be chance
 _BLOCK_FRAMES = 512  # frames per batch of FFTs: bounded memory for long recordings
+_FIRST_FRAMES = 16  # voiced_frames measures this many loud frames at a time: speech has a vowel among its first
+
+
+def _pitch_geometry(sample_rate: int) -> tuple[int, int, int, int]:
+    """(frame, hop, shortest lag, longest lag) in samples at `sample_rate`."""
+    win, hop = round(PITCH_FRAME_S * sample_rate), max(1, round(FRAME_S * sample_rate))
+    return win, hop, max(1, int(sample_rate / PITCH_HZ[1])), int(sample_rate / PITCH_HZ[0])
+
+
+def _frame_levels(x: np.ndarray, win: int, hop: int, tmax: int) -> np.ndarray:
+    """dBFS (mean removed) of each win-long frame every hop that has tmax samples after it."""
+    n = (x.size - win - tmax) // hop + 1
+    c1, c2 = (np.concatenate([[0.0], np.cumsum(v)]) for v in (x, np.square(x)))
+    starts = np.arange(n) * hop
+    mean = (c1[starts + win] - c1[starts]) / win
+    return 10 * np.log10(np.maximum((c2[starts + win] - c2[starts]) / win - mean**2, 0.0) + 1e-20)
+
+
+def _lowest_cmnd(x: np.ndarray, starts: np.ndarray, win: int, tmin: int, tmax: int) -> np.ndarray:
+    """YIN's cumulative-mean-normalised difference of the frames at `starts`, at its minimum over lags tmin..tmax."""
+    span = win + tmax
+    fr = x[starts[:, None] + np.arange(span)[None, :]]
+    size = 1 << int(np.ceil(np.log2(span)))  # lags up to tmax of a win-long head never wrap around
+    # d(t) = sum_j (x_j - x_j+t)^2 over the frame = energy at 0 + energy at t - 2 * cross-correlation at t
+    corr = np.fft.irfft(np.conj(np.fft.rfft(fr[:, :win], size)) * np.fft.rfft(fr, size), size)[:, : tmax + 1]
+    c = np.concatenate([np.zeros((len(fr), 1)), np.cumsum(np.square(fr), axis=1)], axis=1)
+    energy = c[:, win : win + tmax + 1] - c[:, : tmax + 1]
+    d = np.maximum(energy[:, :1] + energy - 2 * corr, 0.0)[:, 1:]
+    running = np.cumsum(d, axis=1) / np.arange(1, tmax + 1)
+    return np.where(running > 0, d / np.maximum(running, 1e-300), 1.0)[:, tmin - 1 :].min(axis=1)
+
+
+def _padded(x: np.ndarray, win: int, tmax: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    return np.pad(x, (0, max(0, win + tmax - x.size)))
 
 
 def aperiodicity(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Per FRAME_S hop, YIN's cumulative-mean-normalised difference at its minimum over the lags of PITCH_HZ, and
     the frame's level in dBFS (mean removed). A clip shorter than a frame and a lag is zero-padded."""
-    x = np.asarray(x, dtype=np.float64).reshape(-1)
-    win, hop = round(PITCH_FRAME_S * sample_rate), max(1, round(FRAME_S * sample_rate))
-    tmin, tmax = max(1, int(sample_rate / PITCH_HZ[1])), int(sample_rate / PITCH_HZ[0])
-    span = win + tmax
-    x = np.pad(x, (0, max(0, span - x.size)))
-    n = (x.size - span) // hop + 1
-    size = 1 << int(np.ceil(np.log2(span)))  # lags up to tmax of a win-long head never wrap around
-    out, level = np.empty(n), np.empty(n)
-    for b in range(0, n, _BLOCK_FRAMES):
-        fr = x[(np.arange(b, min(n, b + _BLOCK_FRAMES)) * hop)[:, None] + np.arange(span)[None, :]]
-        head = fr[:, :win]
-        # d(t) = sum_j (x_j - x_j+t)^2 over the frame = energy at 0 + energy at t - 2 * cross-correlation at t
-        corr = np.fft.irfft(np.conj(np.fft.rfft(head, size)) * np.fft.rfft(fr, size), size)[:, : tmax + 1]
-        c = np.concatenate([np.zeros((len(fr), 1)), np.cumsum(np.square(fr), axis=1)], axis=1)
-        energy = c[:, win : win + tmax + 1] - c[:, : tmax + 1]
-        d = np.maximum(energy[:, :1] + energy - 2 * corr, 0.0)[:, 1:]
-        running = np.cumsum(d, axis=1) / np.arange(1, tmax + 1)
-        cmnd = np.where(running > 0, d / np.maximum(running, 1e-300), 1.0)
-        out[b : b + len(fr)] = cmnd[:, tmin - 1 :].min(axis=1)
-        level[b : b + len(fr)] = 10 * np.log10(head.var(axis=1) + 1e-20)
-    return out, level
+    win, hop, tmin, tmax = _pitch_geometry(sample_rate)
+    x = _padded(x, win, tmax)
+    level = _frame_levels(x, win, hop, tmax)
+    starts = np.arange(len(level)) * hop
+    out = [
+        _lowest_cmnd(x, starts[b : b + _BLOCK_FRAMES], win, tmin, tmax) for b in range(0, len(starts), _BLOCK_FRAMES)
+    ]
+    return np.concatenate(out), level
 
 
 def voiced_frames(x: np.ndarray, sample_rate: int, enough: int = MIN_VOICED_FRAMES) -> int:
     """Frames (FRAME_S hops) above the speech floor with a pitch, at VOICING_RATE; at most `enough`, where the count
-    stops (a long recording is read in blocks)."""
+    stops (only frames above the floor are measured, a few at a time)."""
     if sample_rate > VOICING_RATE:
         x = soxr.resample(np.asarray(x, np.float64), sample_rate, VOICING_RATE)
         sample_rate = VOICING_RATE
-    hop = max(1, round(FRAME_S * sample_rate))
-    span = round(PITCH_FRAME_S * sample_rate) + int(sample_rate / PITCH_HZ[0])
-    step = 50 * hop  # half a second of frames at a time: most speech stops at its first vowel
+    win, hop, tmin, tmax = _pitch_geometry(sample_rate)
+    x = _padded(x, win, tmax)
+    loud = np.flatnonzero(_frame_levels(x, win, hop, tmax) >= MIN_SPEECH_DBFS) * hop
     count = 0
-    for start in range(0, max(1, len(x) - span + hop), step):
-        ap, level = aperiodicity(x[start : start + step + span - hop], sample_rate)
-        count += int(np.count_nonzero((ap < MAX_APERIODICITY) & (level >= MIN_SPEECH_DBFS)))
+    for b in range(0, len(loud), _FIRST_FRAMES):
+        count += int(np.count_nonzero(_lowest_cmnd(x, loud[b : b + _FIRST_FRAMES], win, tmin, tmax) < MAX_APERIODICITY))
         if count >= enough:
             break
     return min(count, enough)
