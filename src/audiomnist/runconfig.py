@@ -91,7 +91,7 @@ class TrainConfig:
         if self.mixup < 0:
             raise ConfigError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
         if self.augment.reverse_none > 0 and not self.negatives:
-            raise ConfigError("--augment.reverse_none trains a 'none' class: give its examples with --negative")
+            raise ConfigError("--augment.reverse-none trains a 'none' class: give its examples with --negative")
         folders = len(self.data) + len(self.negatives)
         if self.data_weights and (
             len(self.data_weights) not in (len(self.data), folders) or min(self.data_weights) <= 0
