@@ -6,7 +6,7 @@ with a "none" class learnt from non-digits (other-language digit words, syntheti
 
 The synthetic voices are made first when --synth is missing (`audiomnist data synth DIR --voices 600 --takes 2
 --seed 0`: the same files for the same seed), and so are the synthetic non-digit words (tools/make_negatives.py: the
-first 500 of those voices say 12 words each of experiments/no-digit/words-train.txt, plus 1,800 noise clips; voices
+first 500 of those voices say 12 words each of experiments/no-digit/words-train.txt, plus 300 noise clips; voices
 500-599 stay free for held-out checks). Trains with `audiomnist train --data FSDD --data SYNTH --negative BENGALI
 --negative UKRAINIAN --negative NEG --data-weight 4 1 0.25 0.25 1 --augment.vtlp 0.9 1.1 --val-frac 0 --test-frac 0
 --epochs 20` (every speaker in training), keeps the last epoch's weights (the end of the one-cycle schedule; there
@@ -59,10 +59,8 @@ SYNTH_ARGS = ["--voices", "600", "--takes", "2", "--seed", "0"]
 NONE_EPOCHS = 20
 OTHER_LANGUAGE_WEIGHT = 0.25
 NONE_ARGS = ["--augment.vtlp", "0.9", "1.1"]
-# Noise clips are one "none" example in 4.5 rather than one in 21: mains hum, which the audio gate lets through, then
-# gets "none" as well (experiments/no-digit/README.md, "More noise").
 NEG_ARGS = ["--words", str(REPO / "experiments" / "no-digit" / "words-train.txt"), "--voices", "500", "--first", "0",
-            "--per-voice", "12", "--noise", "1800", "--seed", "0", "--prefix", "n-"]  # fmt: skip
+            "--per-voice", "12", "--noise", "300", "--seed", "0", "--prefix", "n-"]  # fmt: skip
 # Calibration of the shipped model, which has no validation speakers of its own: the mean temperature fitted on the
 # validation speakers of the recipe's folds, and the p(none) threshold that kept >= 97 % of every held-out FSDD
 # speaker's digits on those folds (experiments/no-digit/README.md).
@@ -75,7 +73,7 @@ def default_synth() -> Path:
 
 
 def default_negatives() -> Path:
-    return data_home() / "datasets" / "negatives-500-noise1800"  # a new name per recipe: an old folder is not reused
+    return data_home() / "datasets" / "negatives-500"
 
 
 def recipe(data: str, synth: str | None, negatives: list[str], epochs: int | None) -> list[str]:
@@ -226,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "--negatives",
         default=str(default_negatives()),
         help="synthetic non-digit words, made first when missing; 'none' trains digits only, with no none class "
-        "(default: $AUDIOMNIST_HOME/datasets/negatives-500-noise1800)",
+        "(default: $AUDIOMNIST_HOME/datasets/negatives-500)",
     )
     p.add_argument("--epochs", type=int, help=f"override the recipe's {NONE_EPOCHS} epochs (quick checks only)")
     p.add_argument(
