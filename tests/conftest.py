@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -101,6 +102,14 @@ def write_negatives(root: Path, speakers: int = 5, clips: int = 4) -> Path:
             x = 0.3 * rng.standard_normal(int(0.5 * SR)).astype(np.float32)
             sf.write(root / f"{(s + i) % 10}_neg{s}_{i}.wav", x, SR, subtype="PCM_16")
     return root
+
+
+def load_tool(name: str):
+    """tools/NAME.py as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

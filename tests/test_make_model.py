@@ -1,7 +1,6 @@
 """tools/make_model.py: trains the recipe on every speaker and ships weights plus metadata that load as a model."""
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,20 +9,11 @@ import torch
 from audiomnist.catalog import sample_root
 from audiomnist.infer import Classifier
 
-from conftest import write_negatives, write_tone_set
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "make_model.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("make_model", TOOL)
-    make_model = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_model)
-    return make_model
+from conftest import load_tool, write_negatives, write_tone_set
 
 
 def test_make_model_ships_a_loadable_model_trained_on_every_speaker(tmp_path):
-    make_model = load_tool()
+    make_model = load_tool("make_model")
     out = tmp_path / "m.pt"
     argv = [
         "--data",
@@ -57,7 +47,7 @@ def test_the_none_recipe_ships_its_calibration_to_torch_and_onnx(tmp_path, one_t
     """With negatives (the shared data's other-language folders beside FSDD, and a synthetic-words folder) the
     shipped model has the none class, the recipe's temperature and p(none) threshold, in the checkpoint and the
     ONNX sidecar alike."""
-    make_model = load_tool()
+    make_model = load_tool("make_model")
     shared = tmp_path / "shared"
     fsdd = write_tone_set(shared / "fsdd" / "recordings", speakers=3, reps=1)
     for name in ("bengali", "ukrainian"):
@@ -81,7 +71,7 @@ def test_the_none_recipe_ships_its_calibration_to_torch_and_onnx(tmp_path, one_t
 
 
 def test_negatives_are_made_in_process_and_appear_whole(tmp_path, monkeypatch):
-    make_model = load_tool()
+    make_model = load_tool("make_model")
     monkeypatch.setattr(make_model, "NEG_ARGS", ["--noise", "2", "--seed", "0"])  # noise only: no synthesiser needed
     out = tmp_path / "negatives"
     assert make_model.make_negatives(out) == 0

@@ -1,24 +1,14 @@
 """tools/make_negatives.py: noise-only "none" examples, every colour with and without hum or a click."""
 
-import importlib.util
-from pathlib import Path
-
 import soundfile as sf
 
 from audiomnist.audio import NO_SPEECH, audio_problem
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "make_negatives.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("make_negatives", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+from conftest import load_tool
 
 
 def test_noise_crosses_every_colour_with_hum_and_clicks(tmp_path):
-    rows = load_tool().render_noise(tmp_path, 9, seed=0, prefix="t-", sr=8000)
+    rows = load_tool("make_negatives").render_noise(tmp_path, 9, seed=0, prefix="t-", sr=8000)
     words = [r["word"] for r in rows]
     assert len(set(words)) == 9, words
     for row in rows:

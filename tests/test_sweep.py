@@ -1,21 +1,12 @@
 """tools/sweep.py: every recipe x fold as its own cv process; a table and sweep.json of what finished."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from audiomnist.catalog import sample_root
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "sweep.py"
-
-
-def _sweep():
-    spec = importlib.util.spec_from_file_location("sweep", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_tool
 
 
 def test_sweep_runs_every_recipe_and_fold(tmp_path, capsys):
@@ -37,7 +28,7 @@ def test_sweep_runs_every_recipe_and_fold(tmp_path, capsys):
         "--out",
         str(out),
     ]
-    assert _sweep().main(argv) == 0
+    assert load_tool("sweep").main(argv) == 0
     summary = json.loads((out / "sweep.json").read_text())
     assert set(summary["recipes"]) == {"a", "b"}
     for name, r in summary["recipes"].items():
@@ -55,7 +46,8 @@ def test_sweep_runs_every_recipe_and_fold(tmp_path, capsys):
 def test_a_bad_recipe_is_a_clear_error_naming_it(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"epochs": 1, "no_such_field": 3}))
+    sweep = load_tool("sweep")
     with pytest.raises(SystemExit, match="bad.json"):
-        _sweep().main([str(bad), "--data", str(sample_root()), "--device", "cpu", "--out", str(tmp_path / "o")])
+        sweep.main([str(bad), "--data", str(sample_root()), "--device", "cpu", "--out", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="missing.json"):
-        _sweep().main([str(tmp_path / "missing.json"), "--data", str(sample_root()), "--out", str(tmp_path / "o")])
+        sweep.main([str(tmp_path / "missing.json"), "--data", str(sample_root()), "--out", str(tmp_path / "o")])
