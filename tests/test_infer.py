@@ -16,7 +16,7 @@ import soundfile as sf
 import soxr
 
 from audiomnist import cli
-from audiomnist.audio import load_audio
+from audiomnist.audio import bad_samples, load_audio
 from audiomnist.catalog import sample_root
 from audiomnist.errors import AudioError, AudiomnistError
 from audiomnist.infer import (
@@ -345,6 +345,12 @@ def degenerate(tmp_path):
 def test_audio_problem_gate(name):
     x, sr, _, reason = DEGENERATE[name]
     assert audio_problem(x, sr) == reason
+
+
+def test_bad_samples_is_the_gates_first_test():
+    for name, (x, _, _, reason) in DEGENERATE.items():
+        assert bad_samples(x) == (reason == "bad samples"), name
+    assert not bad_samples(np.zeros(0, np.float32)) and bad_samples(np.array([0.1, -np.inf]))
 
 
 def test_real_speech_passes_the_gate():

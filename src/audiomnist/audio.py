@@ -211,10 +211,16 @@ def voiced_frames(x: np.ndarray, sample_rate: int, enough: int = MIN_VOICED_FRAM
     return min(count, enough)
 
 
+def bad_samples(wave: np.ndarray) -> bool:
+    """Whether a clip holds a non-finite or absurd sample (audio_problem's BAD_SAMPLES, its first and cheapest test)."""
+    x = np.asarray(wave).reshape(-1)
+    return bool(x.size) and (not np.isfinite(x).all() or float(np.abs(x).max()) > MAX_ABS_SAMPLE)
+
+
 def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
     """Why a mono clip cannot hold a spoken digit (TOO_SHORT, NO_SPEECH, BAD_SAMPLES), or None if it can."""
     x = np.asarray(wave, dtype=np.float64).reshape(-1)
-    if x.size and (not np.isfinite(x).all() or np.abs(x).max() > MAX_ABS_SAMPLE):
+    if bad_samples(x):
         return BAD_SAMPLES
     frame = max(1, round(FRAME_S * sample_rate))
     if x.size < MIN_SIGNAL_S * sample_rate:

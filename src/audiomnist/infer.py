@@ -24,9 +24,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .audio import (
-    BAD_SAMPLES,
     NO_SPEECH,  # noqa: F401
     audio_problem,
+    bad_samples,
     fit_windows,
     full_scale,
     load_audio,
@@ -207,7 +207,7 @@ class Classifier:
                 w = w.mean(axis=1)
             if w.size == 0:
                 raise AudiomnistError("waveform is empty")
-            if audio_problem(w, sample_rate) == BAD_SAMPLES:  # judged before resampling spreads a NaN or 1e30 around
+            if bad_samples(w):  # judged before resampling spreads a NaN or 1e30 around
                 w = np.full(1, np.nan, np.float32)
             elif sample_rate != self.sample_rate:
                 w = resample(w, sample_rate, self.sample_rate, self.cfg.audio.resample_quality)
