@@ -2,6 +2,7 @@
 ends it is printed by the streaming path (`audiomnist listen --continuous` / `--input`).
 
     python benchmarks/bench_strings.py [--model strings|RUN_DIR|FILE.onnx] [--data FSDD] [--speaker nicolas] [--n 40]
+                                       [--rescore-model default | --no-rescore]
 
 Strings are 10 digits said without pauses (strings.TEST_ASSEMBLY) by --speaker from its isolated FSDD clips, so
 where each word ends is known. The stream is fed in --block-ms blocks as a microphone would deliver them; a digit's
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiomnist.recognizer import StringRecognizer
+from audiomnist.recognizer import StringRecognizer, add_rescore_arguments, rescore_spec
 from audiomnist.string_stream import EVERY_MS, HOLD_MS, stream_digits
 from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
 
@@ -55,8 +56,9 @@ def main() -> None:
     p.add_argument("--block-ms", type=float, default=20.0, help="microphone block (ms)")
     p.add_argument("--hold-ms", type=float, default=HOLD_MS, help=f"string_stream hold (default {HOLD_MS:g})")
     p.add_argument("--every-ms", type=float, default=EVERY_MS, help=f"decode interval (default {EVERY_MS:g})")
+    add_rescore_arguments(p)
     args = p.parse_args()
-    rec = StringRecognizer.load(args.model, threads=1)
+    rec = StringRecognizer.load(args.model, threads=1, rescore=rescore_spec(args))
     clips = load_clips([args.data], rec.sample_rate, progress=False)
     maker = StringMaker(clips, rec.sample_rate, TEST_ASSEMBLY)
     rng = np.random.default_rng(0)
@@ -74,6 +76,7 @@ def main() -> None:
     lag = np.concatenate([g for g in got if g is not None] or [np.zeros(0)])
     print(f"hold {args.hold_ms:g} ms, decoded every {args.every_ms:g} ms; exact whole-utterance strings: "
           f"{sum(rec.transcribe(x, rec.sample_rate).digits == d for x, d, _ in items)} of {args.n}")  # fmt: skip
+    print(f"rescored by: {rec.rescorer_name or 'nothing'}")
     print(f"model {rec.path} ({rec.backend}), {args.n} strings of 10 digits by {args.speaker}, {audio:.1f} s of audio")
     print(f"real-time factor, one thread: whole utterance {rtf:.4f}, streaming {stream_rtf:.4f}")
     if len(lag):

@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from audiomnist.ctc import STRING_CLASSES, beam_search, decode, edit_distance, greedy, string_metrics
+from audiomnist.ctc import (
+    MIN_GAP_FRAMES,
+    STRING_CLASSES,
+    beam_search,
+    decode,
+    edit_distance,
+    greedy,
+    merge_close,
+    string_metrics,
+)
 
 
 def frames(path: str, sure: float = 0.9) -> np.ndarray:
@@ -43,7 +52,7 @@ def test_beam_search_finds_what_greedy_misses():
 
 
 def test_beam_agrees_with_greedy_on_peaky_outputs():
-    p = frames("-1-2-2-3-")
+    p = frames("-1---2---2---3-")
     assert beam_search(p, beam=8)[0] == "1223"
     assert decode(p, beam=8) == greedy(p)
 
@@ -61,3 +70,18 @@ def test_string_metrics_per_length():
     assert m["by_length"][2] == {"strings": 2, "digit_error_rate": 0.5, "exact_match": 0.5}
     with pytest.raises(ValueError):
         string_metrics(["1"], [])
+
+
+def test_close_peaks_are_one_word_far_ones_two():
+    # "7" then "9" on the next frame: one word the model wavered on; the digit likeliest over both frames wins.
+    p = np.full((12, 11), 0.0, np.float32)
+    p[:, 0] = 1.0
+    p[3, [0, 8]] = [0.3, 0.7]
+    p[4, [0, 10, 8]] = [0.1, 0.5, 0.4]
+    p[9, [0, 2]] = [0.2, 0.8]
+    assert [h.digit for h in greedy(p)] == ["7", "9", "1"]
+    merged = merge_close(greedy(p), p, MIN_GAP_FRAMES)
+    assert [(h.digit, h.frame) for h in merged] == [("7", 3), ("1", 9)]
+    assert merged[0].confidence == pytest.approx(0.7)
+    assert decode(p) == merged and decode(p, beam=8) == merged
+    assert [h.digit for h in decode(p, min_gap=1)] == ["7", "9", "1"]  # 1: nothing is merged

@@ -64,3 +64,74 @@ def test_single_digit_models_are_told_apart(string_model):
     assert not is_string_model("default") and not is_string_model(None)
     with pytest.raises(AudiomnistError, match="single-digit model"):
         StringRecognizer.load("default", backend="onnx")
+
+
+# ---- rescoring: each digit heard again by a single-digit model ------------------------------------------------------
+
+
+class Ears:
+    """A stand-in single-digit model at `rate` Hz that is sure of `digit` and records the clips it was given."""
+
+    def __init__(self, rate: int, digit: int, classes=tuple("0123456789")):
+        self.classes, self.digit, self.heard = list(classes), digit, []
+        self.sample_rate = rate
+        self.cfg = type("Cfg", (), {"audio": type("Audio", (), {"resample_quality": "HQ"})})
+
+    def windows(self, clips):
+        self.heard += [len(c) for c in clips]
+        return np.zeros((len(clips), 10), np.float32)
+
+    def probabilities(self, windows):
+        p = np.full((len(windows), len(self.classes)), 0.01, np.float32)
+        p[:, self.digit] = 0.91
+        return p
+
+
+def test_word_segments_run_from_the_previous_word_end_to_this_one():
+    from audiomnist.ctc import DigitHit
+    from audiomnist.recognizer import FIRST_WORD_S, PAD_S, PEAK_TO_END_S, word_segments
+
+    wave = np.arange(2 * SR, dtype=np.float32)
+    hits = [DigitHit("1", 0.9, 20), DigitHit("2", 0.9, 30)]
+    a, b = word_segments(hits, wave, SR, 0.04)
+    end_a, end_b = 0.8 + PEAK_TO_END_S, 1.2 + PEAK_TO_END_S
+    assert a[0] == int((end_a - FIRST_WORD_S - PAD_S) * SR) and a[-1] == int((end_a + PAD_S) * SR) - 1
+    assert b[0] == int((end_a - PAD_S) * SR) and b[-1] == int((end_b + PAD_S) * SR) - 1
+    (c,) = word_segments([DigitHit("3", 0.9, 49)], wave, SR, 0.04)  # past the end of the audio: cut at the end
+    assert c[-1] == wave[-1]
+
+
+def test_rescore_takes_the_digit_both_models_find_likeliest():
+    from audiomnist.ctc import DigitHit
+    from audiomnist.recognizer import rescore
+
+    probs = np.zeros((5, 11), np.float32)
+    probs[2, [4, 9]] = [0.6, 0.4]  # the string model leans to "3", barely
+    ears = np.full((1, 10), 0.0)
+    ears[0, [3, 8]] = [0.1, 0.9]  # the single-digit model is sure of "8"
+    (hit,) = rescore([DigitHit("3", 0.6, 2)], probs, ears)
+    assert (hit.digit, hit.frame) == ("8", 2)
+    assert hit.confidence == pytest.approx(np.sqrt(0.36) / (np.sqrt(0.36) + np.sqrt(0.06)))
+    unheard = DigitHit("3", 0.6, 2)  # no speech in its stretch: the string model's answer stands
+    assert rescore([unheard], probs, np.full((1, 10), np.nan)) == [unheard]
+
+
+def test_rescoring_changes_digits_never_their_number_or_times(string_model):
+    from audiomnist.ctc import decode
+    from audiomnist.recognizer import RESCORER, word_segments
+
+    plain = StringRecognizer.load(string_model[1], rescore=None)
+    ears = Ears(2 * SR, digit=7)  # another rate: each stretch is resampled to it
+    heard = StringRecognizer(plain.model, plain.backend, plain.path, rescorer=ears)
+    w = utterance(6)
+    a, b = plain.transcribe(w, SR), heard.transcribe(w, SR)
+    assert b.digits and len(a.digits) == len(b.digits) and [d.time for d in a.words] == [d.time for d in b.words]
+    hits = decode(plain.probabilities(w))
+    want = [2 * len(s) for s in word_segments(hits, w, SR, plain.frame_seconds)]
+    assert ears.heard == pytest.approx(want, abs=2)
+    assert plain.rescorer is None and StringRecognizer.load(string_model[1]).rescorer.classes[:10] == list("0123456789")
+    assert RESCORER == "default"
+    with pytest.raises(AudiomnistError, match="must know the ten digits"):
+        StringRecognizer(plain.model, plain.backend, plain.path, rescorer=Ears(SR, 0, classes=("a", "b")))
+    with pytest.raises(AudiomnistError, match="rescoring model: .*nowhere"):
+        StringRecognizer.load(string_model[1], rescore="nowhere")

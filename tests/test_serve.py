@@ -359,7 +359,7 @@ def test_health_reports_the_string_model(client, strings_client, rec):
     assert client.get("/health").json()["string_model"] is None
     s = strings_client.get("/health").json()["string_model"]
     assert s["model"] == "untrained" and s["backend"] == "onnx" and s["classes"] == STRING_CLASSES
-    assert s["sample_rate"] == rec.sample_rate and s["max_seconds"] > 10
+    assert s["sample_rate"] == rec.sample_rate and s["max_seconds"] > 10 and s["rescored_by"] == "default"
 
 
 @pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG"])
@@ -439,6 +439,14 @@ def test_page_has_a_number_mode(client):
     assert "no digits heard" in text and "r.reason" in text
 
 
+def test_cli_rescoring_flags(capsys, tmp_path):
+    assert cli.main(["serve", "--rescore-model", str(tmp_path / "nothing")]) == 2
+    assert "rescoring model:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one or the other
+        cli.main(["serve", "--rescore-model", "other", "--no-rescore"])
+    assert "not allowed with" in capsys.readouterr().err
+
+
 def test_cli_rejects_a_string_model_that_is_not_one(capsys, tmp_path):
     assert cli.main(["serve", "--string-model", "default"]) == 2
     assert "--string-model" in (err := capsys.readouterr().err) and "not a digit-string model" in err
@@ -455,11 +463,13 @@ def strings_server(string_model) -> str:
 def test_live_server_transcribes_with_the_string_model_given(strings_server, string_model, fsdd_dir):
     h = httpx.get(f"{strings_server}/health").json()
     assert h["string_model"]["model"] == str(string_model[0]) and h["string_model"]["backend"] == "torch"
+    assert h["string_model"]["rescored_by"] == "default"
     path = fsdd_dir / "4_george_0.wav"
     with open(path, "rb") as f:
         r = httpx.post(f"{strings_server}/transcribe?beam=4", files={"file": (path.name, f)}, timeout=60)
     assert r.status_code == 200, r.text
     check_transcript(r.json(), sf.info(path).duration, model=str(string_model[0]))
+    assert r.json()["rescored_by"] == "default"
     assert r.json()["digits"] == StringRecognizer.load(string_model[0]).transcribe_file(path, beam=4).digits
     r = httpx.post(f"{strings_server}/transcribe", files={"file": ("notes.txt", b"hello")}, timeout=60)
     assert r.status_code == 415 and r.json()["detail"].startswith("notes.txt:")

@@ -17,10 +17,11 @@ class Clock:
     sample_rate = SR
 
     def __init__(self):
-        self.calls = 0
+        self.calls, self.asked = 0, []
 
-    def transcribe(self, wave, sample_rate):
+    def transcribe(self, wave, sample_rate, rescore_from=0, rescore_until=np.inf):
         self.calls += 1
+        self.asked.append((rescore_from, rescore_until, len(wave) / sample_rate))
         n = int(len(wave) / sample_rate / 0.4 + 0.25)  # a digit counts once 0.3 s of it is heard
         return Transcript(str(n), [Digit(str(i % 10), 0.9, round(0.4 * i + 0.3, 3)) for i in range(n)])
 
@@ -49,6 +50,17 @@ def test_digits_come_once_in_order_and_only_when_final(block):
     partial = [d for d in out if d.emitted < 0.5 + 4.0]  # emitted while the speech was still going on
     assert len(partial) >= 7 and all(d.emitted - d.time >= 0.2 - 1e-6 for d in partial)
     assert rec.calls >= 10  # decoded again as the segment grew
+
+
+def test_only_digits_not_yet_printed_and_already_final_are_rescored():
+    rec, printed = Clock(), 0
+    for _ in stream_digits(blocks(speech_stream(3.0), 400), rec, SR, hold_ms=200):
+        start, _, _ = rec.asked[-1]
+        assert start == printed  # one segment: what it printed before is not rescored again
+        printed += 1
+    partial = [(s, u, h) for s, u, h in rec.asked if np.isfinite(u)]
+    assert partial and all(u == pytest.approx(h - 0.2) for _, u, h in partial)
+    assert rec.asked[-1][1] == np.inf  # the closing decode rescores whatever is left
 
 
 def test_block_size_does_not_change_the_digits():

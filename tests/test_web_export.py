@@ -242,11 +242,12 @@ def string_page(ort_web, string_model, chromium, tmp_path_factory):
 
 @pytest.mark.browser
 def test_string_page_decodes_pythons_digits_in_the_browser(string_page, fsdd_dir, tmp_path):
-    """At the model's rate the browser runs the very samples Python does: the same digits, confidences and times."""
+    """At the model's rate the browser runs the very samples Python does: the same digits, confidences and times
+    as the string model alone (the page does not rescore)."""
     from audiomnist.recognizer import StringRecognizer
 
     pg, errors, out = string_page
-    rec = StringRecognizer.load(out / "model.onnx")
+    rec = StringRecognizer.load(out / "model.onnx", rescore=None)
     clips = [sf.read(p, dtype="float32")[0] for p in sorted(fsdd_dir.glob("*_jackson_0.wav"))[:4]]
     sf.write(tmp_path / "number.wav", np.concatenate(clips), 8000, subtype="FLOAT")
     for path in [tmp_path / "number.wav", *sorted(fsdd_dir.glob("*_theo_0.wav"))[:2]]:
@@ -289,4 +290,23 @@ def test_page_of_a_none_class_model_says_no_digit_heard(chromium, ort_web, tmp_p
     finally:
         pg.close()
         server.shutdown()
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_page_merges_close_peaks_as_python_does(string_page):
+    """greedyCtc's merge of peaks under CFG.min_gap frames apart equals ctc.decode's on wavering outputs."""
+    from audiomnist.ctc import decode
+
+    pg, errors, out = string_page
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        labels = rng.choice(11, size=40, p=[0.6] + [0.04] * 10)
+        p = np.full((40, 11), 0.01, np.float32)
+        p[np.arange(40), labels] = rng.uniform(0.4, 0.9, 40)
+        p /= p.sum(axis=1, keepdims=True)
+        got = pg.evaluate("([p, n]) => greedyCtc(new Float32Array(p), n, 11)", [p.ravel().tolist(), 40])
+        want = decode(p)
+        assert [w["digit"] for w in got] == [h.digit for h in want]
+        assert [w["confidence"] for w in got] == pytest.approx([round(h.confidence, 4) for h in want], abs=2e-4)
     assert errors == []

@@ -28,7 +28,7 @@ LAYERS = """
     audio ctc onnx_model placement cache features augment strings models
     runconfig checkpoint string_model dataset report evaluate train train_strings cv demo
     analyze_quality analyze_result analyze_figures analyze_html analyze
-    web_export export torch_infer recognizer infer stream string_stream listen serve cli
+    web_export export torch_infer infer recognizer stream string_stream listen serve cli
 """.split()
 
 

@@ -15,6 +15,8 @@ import numpy as np
 
 BLANK = "<blank>"
 STRING_CLASSES = [BLANK] + [str(d) for d in range(10)]
+# Peaks closer than this many output frames are one word (experiments/strings/README.md, "Decoding").
+MIN_GAP_FRAMES = 3
 
 
 def is_string_config(config: object) -> bool:
@@ -43,6 +45,22 @@ def greedy(probs: np.ndarray) -> list[DigitHit]:
             hits[-1] = DigitHit(hits[-1].digit, float(probs[t, k]), t)
         prev = k
     return hits
+
+
+def merge_close(hits: list[DigitHit], probs: np.ndarray, min_gap: int) -> list[DigitHit]:
+    """Hits whose peaks are fewer than `min_gap` frames apart made one: the model wavering between two digits inside
+    one word, not two words (no digit is said that fast). The merged digit is the likeliest over the frames spanned."""
+    out: list[DigitHit] = []
+    for h in hits:
+        if out and h.frame - out[-1].frame < min_gap:
+            first = out[-1].frame
+            span = probs[first : h.frame + 1, 1:].sum(axis=0)
+            k = int(span.argmax()) + 1
+            t = first + int(probs[first : h.frame + 1, k].argmax())
+            out[-1] = DigitHit(STRING_CLASSES[k], float(probs[t, k]), t)
+        else:
+            out.append(h)
+    return out
 
 
 def _logsumexp(a: float, b: float) -> float:
@@ -84,16 +102,16 @@ def beam_search(probs: np.ndarray, beam: int = 8, prune: float = 1e-4) -> tuple[
     return prefix, _logsumexp(pb, pnb)
 
 
-def decode(probs: np.ndarray, beam: int = 1) -> list[DigitHit]:
-    """Greedy (beam 1) or beam-search digits; beam search keeps greedy's frames and confidences where the two agree
-    and otherwise places each digit at the greedy frame of the same digit nearest in order."""
+def decode(probs: np.ndarray, beam: int = 1, min_gap: int = MIN_GAP_FRAMES) -> list[DigitHit]:
+    """Greedy (beam 1) or beam-search digits, peaks under `min_gap` frames apart merged (merge_close); beam search
+    keeps greedy's frames and confidences where the two agree and otherwise places each digit at its likeliest frame
+    after the previous one."""
     hits = greedy(probs)
-    if beam <= 1:
-        return hits
-    text, _ = beam_search(probs, beam)
-    if text == "".join(h.digit for h in hits):
-        return hits
-    return _align(text, probs)
+    if beam > 1:
+        text, _ = beam_search(probs, beam)
+        if text != "".join(h.digit for h in hits):
+            hits = _align(text, probs)
+    return merge_close(hits, probs, min_gap)
 
 
 def _align(text: str, probs: np.ndarray) -> list[DigitHit]:

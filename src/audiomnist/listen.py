@@ -25,7 +25,7 @@ from .errors import AudiomnistError
 from .infer import BACKENDS, Classifier, Prediction, add_no_digit_arguments, no_digit_options
 from .onnx_model import resolve_model
 from .recognizer import SHIPPED as SHIPPED_STRINGS
-from .recognizer import StringRecognizer, is_string_model
+from .recognizer import StringRecognizer, add_rescore_arguments, is_string_model, rescore_spec
 from .stream import Detection, VadConfig, join_labels, transcribe, transcribe_file
 from .string_stream import StreamDigit, stream_digits, stream_file
 
@@ -203,7 +203,7 @@ def print_digits(digits: Iterable[StreamDigit], min_probability: float = 0.0, ou
 
 
 def _listen_strings(sd, device, rate: int, info: dict, args: argparse.Namespace) -> int:
-    rec = StringRecognizer.load(args.model, backend=args.backend, threads=args.threads)
+    rec = StringRecognizer.load(args.model, args.backend, args.threads, rescore_spec(args))
     print(f"microphone: {info['name']} at {rate} Hz (the string model hears {rec.sample_rate} Hz)", file=sys.stderr)
     stop = threading.Event()
     threading.Thread(target=_watch_stdin, args=(stop, sys.stdin), daemon=True).start()
@@ -244,7 +244,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     strings = wants_strings(args)
     if args.input:
         if strings:
-            rec = StringRecognizer.load(args.model, backend=args.backend, threads=args.threads)
+            rec = StringRecognizer.load(args.model, args.backend, args.threads, rescore_spec(args))
             print(print_digits(stream_file(args.input, rec), args.min_prob))
             return 0
         clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
@@ -299,6 +299,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         help="cut at pauses and classify each piece with a single-digit model (default for --continuous and --input: "
         "the digit-string model, which needs no pauses)",
     )
+    add_rescore_arguments(p)
     add_no_digit_arguments(p)  # a detection under --min-prob is skipped ("low confidence") and left out of the string
     p.add_argument(
         "--end-silence-ms", type=float, help=f"pause that ends a digit (default {VadConfig().end_silence_ms:g})"

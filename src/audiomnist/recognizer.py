@@ -6,10 +6,16 @@
 An .onnx string model runs without torch: its graph takes "waveform" (1, samples) at the model's rate, any length,
 and gives "probabilities" (frames, 11) over ctc.STRING_CLASSES; ctc.decode turns them into digits. A checkpoint
 runs in torch (string_model, imported by name only then).
+
+The string model finds the digits and where each one is; by default the shipped single-digit model then hears each
+digit's stretch of audio again, and each digit is the one both models find likeliest together (`rescore`). The
+single-digit network (2-D, trained on clips) hears a word better than the string model does, and the string model
+knows where the words are (experiments/strings/README.md, "Rescoring").
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -19,14 +25,21 @@ from pathlib import Path
 import numpy as np
 
 from .audio import audio_problem, full_scale, load_audio, resample
-from .ctc import STRING_CLASSES, decode, is_string_config
+from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config
 from .errors import AudiomnistError
+from .infer import Classifier
 from .onnx_model import INPUT, OUTPUT, ModelInfo, onnx_session, read_sidecar, resolve_model, torch_available
 
 SHIPPED = "strings"
 TASK = "strings"
 TORCH_SIDE = "audiomnist.string_model"
 OUTPUT_STRIDE = 4  # feature frames per output frame of a string model
+RESCORER = "default"  # the single-digit model that hears each digit again (None: the string model alone)
+# Where a digit's word ends, from its peak: the shipped model peaks ~70 ms before the end (median over its training
+# speakers' strings); a segment runs from the previous word's end to this one's, PAD_S wider on each side.
+PEAK_TO_END_S = 0.07
+PAD_S = 0.03
+FIRST_WORD_S = 0.6  # how far before its end the first word may start
 
 
 @dataclass(frozen=True)
@@ -86,17 +99,71 @@ class _TorchStrings:
         return self._run(self.pipeline, [wave])[0]
 
 
+def _digit_columns(classes: list[str]) -> list[int]:
+    missing = [d for d in STRING_CLASSES[1:] if d not in classes]
+    if missing:
+        raise AudiomnistError(f"a rescoring model must know the ten digits; it lacks {', '.join(missing)}")
+    return [classes.index(d) for d in STRING_CLASSES[1:]]
+
+
+def word_segments(hits: list[DigitHit], wave: np.ndarray, sample_rate: int, frame_s: float) -> list[np.ndarray]:
+    """Each hit's stretch of audio: from the previous word's end (the first: FIRST_WORD_S before its own) to its end."""
+    ends = [h.frame * frame_s + PEAK_TO_END_S for h in hits]
+    out = []
+    for i, end in enumerate(ends):
+        start = ends[i - 1] if i else end - FIRST_WORD_S
+        lo = max(0, int((start - PAD_S) * sample_rate))
+        hi = min(len(wave), max(int((end + PAD_S) * sample_rate), lo + 1))
+        out.append(wave[lo:hi])
+    return out
+
+
+def rescore(hits: list[DigitHit], probs: np.ndarray, digit_probs: np.ndarray) -> list[DigitHit]:
+    """Each hit's digit from the product of the string model's digit probabilities at its peak and the single-digit
+    model's (`digit_probs`, (hits, 10)), both over the ten digits; its confidence is that product, normalised.
+    A hit whose row is NaN (its stretch was not heard: no speech in it) stays as the string model found it."""
+    out = []
+    for h, q in zip(hits, digit_probs):
+        if np.isnan(q).any():
+            out.append(h)
+            continue
+        p = probs[h.frame, 1:] / max(float(probs[h.frame, 1:].sum()), 1e-12)
+        q = np.asarray(q, np.float64) / max(float(np.sum(q)), 1e-12)
+        joint = np.sqrt(np.maximum(p, 0) * np.maximum(q, 0))
+        joint /= max(float(joint.sum()), 1e-12)
+        k = int(joint.argmax())
+        out.append(DigitHit(STRING_CLASSES[k + 1], float(joint[k]), h.frame))
+    return out
+
+
 class StringRecognizer:
-    def __init__(self, backend_model, backend: str, path: Path):
+    def __init__(self, backend_model, backend: str, path: Path, rescorer: Classifier | None = None, rescorer_name=""):
         self.model, self.backend, self.path = backend_model, backend, path
+        self.rescorer = rescorer
+        self.rescorer_name = (rescorer_name or "custom") if rescorer is not None else None  # what /transcribe reports
+        self._columns = _digit_columns(rescorer.classes) if rescorer is not None else []
 
     @classmethod
-    def load(cls, spec: str | os.PathLike | None = None, backend: str | None = None, threads: int | None = None):
-        """From a string run folder, checkpoint, .onnx export or shipped name (None: the shipped "strings")."""
+    def load(
+        cls,
+        spec: str | os.PathLike | None = None,
+        backend: str | None = None,
+        threads: int | None = None,
+        rescore: str | os.PathLike | None = RESCORER,
+    ):
+        """From a string run folder, checkpoint, .onnx export or shipped name (None: the shipped "strings"); `rescore`
+        names the single-digit model that hears each digit again (Classifier.load's spec; None: no rescoring)."""
         path = resolve_model(SHIPPED if spec is None else spec, prefer=backend)
-        if path.suffix == ".onnx":
-            return cls(_OnnxStrings(path, threads), "onnx", path)
-        return cls(_TorchStrings(path, threads), "torch", path)
+        model = _OnnxStrings(path, threads) if path.suffix == ".onnx" else _TorchStrings(path, threads)
+        rescorer = None
+        if rescore is not None:
+            try:
+                # An .onnx string model gets an ONNX Runtime rescorer too: the same runtime, no torch needed.
+                ears = backend or ("onnx" if path.suffix == ".onnx" else None)
+                rescorer = Classifier.load(rescore, backend=ears, threads=threads)
+            except AudiomnistError as e:
+                raise AudiomnistError(f"rescoring model: {e}") from None
+        return cls(model, "onnx" if path.suffix == ".onnx" else "torch", path, rescorer, os.fspath(rescore or ""))
 
     @property
     def sample_rate(self) -> int:
@@ -110,9 +177,13 @@ class StringRecognizer:
         """(frames, 11) probabilities of mono float32 audio at the model's rate."""
         return self.model.probabilities(np.asarray(wave, np.float32))
 
-    def transcribe(self, wave: np.ndarray, sample_rate: int, beam: int = 1, path: str | None = None) -> Transcript:
+    def transcribe(
+        self, wave: np.ndarray, sample_rate: int, beam: int = 1, path: str | None = None, rescore_from: int = 0,
+        rescore_until: float = np.inf,
+    ) -> Transcript:  # fmt: skip
         """The digits said in mono (or (frames, channels)) audio at any rate; unusable audio gets no digits and a
-        reason (audio.audio_problem)."""
+        reason (audio.audio_problem). Only digits from the `rescore_from`-th on, peaking by `rescore_until` seconds,
+        are rescored: a stream has printed the ones before and will decode again before it prints the ones after."""
         w = np.asarray(wave, dtype=np.float32)
         w = w.mean(axis=1) if w.ndim == 2 else w
         why = audio_problem(w, sample_rate) if w.size else "too short"
@@ -120,15 +191,50 @@ class StringRecognizer:
             return Transcript("", [], why, path)
         if sample_rate != self.sample_rate:
             w = resample(w, sample_rate, self.sample_rate, self.model.info.audio.resample_quality)
-        hits = decode(self.probabilities(full_scale(w)), beam)
+        w = full_scale(w)
+        probs = self.probabilities(w)
+        hits = decode(probs, beam)
         t = self.frame_seconds
+        todo = [i for i, h in enumerate(hits) if i >= rescore_from and (h.frame + 1) * t <= rescore_until]
+        if self.rescorer is not None and todo:
+            done = rescore([hits[i] for i in todo], probs, self.rescorer_probabilities(hits, w, todo))
+            hits = [*hits[: todo[0]], *done, *hits[todo[-1] + 1 :]]
         words = [Digit(h.digit, round(h.confidence, 4), round((h.frame + 1) * t, 3)) for h in hits]
         return Transcript("".join(h.digit for h in hits), words, None, path)
+
+    def rescorer_probabilities(self, hits: list[DigitHit], wave: np.ndarray, todo: list[int]) -> np.ndarray:
+        """(len(todo), 10) digit probabilities of the rescoring model, each on its hit's word_segments stretch; NaN
+        rows for stretches the audio gate finds no speech in (the network is never asked about silence)."""
+        clf, sr = self.rescorer, self.sample_rate
+        every = word_segments(hits, wave, sr, self.frame_seconds)
+        segs = [every[i] for i in todo]
+        if clf.sample_rate != sr:
+            segs = [resample(s, sr, clf.sample_rate, clf.cfg.audio.resample_quality) for s in segs]
+        heard = [i for i, s in enumerate(segs) if audio_problem(s, clf.sample_rate) is None]
+        out = np.full((len(segs), 10), np.nan)
+        if heard:
+            out[heard] = clf.probabilities(clf.windows([segs[i] for i in heard]))[:, self._columns]
+        return out
 
     def transcribe_file(self, path: str | os.PathLike, beam: int = 1) -> Transcript:
         a = self.model.info.audio
         w = load_audio(path, a.sample_rate, None, a.resample_quality, allow_nonfinite=True)
         return self.transcribe(w, a.sample_rate, beam, os.fspath(path))
+
+
+def add_rescore_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--rescore-model",
+        default=RESCORER,
+        metavar="RUN_DIR|CHECKPOINT|MODEL.onnx|NAME",
+        help=f"single-digit model that hears each digit of a number again (default: the shipped {RESCORER!r})",
+    )
+    group.add_argument("--no-rescore", action="store_true", help="numbers from the digit-string model alone")
+
+
+def rescore_spec(args: argparse.Namespace) -> str | None:
+    return None if args.no_rescore else args.rescore_model
 
 
 def is_string_model(spec: str | os.PathLike | None) -> bool:
@@ -147,4 +253,11 @@ def is_string_model(spec: str | os.PathLike | None) -> bool:
     return is_string_config(meta) or (isinstance(meta, dict) and meta.get("task") == TASK)
 
 
-__all__ = ["STRING_CLASSES", "StringRecognizer", "Transcript", "is_string_model"]
+__all__ = [
+    "STRING_CLASSES",
+    "StringRecognizer",
+    "Transcript",
+    "add_rescore_arguments",
+    "is_string_model",
+    "rescore_spec",
+]

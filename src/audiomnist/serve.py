@@ -1,18 +1,21 @@
 """Web page and REST API for predictions (FastAPI + uvicorn).
 
     audiomnist serve [--model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME] [--string-model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME]
-                     [--no-string-model] [--backend torch|onnx] [--host 127.0.0.1] [--port 8000]
+                     [--no-string-model] [--rescore-model SPEC | --no-rescore] [--backend torch|onnx]
+                     [--host 127.0.0.1] [--port 8000]
                      [--max-upload-mb 10] [--threads 1] [--min-prob P] [--none-threshold P]
 
     GET  /            a page that records from the microphone (or sends a chosen file): one digit with its class
                       probabilities, or a whole number (the digit string) when a string model is loaded
     GET  /health      {"status": "ok", "model", "backend", "classes", "sample_rate", "max_upload_bytes",
-                       "string_model": {"model", "backend", "classes", "sample_rate", "max_seconds"} or null}
+                       "string_model": {"model", "backend", "classes", "sample_rate", "max_seconds", "rescored_by"}
+                       or null}
     POST /predict     multipart/form-data, audio (WAV, FLAC, OGG, ...) in field "file":
                       {"digit", "label", "probability", "probabilities", "latency_ms", "model", "filename", ...};
                       "digit": null with a "reason" (too short, no speech, bad samples, not a digit, low confidence)
     POST /transcribe  the same upload, a number said at natural pace (a digit-string model, CTC), ?beam=N optional:
-                      {"digits": "4155551234", "words": [{"digit", "confidence", "time"}, ...], "reason", ...};
+                      {"digits": "4155551234", "words": [{"digit", "confidence", "time"}, ...], "reason",
+                      "rescored_by": the single-digit model that heard each digit again (null: none), ...};
                       "digits": "" with a "reason" for unusable audio; 503 when no string model is loaded
 
     curl -F file=@7_jackson_0.wav http://127.0.0.1:8000/predict
@@ -46,7 +49,7 @@ from .errors import AudiomnistError
 from .infer import BACKENDS, Classifier, add_no_digit_arguments, no_digit_options
 from .onnx_model import resolve_model
 from .recognizer import SHIPPED as SHIPPED_STRINGS
-from .recognizer import STRING_CLASSES, StringRecognizer, Transcript
+from .recognizer import STRING_CLASSES, StringRecognizer, Transcript, add_rescore_arguments, rescore_spec
 
 FORM_OVERHEAD = 16 * 1024  # multipart boundaries and part headers around the file
 MAX_DECODED_SAMPLES = 4 * 2**20  # frames x channels decoded per upload (16 MB float32), whatever the rate
@@ -121,6 +124,7 @@ def _transcript_result(rec: StringRecognizer, name: str, t: Transcript, beam: in
         "model": name,
         "backend": rec.backend,
         "beam": beam,
+        "rescored_by": rec.rescorer_name,
     }
 
 
@@ -141,6 +145,7 @@ def _string_health(rec: StringRecognizer | None, name: str) -> dict | None:
         "classes": STRING_CLASSES,
         "sample_rate": rec.sample_rate,
         "max_seconds": audio.max_seconds,
+        "rescored_by": rec.rescorer_name,
     }
 
 
@@ -265,9 +270,9 @@ def load_strings(args: argparse.Namespace) -> tuple[StringRecognizer | None, str
             return None, ""
         spec = SHIPPED_STRINGS
     try:
-        rec = StringRecognizer.load(spec, backend=args.backend, threads=args.threads)
+        rec = StringRecognizer.load(spec, args.backend, args.threads, rescore_spec(args))
     except AudiomnistError as e:
-        raise AudiomnistError(f"--string-model: {e}") from None
+        raise AudiomnistError(str(e) if str(e).startswith("rescoring model") else f"--string-model: {e}") from None
     rec.probabilities(np.zeros(rec.sample_rate, np.float32))  # the first call is slow; pay it before serving
     return rec, str(spec)
 
@@ -307,6 +312,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         f"{SHIPPED_STRINGS!r} when installed, else /transcribe answers 503)",
     )
     strings.add_argument("--no-string-model", action="store_true", help="serve no /transcribe (503), only digits")
+    add_rescore_arguments(p)
     p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)

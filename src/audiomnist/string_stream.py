@@ -46,8 +46,9 @@ class _Open:
 
 def _emit(rec: StringRecognizer, seg: Segment, state: _Open, final: bool, hold_s: float) -> list[StreamDigit]:
     t0, now = seg.start / seg.sample_rate, seg.end / seg.sample_rate
-    words = rec.transcribe(seg.audio, seg.sample_rate).words
-    ready = words if final else [w for w in words if w.time <= (now - t0) - hold_s]
+    until = np.inf if final else (now - t0) - hold_s
+    words = rec.transcribe(seg.audio, seg.sample_rate, rescore_from=state.done, rescore_until=until).words
+    ready = [w for w in words if w.time <= until]
     out = [StreamDigit(w.digit, w.confidence, round(t0 + w.time, 3), round(now, 3)) for w in ready[state.done :]]
     state.done = max(state.done, len(ready))
     return out

@@ -31,7 +31,7 @@ from .audio import (
     PITCH_FRAME_S,
     PITCH_HZ,
 )
-from .ctc import STRING_CLASSES
+from .ctc import MIN_GAP_FRAMES, STRING_CLASSES
 from .errors import AudiomnistError
 from .onnx_model import INPUT, NONE_CLASS, OUTPUT, ModelInfo, read_sidecar, sidecar_path
 from .paths import atomic_write_text
@@ -145,7 +145,8 @@ def page(onnx_path: Path) -> str:
     }
     if strings:
         hop = int(side["config"]["features"]["hop_length"])
-        config |= {"classes": STRING_CLASSES, "frame_s": STRING_OUTPUT_STRIDE * hop / info.audio.sample_rate}
+        frame_s = STRING_OUTPUT_STRIDE * hop / info.audio.sample_rate
+        config |= {"classes": STRING_CLASSES, "frame_s": frame_s, "min_gap": MIN_GAP_FRAMES}
     web = resources.files("audiomnist").joinpath("web")
     head = web.joinpath("index.html").read_text(encoding="utf-8").split("<script>", 1)[0]
     head = head.replace('<div class="modes"', '<div class="modes" style="display: none"')  # one model, one mode

@@ -230,7 +230,27 @@ function greedyCtc(p, frames, k) {
     else if (best !== 0 && q > words[words.length - 1].confidence) Object.assign(words[words.length - 1], { confidence: q, frame: t });
     prev = best;
   }
-  return words.map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +((w.frame + 1) * CFG.frame_s).toFixed(3) }));
+  return mergeClose(words, p, k).map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +((w.frame + 1) * CFG.frame_s).toFixed(3) }));
+}
+
+// ctc.merge_close: peaks fewer than CFG.min_gap frames apart are one word; its digit is the likeliest over the frames
+// spanned (summed probabilities), at that digit's peak frame.
+function mergeClose(words, p, k) {
+  const out = [];
+  for (const w of words) {
+    const last = out[out.length - 1];
+    if (last === undefined || w.frame - last.frame >= CFG.min_gap) { out.push(w); continue; }
+    let best = 1, bestSum = -1;
+    for (let c = 1; c < k; c++) {
+      let sum = 0;
+      for (let t = last.frame; t <= w.frame; t++) sum += p[t * k + c];
+      if (sum > bestSum) { best = c; bestSum = sum; }
+    }
+    let frame = last.frame;
+    for (let t = last.frame; t <= w.frame; t++) if (p[t * k + best] > p[frame * k + best]) frame = t;
+    out[out.length - 1] = { digit: CFG.classes[best], confidence: p[frame * k + best], frame };
+  }
+  return out;
 }
 
 async function transcribe(x, filename) {
