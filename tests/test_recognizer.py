@@ -88,8 +88,7 @@ class Ears:
 
 
 def test_word_segments_run_from_the_previous_word_end_to_this_one():
-    from audiomnist.ctc import DigitHit
-    from audiomnist.recognizer import FIRST_WORD_S, PAD_S, PEAK_TO_END_S, word_segments
+    from audiomnist.ctc import FIRST_WORD_S, PAD_S, PEAK_TO_END_S, DigitHit, word_segments
 
     wave = np.arange(2 * SR, dtype=np.float32)
     hits = [DigitHit("1", 0.9, 20), DigitHit("2", 0.9, 30)]
@@ -102,8 +101,7 @@ def test_word_segments_run_from_the_previous_word_end_to_this_one():
 
 
 def test_rescore_takes_the_digit_both_models_find_likeliest():
-    from audiomnist.ctc import DigitHit
-    from audiomnist.recognizer import rescore
+    from audiomnist.ctc import DigitHit, rescore
 
     probs = np.zeros((5, 11), np.float32)
     probs[2, [4, 9]] = [0.6, 0.4]  # the string model leans to "3", barely
@@ -117,8 +115,8 @@ def test_rescore_takes_the_digit_both_models_find_likeliest():
 
 
 def test_rescoring_changes_digits_never_their_number_or_times(string_model):
-    from audiomnist.ctc import decode
-    from audiomnist.recognizer import RESCORER, word_segments
+    from audiomnist.ctc import decode, word_segments
+    from audiomnist.recognizer import RESCORER
 
     plain = StringRecognizer.load(string_model[1], rescore=None)
     ears = Ears(2 * SR, digit=7)  # another rate: each stretch is resampled to it

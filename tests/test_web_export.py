@@ -220,9 +220,14 @@ def test_export_web_takes_a_string_model(string_model, tmp_path, capsys):
     assert (
         cli.main(["export", str(string_model[0]), "--web", str(out), "--ort-web", str(fake_ort(tmp_path / "p"))]) == 0
     )
-    assert sorted(p.name for p in out.iterdir()) == ["index.html", "model.onnx", "model.onnx.json", "ort"]
+    files = ["index.html", "model.onnx", "model.onnx.json", "ort", "rescorer.onnx", "rescorer.onnx.json"]
+    assert sorted(p.name for p in out.iterdir()) == files
     assert json.loads((out / "model.onnx.json").read_text())["task"] == "strings"
-    assert "digit strings" in capsys.readouterr().out
+    assert "digit strings" in (said := capsys.readouterr().out) and "heard again by the shipped" in said
+    assert config_of((out / "index.html").read_text())["rescorer"]["classes"][:10] == list("0123456789")
+    # the same folder made into a digit page: no rescorer left behind
+    assert cli.main(["export", "default", "--web", str(out), "--ort-web", str(fake_ort(tmp_path / "p"))]) == 0
+    assert not (out / "rescorer.onnx").exists() and "rescorer" not in config_of((out / "index.html").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -242,12 +247,13 @@ def string_page(ort_web, string_model, chromium, tmp_path_factory):
 
 @pytest.mark.browser
 def test_string_page_decodes_pythons_digits_in_the_browser(string_page, fsdd_dir, tmp_path):
-    """At the model's rate the browser runs the very samples Python does: the same digits, confidences and times
-    as the string model alone (the page does not rescore)."""
+    """At the model's rate the browser runs the very samples Python does: the same digits, confidences and times,
+    each digit heard again by the page's rescorer as StringRecognizer does."""
     from audiomnist.recognizer import StringRecognizer
 
     pg, errors, out = string_page
-    rec = StringRecognizer.load(out / "model.onnx", rescore=None)
+    rec = StringRecognizer.load(out / "model.onnx", rescore=out / "rescorer.onnx")
+    assert rec.rescorer is not None and rec.rescorer.backend == "onnx"
     clips = [sf.read(p, dtype="float32")[0] for p in sorted(fsdd_dir.glob("*_jackson_0.wav"))[:4]]
     sf.write(tmp_path / "number.wav", np.concatenate(clips), 8000, subtype="FLOAT")
     for path in [tmp_path / "number.wav", *sorted(fsdd_dir.glob("*_theo_0.wav"))[:2]]:

@@ -3,6 +3,7 @@
 A string model's classes are BLANK then the ten digits; its output is (frames, 11) probabilities. Greedy decoding
 takes each frame's best class, merges repeats and drops blanks; beam search keeps the `beam` likeliest prefixes
 (blank/non-blank split, Graves 2012). Each digit's confidence is its highest frame probability in its run of frames.
+`word_segments` and `rescore` let a single-digit model hear each decoded digit again (recognizer.StringRecognizer).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ BLANK = "<blank>"
 STRING_CLASSES = [BLANK] + [str(d) for d in range(10)]
 # Peaks closer than this many output frames are one word (experiments/strings/README.md, "Decoding").
 MIN_GAP_FRAMES = 3
+# Where a digit's word ends, from its peak: a string model's peak comes shortly before its word's end (measured in
+# experiments/strings/README.md, "Rescoring"); a word runs from the previous word's end to its own, PAD_S wider.
+PEAK_TO_END_S = 0.07
+PAD_S = 0.03
+FIRST_WORD_S = 0.6  # how far before its end the first word may start
 
 
 def is_string_config(config: object) -> bool:
@@ -156,3 +162,33 @@ def string_metrics(refs: list[str], hyps: list[str]) -> dict:
         }
 
     return {**summary(list(range(len(refs)))), "by_length": {n: summary(ix) for n, ix in sorted(by_len.items())}}
+
+
+def word_segments(hits: list[DigitHit], wave: np.ndarray, sample_rate: int, frame_s: float) -> list[np.ndarray]:
+    """Each hit's stretch of audio: from the previous word's end (the first: FIRST_WORD_S before its own) to its end."""
+    ends = [h.frame * frame_s + PEAK_TO_END_S for h in hits]
+    out = []
+    for i, end in enumerate(ends):
+        start = ends[i - 1] if i else end - FIRST_WORD_S
+        lo = max(0, int((start - PAD_S) * sample_rate))
+        hi = min(len(wave), max(int((end + PAD_S) * sample_rate), lo + 1))
+        out.append(wave[lo:hi])
+    return out
+
+
+def rescore(hits: list[DigitHit], probs: np.ndarray, digit_probs: np.ndarray) -> list[DigitHit]:
+    """Each hit's digit from the product of the string model's digit probabilities at its peak and the single-digit
+    model's (`digit_probs`, (hits, 10)), both over the ten digits; its confidence is that product, normalised.
+    A hit whose row is NaN (its stretch was not heard: no speech in it) stays as the string model found it."""
+    out = []
+    for h, q in zip(hits, digit_probs):
+        if np.isnan(q).any():
+            out.append(h)
+            continue
+        p = probs[h.frame, 1:] / max(float(probs[h.frame, 1:].sum()), 1e-12)
+        q = np.asarray(q, np.float64) / max(float(np.sum(q)), 1e-12)
+        joint = np.sqrt(np.maximum(p, 0) * np.maximum(q, 0))
+        joint /= max(float(joint.sum()), 1e-12)
+        k = int(joint.argmax())
+        out.append(DigitHit(STRING_CLASSES[k + 1], float(joint[k]), h.frame))
+    return out

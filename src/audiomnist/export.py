@@ -38,13 +38,24 @@ from .config import save_json, to_dict
 from .ctc import STRING_CLASSES
 from .errors import AudiomnistError
 from .features import build_frontend
-from .onnx_model import FORMAT, INPUT, OUTPUT, Calibration, OnnxPipeline, onnx_session, resolve_model, sidecar_path
+from .onnx_model import (
+    FORMAT,
+    INPUT,
+    OUTPUT,
+    Calibration,
+    ModelInfo,
+    OnnxPipeline,
+    onnx_session,
+    read_sidecar,
+    resolve_model,
+    sidecar_path,
+)
 from .paths import atomic_write, data_home, short_hash
 from .runconfig import TrainConfig
 from .string_model import TASK, StringNet, StringTrainConfig, is_string_checkpoint
 from .string_model import load as load_string_model
 from .string_model import probabilities as string_probabilities
-from .web_export import ORT_WEB_VERSION, write_web
+from .web_export import ORT_WEB_VERSION, RESCORER, write_web
 
 OPSET = 18
 PARITY_TOL = 1e-4
@@ -228,7 +239,12 @@ def _export_strings(path: Path, args: argparse.Namespace) -> int:
 
 
 def _write_web(out: Path, args: argparse.Namespace) -> None:
-    index = write_web(out, args.web, args.ort_web, args.ort_web_version)
+    rate = lambda path: ModelInfo.from_config(read_sidecar(path)["config"]).audio.sample_rate  # noqa: E731
+    ears = RESCORER if read_sidecar(out).get("task") == "strings" and rate(RESCORER) == rate(out) else None
+    if read_sidecar(out).get("task") == "strings":
+        how = "each digit heard again by the shipped single-digit model" if ears else "the string model alone"
+        print(f"the page decodes numbers with {how}")
+    index = write_web(out, args.web, args.ort_web, args.ort_web_version, rescorer=ears)
     print(
         f"wrote {index} with the model and onnxruntime-web; serve the folder, e.g. "
         f"python -m http.server -d {args.web} 8001, and open http://127.0.0.1:8001/"

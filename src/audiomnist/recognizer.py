@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import audio_problem, full_scale, load_audio, resample
-from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config
+from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config, rescore, word_segments
 from .errors import AudiomnistError
 from .infer import Classifier
 from .onnx_model import INPUT, OUTPUT, ModelInfo, onnx_session, read_sidecar, resolve_model, torch_available
@@ -35,11 +35,6 @@ TASK = "strings"
 TORCH_SIDE = "audiomnist.string_model"
 OUTPUT_STRIDE = 4  # feature frames per output frame of a string model
 RESCORER = "default"  # the single-digit model that hears each digit again (None: the string model alone)
-# Where a digit's word ends, from its peak: the shipped model peaks ~70 ms before the end (median over its training
-# speakers' strings); a segment runs from the previous word's end to this one's, PAD_S wider on each side.
-PEAK_TO_END_S = 0.07
-PAD_S = 0.03
-FIRST_WORD_S = 0.6  # how far before its end the first word may start
 
 
 @dataclass(frozen=True)
@@ -104,36 +99,6 @@ def _digit_columns(classes: list[str]) -> list[int]:
     if missing:
         raise AudiomnistError(f"a rescoring model must know the ten digits; it lacks {', '.join(missing)}")
     return [classes.index(d) for d in STRING_CLASSES[1:]]
-
-
-def word_segments(hits: list[DigitHit], wave: np.ndarray, sample_rate: int, frame_s: float) -> list[np.ndarray]:
-    """Each hit's stretch of audio: from the previous word's end (the first: FIRST_WORD_S before its own) to its end."""
-    ends = [h.frame * frame_s + PEAK_TO_END_S for h in hits]
-    out = []
-    for i, end in enumerate(ends):
-        start = ends[i - 1] if i else end - FIRST_WORD_S
-        lo = max(0, int((start - PAD_S) * sample_rate))
-        hi = min(len(wave), max(int((end + PAD_S) * sample_rate), lo + 1))
-        out.append(wave[lo:hi])
-    return out
-
-
-def rescore(hits: list[DigitHit], probs: np.ndarray, digit_probs: np.ndarray) -> list[DigitHit]:
-    """Each hit's digit from the product of the string model's digit probabilities at its peak and the single-digit
-    model's (`digit_probs`, (hits, 10)), both over the ten digits; its confidence is that product, normalised.
-    A hit whose row is NaN (its stretch was not heard: no speech in it) stays as the string model found it."""
-    out = []
-    for h, q in zip(hits, digit_probs):
-        if np.isnan(q).any():
-            out.append(h)
-            continue
-        p = probs[h.frame, 1:] / max(float(probs[h.frame, 1:].sum()), 1e-12)
-        q = np.asarray(q, np.float64) / max(float(np.sum(q)), 1e-12)
-        joint = np.sqrt(np.maximum(p, 0) * np.maximum(q, 0))
-        joint /= max(float(joint.sum()), 1e-12)
-        k = int(joint.argmax())
-        out.append(DigitHit(STRING_CLASSES[k + 1], float(joint[k]), h.frame))
-    return out
 
 
 class StringRecognizer:

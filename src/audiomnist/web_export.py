@@ -31,9 +31,9 @@ from .audio import (
     PITCH_FRAME_S,
     PITCH_HZ,
 )
-from .ctc import MIN_GAP_FRAMES, STRING_CLASSES
+from .ctc import FIRST_WORD_S, MIN_GAP_FRAMES, PAD_S, PEAK_TO_END_S, STRING_CLASSES
 from .errors import AudiomnistError
-from .onnx_model import INPUT, NONE_CLASS, OUTPUT, ModelInfo, read_sidecar, sidecar_path
+from .onnx_model import INPUT, NONE_CLASS, OUTPUT, PRETRAINED, ModelInfo, read_sidecar, sidecar_path
 from .paths import atomic_write_text
 
 ORT_WEB_VERSION = "1.31.1"  # the version the page was tested with; --ort-web-version picks another
@@ -44,6 +44,8 @@ ORT_FILES = (
     "dist/ort-wasm-simd-threaded.wasm",
     "package.json",
 )
+RESCORER = PRETRAINED / "default.onnx"  # a number page's single-digit model (recognizer.RESCORER's export)
+RESCORER_FILE = "rescorer.onnx"
 STRING_OUTPUT_STRIDE = 4  # feature hops per output frame of a string model (recognizer.OUTPUT_STRIDE, a layer above)
 
 
@@ -111,10 +113,21 @@ def _string_head(head: str) -> str:
     return head
 
 
-def page(onnx_path: Path) -> str:
+def _rescorer_config(rescorer: Path, sample_rate: int) -> dict:
+    """What the page needs to hear each digit of a number again with a single-digit model (recognizer.rescore)."""
+    side = read_sidecar(rescorer)
+    audio = ModelInfo.from_config(side["config"]).audio
+    if side.get("task") == "strings" or audio.sample_rate != sample_rate:
+        raise AudiomnistError(f"{rescorer}: the page's rescorer must be a single-digit model at {sample_rate} Hz")
+    return {"num_samples": audio.num_samples, "pad_mode": audio.pad_mode, "sample_rate": audio.sample_rate,
+            "classes": side["classes"], "peak_to_end_s": PEAK_TO_END_S, "pad_s": PAD_S,
+            "first_word_s": FIRST_WORD_S}  # fmt: skip
+
+
+def page(onnx_path: Path, rescorer: Path | None = None) -> str:
     """index.html for the model: the serve page's look (one mode: a digit, or a number for a string model), the
     in-browser pipeline of web/offline.js, the model's settings (rate, window, classes, padding, the no-digit gate)
-    inlined."""
+    inlined; a number page with a `rescorer` (its .onnx beside the page as RESCORER_FILE) hears each digit again."""
     side = read_sidecar(onnx_path)
     info = ModelInfo.from_config(side["config"])
     strings = side.get("task") == "strings"
@@ -146,7 +159,9 @@ def page(onnx_path: Path) -> str:
     if strings:
         hop = int(side["config"]["features"]["hop_length"])
         frame_s = STRING_OUTPUT_STRIDE * hop / info.audio.sample_rate
-        config |= {"classes": STRING_CLASSES, "frame_s": frame_s, "min_gap": MIN_GAP_FRAMES}
+        config |= {"classes": STRING_CLASSES, "frame_s": frame_s, "min_gap": MIN_GAP_FRAMES, "rescorer": None}
+        if rescorer is not None:
+            config["rescorer"] = _rescorer_config(rescorer, info.audio.sample_rate)
     web = resources.files("audiomnist").joinpath("web")
     head = web.joinpath("index.html").read_text(encoding="utf-8").split("<script>", 1)[0]
     head = head.replace('<div class="modes"', '<div class="modes" style="display: none"')  # one model, one mode
@@ -164,18 +179,25 @@ def write_web(
     out_dir: str | os.PathLike,
     ort_source: str | os.PathLike | None = None,
     version: str = ORT_WEB_VERSION,
+    rescorer: str | os.PathLike | None = RESCORER,
 ) -> Path:
-    """DIR/index.html, DIR/model.onnx (+ sidecar, copied unless already there) and DIR/ort/ for an exported model."""
+    """DIR/index.html, DIR/model.onnx (+ sidecar, copied unless already there) and DIR/ort/ for an exported model;
+    for a digit-string model also DIR/rescorer.onnx (+ sidecar), the single-digit `rescorer` (None: none)."""
     onnx_path, out = Path(onnx_path), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = out / "model.onnx"
-    if onnx_path.resolve() != model.resolve():
-        shutil.copyfile(onnx_path, model)
-        shutil.copyfile(sidecar_path(onnx_path), sidecar_path(model))
+    model, ears = out / "model.onnx", out / RESCORER_FILE
+    rescorer = rescorer if read_sidecar(onnx_path).get("task") == "strings" else None  # only a number is rescored
+    for src, dst in [(onnx_path, model), *([(Path(rescorer), ears)] if rescorer else [])]:
+        if src.resolve() != dst.resolve():
+            shutil.copyfile(src, dst)
+            shutil.copyfile(sidecar_path(src), sidecar_path(dst))
+    if rescorer is None:  # a page made again into the same folder must not keep an old one
+        ears.unlink(missing_ok=True)
+        sidecar_path(ears).unlink(missing_ok=True)
     if ort_source is not None:
         vendor_ort(Path(ort_source), out / "ort")
     else:
         with tempfile.TemporaryDirectory(prefix="audiomnist-ort-") as tmp:
             vendor_ort(npm_pack(version, Path(tmp)), out / "ort")
-    atomic_write_text(out / "index.html", page(model))
+    atomic_write_text(out / "index.html", page(model, ears if rescorer else None))
     return out / "index.html"

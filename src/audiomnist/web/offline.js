@@ -13,6 +13,7 @@ const TAP = `registerProcessor("tap", class extends AudioWorkletProcessor {
 const STRINGS = CFG.task === "strings";
 const classes = STRINGS ? [] : CFG.classes;
 let session = null;
+let rescorer = null;  // a number page's single-digit model (CFG.rescorer), or none
 
 function setState(state, error = "") {
   document.body.dataset.state = state;
@@ -137,11 +138,11 @@ function evalNoise(n) {
 }
 
 // audio.fit_windows for one clip: centred, zero padding or (pad_mode "noise") the clip's own quietest 10 ms.
-function fitWindow(x) {
-  const n = CFG.num_samples;
+function fitWindow(x, cfg = CFG) {
+  const n = cfg.num_samples;
   const out = new Float32Array(n);
-  if (CFG.pad_mode === "noise" && x.length) {
-    const frame = Math.max(1, Math.floor(CFG.sample_rate / 100));
+  if (cfg.pad_mode === "noise" && x.length) {
+    const frame = Math.max(1, Math.floor(cfg.sample_rate / 100));
     let lo = Infinity, hi = -Infinity, span = Infinity;
     const whole = x.length < frame ? 1 : Math.floor(x.length / frame);
     for (let f = 0; f < whole; f++) {
@@ -230,7 +231,42 @@ function greedyCtc(p, frames, k) {
     else if (best !== 0 && q > words[words.length - 1].confidence) Object.assign(words[words.length - 1], { confidence: q, frame: t });
     prev = best;
   }
-  return mergeClose(words, p, k).map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +((w.frame + 1) * CFG.frame_s).toFixed(3) }));
+  return mergeClose(words, p, k);
+}
+
+// ctc.word_segments: each digit's word, from the previous word's end (its peak + peak_to_end_s) to its own.
+function wordSegments(words, x, r) {
+  const sr = CFG.sample_rate, ends = words.map((w) => w.frame * CFG.frame_s + r.peak_to_end_s);
+  return ends.map((end, i) => {
+    const start = i ? ends[i - 1] : end - r.first_word_s;
+    const lo = Math.max(0, Math.trunc((start - r.pad_s) * sr));
+    return x.subarray(lo, Math.min(x.length, Math.max(Math.trunc((end + r.pad_s) * sr), lo + 1)));
+  });
+}
+
+// recognizer.StringRecognizer: the single-digit model hears each word again; the digit is the argmax of the product
+// of both models' probabilities over the ten digits. A word without speech keeps the string model's answer.
+async function rescoreWords(words, p, k, x) {
+  const r = CFG.rescorer, n = r.num_samples;
+  const segs = wordSegments(words, x, r);
+  const heard = segs.map((s, i) => i).filter((i) => audioProblem(segs[i], CFG.sample_rate) === null);
+  if (!heard.length) return words;
+  const batch = new Float32Array(heard.length * n);
+  heard.forEach((i, j) => batch.set(fitWindow(cropOnEnergy(segs[i], n), r), j * n));
+  const out = (await rescorer.run({ [CFG.input]: new ort.Tensor("float32", batch, [heard.length, n]) }))[CFG.output];
+  const cols = [...Array(10).keys()].map((d) => r.classes.indexOf(String(d)));
+  const kc = out.dims[1];
+  return words.map((w, i) => {
+    const j = heard.indexOf(i);
+    if (j < 0) return w;
+    let ps = 0, qs = 0;
+    for (let d = 0; d < 10; d++) { ps += p[w.frame * k + d + 1]; qs += out.data[j * kc + cols[d]]; }
+    const joint = cols.map((c, d) => Math.sqrt(Math.max(p[w.frame * k + d + 1] / Math.max(ps, 1e-12), 0) * Math.max(out.data[j * kc + c] / Math.max(qs, 1e-12), 0)));
+    const total = Math.max(joint.reduce((a, b) => a + b, 0), 1e-12);
+    let best = 0;
+    joint.forEach((v, d) => { if (v > joint[best]) best = d; });
+    return { digit: String(best), confidence: joint[best] / total, frame: w.frame };
+  });
 }
 
 // ctc.merge_close: peaks fewer than CFG.min_gap frames apart are one word; its digit is the likeliest over the frames
@@ -264,7 +300,9 @@ async function transcribe(x, filename) {
   const clip = peak > 1 ? x.map((v) => v / peak) : x;
   const feeds = { [CFG.input]: new ort.Tensor("float32", clip, [1, clip.length]) };
   const out = (await session.run(feeds))[CFG.output];
-  const words = greedyCtc(out.data, out.dims[0], out.dims[1]);
+  let hits = greedyCtc(out.data, out.dims[0], out.dims[1]);
+  if (rescorer !== null && hits.length) hits = await rescoreWords(hits, out.data, out.dims[1], clip);
+  const words = hits.map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +((w.frame + 1) * CFG.frame_s).toFixed(3) }));
   const digits = words.map((w) => w.digit).join("");
   return { ...base, digits, words, reason: null, latency_ms: performance.now() - t0 };
 }
@@ -337,6 +375,8 @@ drawBars();
 setState("loading");
 ort.env.wasm.numThreads = 1;  // threads need cross-origin isolation headers a plain file server does not send
 ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;  // a bare "ort/" would be a module specifier
-ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] })
-  .then((s) => { session = s; setState("idle"); })
+const opened = [ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] })];
+if (STRINGS && CFG.rescorer) opened.push(ort.InferenceSession.create("rescorer.onnx", { executionProviders: ["wasm"] }));
+Promise.all(opened)
+  .then(([s, r]) => { rescorer = r || null; session = s; setState("idle"); })
   .catch((e) => setState("error", `cannot load the model: ${e.message || e}`));
