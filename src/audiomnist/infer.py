@@ -34,7 +34,7 @@ from .audio import (
     resample,
 )
 from .errors import AudioError, AudiomnistError
-from .onnx_model import NONE_CLASS, PRETRAINED, OnnxPipeline, resolve_model, torch_available
+from .onnx_model import NONE_CLASS, PRETRAINED, OnnxPipeline, check_none_threshold, resolve_model, torch_available
 from .sources import IGNORED_DIRS, NOT_AUDIO, audio_file_rule, parse_label, path_problem, truncation
 
 try:
@@ -118,8 +118,7 @@ class Classifier:
     ):
         if not 0.0 <= min_prob <= 1.0:
             raise AudiomnistError(f"min_prob must be between 0 and 1, got {min_prob}")
-        if none_threshold is not None and not 0.0 < none_threshold <= 1.0:
-            raise AudiomnistError(f"none_threshold must be above 0 and at most 1, got {none_threshold}")
+        none_threshold = check_none_threshold(none_threshold, "Classifier")
         if none_threshold is None:
             none_threshold = getattr(pipeline, "none_threshold", None)
         self.none_threshold = none_threshold  # None: the none class answers when it is the most likely
