@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import audio_problem, full_scale, load_audio, resample
+from .audio import audio_problem, bad_samples, full_scale, load_audio, resample
 from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config, rescore, word_segments
 from .errors import AudiomnistError
 from .infer import Classifier
@@ -151,11 +151,12 @@ class StringRecognizer:
         are rescored: a stream has printed the ones before and will decode again before it prints the ones after."""
         w = np.asarray(wave, dtype=np.float32)
         w = w.mean(axis=1) if w.ndim == 2 else w
+        if w.size and not bad_samples(w) and sample_rate != self.sample_rate:  # gated at the model's rate, as
+            w = resample(w, sample_rate, self.sample_rate, self.model.info.audio.resample_quality)  # Classifier does
+            sample_rate = self.sample_rate
         why = audio_problem(w, sample_rate) if w.size else "too short"
         if why is not None:
             return Transcript("", [], why, path)
-        if sample_rate != self.sample_rate:
-            w = resample(w, sample_rate, self.sample_rate, self.model.info.audio.resample_quality)
         w = full_scale(w)
         probs = self.probabilities(w)
         hits = decode(probs, beam)
