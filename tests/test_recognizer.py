@@ -48,6 +48,16 @@ def test_unusable_audio_gets_no_digits_and_a_reason(string_model, wave, reason):
     assert (t.digits, t.words, t.reason) == ("", [], reason)
 
 
+def test_a_stream_segment_known_to_hold_speech_is_checked_only_for_bad_samples(string_model):
+    rec = StringRecognizer.load(string_model[1], rescore=None)
+    quiet = np.zeros(SR, np.float32)
+    assert rec.transcribe(quiet, SR).reason == "no speech"
+    assert rec.transcribe(quiet, SR, speech_known=True).reason is None  # the caller vouches for it
+    assert rec.transcribe(np.full(SR, np.nan, np.float32), SR, speech_known=True).reason == "bad samples"
+    w = utterance(3)
+    assert rec.transcribe(w, SR, speech_known=True).digits == rec.transcribe(w, SR).digits
+
+
 def test_transcribe_file_and_to_dict(string_model, tmp_path):
     import soundfile as sf
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import audio_problem, bad_samples, full_scale, load_audio, resample
+from .audio import BAD_SAMPLES, audio_problem, bad_samples, full_scale, load_audio, resample
 from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config, rescore, word_segments
 from .errors import AudiomnistError
 from .infer import Classifier
@@ -144,17 +144,22 @@ class StringRecognizer:
 
     def transcribe(
         self, wave: np.ndarray, sample_rate: int, beam: int = 1, path: str | None = None, rescore_from: int = 0,
-        rescore_until: float = np.inf,
+        rescore_until: float = np.inf, speech_known: bool = False,
     ) -> Transcript:  # fmt: skip
         """The digits said in mono (or (frames, channels)) audio at any rate; unusable audio gets no digits and a
         reason (audio.audio_problem). Only digits from the `rescore_from`-th on, peaking by `rescore_until` seconds,
-        are rescored: a stream has printed the ones before and will decode again before it prints the ones after."""
+        are rescored: a stream has printed the ones before and will decode again before it prints the ones after.
+        `speech_known`: the audio begins with audio already found to hold speech (a stream's growing segment), so
+        only its samples are checked, not again its signal and pitch."""
         w = np.asarray(wave, dtype=np.float32)
         w = w.mean(axis=1) if w.ndim == 2 else w
         if w.size and not bad_samples(w) and sample_rate != self.sample_rate:  # gated at the model's rate, as
             w = resample(w, sample_rate, self.sample_rate, self.model.info.audio.resample_quality)  # Classifier does
             sample_rate = self.sample_rate
-        why = audio_problem(w, sample_rate) if w.size else "too short"
+        if speech_known and w.size:
+            why = BAD_SAMPLES if bad_samples(w) else None
+        else:
+            why = audio_problem(w, sample_rate) if w.size else "too short"
         if why is not None:
             return Transcript("", [], why, path)
         w = full_scale(w)

@@ -38,16 +38,20 @@ class StreamDigit:
 
 
 class _Open:
-    """Decoding state of one segment: how many of its digits have been emitted."""
+    """Decoding state of one segment: how many of its digits have been emitted, and whether the audio gate has
+    found speech in it (a segment only grows, so it is not asked again on every decode)."""
 
     def __init__(self) -> None:
-        self.done, self.decoded_at = 0, 0
+        self.done, self.decoded_at, self.speech = 0, 0, False
 
 
 def _emit(rec: StringRecognizer, seg: Segment, state: _Open, final: bool, hold_s: float) -> list[StreamDigit]:
     t0, now = seg.start / seg.sample_rate, seg.end / seg.sample_rate
     until = np.inf if final else (now - t0) - hold_s
-    words = rec.transcribe(seg.audio, seg.sample_rate, rescore_from=state.done, rescore_until=until).words
+    heard = rec.transcribe(seg.audio, seg.sample_rate, rescore_from=state.done, rescore_until=until,
+                           speech_known=state.speech)  # fmt: skip
+    state.speech = state.speech or heard.reason is None
+    words = heard.words
     ready = [w for w in words if w.time <= until]
     out = [StreamDigit(w.digit, w.confidence, round(t0 + w.time, 3), round(now, 3)) for w in ready[state.done :]]
     state.done = max(state.done, len(ready))
