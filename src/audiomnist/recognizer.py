@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import BAD_SAMPLES, audio_problem, bad_samples, full_scale, load_audio, resample
+from .audio import BAD_SAMPLES, TOO_SHORT, audio_problem, bad_samples, full_scale, load_audio, resample
 from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config, rescore, word_segments
 from .errors import AudiomnistError
 from .infer import Classifier
@@ -153,13 +153,14 @@ class StringRecognizer:
         only its samples are checked, not again its signal and pitch."""
         w = np.asarray(wave, dtype=np.float32)
         w = w.mean(axis=1) if w.ndim == 2 else w
-        if w.size and not bad_samples(w) and sample_rate != self.sample_rate:  # gated at the model's rate, as
-            w = resample(w, sample_rate, self.sample_rate, self.model.info.audio.resample_quality)  # Classifier does
+        # Gated at the model's rate, as Classifier does; a NaN or 1e30 is judged before resampling spreads it.
+        if w.size and not bad_samples(w) and sample_rate != self.sample_rate:
+            w = resample(w, sample_rate, self.sample_rate, self.model.info.audio.resample_quality)
             sample_rate = self.sample_rate
         if speech_known and w.size:
             why = BAD_SAMPLES if bad_samples(w) else None
         else:
-            why = audio_problem(w, sample_rate) if w.size else "too short"
+            why = audio_problem(w, sample_rate) if w.size else TOO_SHORT
         if why is not None:
             return Transcript("", [], why, path)
         w = full_scale(w)
