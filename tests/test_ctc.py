@@ -85,3 +85,16 @@ def test_close_peaks_are_one_word_far_ones_two():
     assert merged[0].confidence == pytest.approx(0.7)
     assert decode(p) == merged and decode(p, beam=8) == merged
     assert [h.digit for h in decode(p, min_gap=1)] == ["7", "9", "1"]  # 1: nothing is merged
+
+
+def test_beam_search_strings_are_never_merged():
+    """Where beam search disagrees with greedy, its string is the answer as it is: its digits' frames are not peaks."""
+    rng = np.random.default_rng(0)
+    differed = 0
+    for _ in range(300):
+        p = rng.dirichlet(np.full(11, 0.3), size=30).astype(np.float32)
+        text, _ = beam_search(p, beam=8)
+        if text != "".join(h.digit for h in greedy(p)):
+            differed += 1
+            assert "".join(h.digit for h in decode(p, beam=8)) == text
+    assert differed >= 10

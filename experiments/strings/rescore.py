@@ -25,7 +25,7 @@ from audiomnist.strings import TEST_ASSEMBLY, assemble, held_out_strings, load_c
 WAYS = {"string model": None, "rescored": "digit"}
 
 
-def score_fold(string_run: Path, digit_run: Path, data: str, n: int, isolated: int) -> dict:
+def score_fold(string_run: Path, digit_run: Path, data: str, n: int, isolated: int, beam: int = 1) -> dict:
     cfg = json.loads((string_run / "config.json").read_text())
     speaker, seed, sr = cfg["test_speakers"][0], cfg["seed"], cfg["audio"]["sample_rate"]
     clips = load_clips([data], sr, progress=False)
@@ -36,9 +36,9 @@ def score_fold(string_run: Path, digit_run: Path, data: str, n: int, isolated: i
     out: dict = {"speaker": speaker}
     for way, rescore in WAYS.items():
         rec = StringRecognizer.load(string_run, backend="torch", threads=1, rescore=digit_run if rescore else None)
-        hyps = [rec.transcribe(x, sr).digits for x, _ in ten]
+        hyps = [rec.transcribe(x, sr, beam).digits for x, _ in ten]
         m = string_metrics([d for _, d in ten], hyps)
-        iso = np.mean([rec.transcribe(x, sr).digits == t for x, t in single])
+        iso = np.mean([rec.transcribe(x, sr, beam).digits == t for x, t in single])
         out[way] = {"digit_error_rate": m["digit_error_rate"], "exact_match": m["exact_match"], "isolated": iso}
     return out
 
@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the FSDD recordings folder")
     ap.add_argument("--strings", type=int, default=200, help="10-digit test strings per fold")
     ap.add_argument("--isolated", type=int, default=500, help="isolated clips per fold (at most the speaker's 500)")
+    ap.add_argument("--beam", type=int, default=1, help="CTC beam (1: greedy, as listen and serve by default)")
     ap.add_argument("--out", help="write the table as JSON here")
     ap.add_argument("--weights", type=float, nargs="+", help="instead: the digit error rate at each weight w of the "
                     "single-digit model (0: the string model alone; 0.5: what StringRecognizer does)")  # fmt: skip
@@ -81,7 +82,7 @@ def main() -> None:
         for r in rows + [{"speaker": "mean", **{w: float(np.mean([r[w] for r in rows])) for w in args.weights}}]:
             print(f"| {r['speaker']} | " + " | ".join(f"{r[w]:.3f}" for w in args.weights) + " |", flush=True)
         return
-    rows = [score_fold(Path(s), Path(d), args.data, args.strings, args.isolated) for s, d in args.fold]
+    rows = [score_fold(Path(s), Path(d), args.data, args.strings, args.isolated, args.beam) for s, d in args.fold]
     print("| held-out speaker | " + " | ".join(f"{w}: DER / exact / isolated" for w in WAYS) + " |")
     for r in rows + [{"speaker": "mean", **{w: {k: float(np.mean([r[w][k] for r in rows])) for k in rows[0][w]}
                                             for w in WAYS}}]:  # fmt: skip

@@ -109,14 +109,15 @@ def beam_search(probs: np.ndarray, beam: int = 8, prune: float = 1e-4) -> tuple[
 
 
 def decode(probs: np.ndarray, beam: int = 1, min_gap: int = MIN_GAP_FRAMES) -> list[DigitHit]:
-    """Greedy (beam 1) or beam-search digits, peaks under `min_gap` frames apart merged (merge_close); beam search
-    keeps greedy's frames and confidences where the two agree and otherwise places each digit at its likeliest frame
-    after the previous one."""
+    """Greedy (beam 1) or beam-search digits. Greedy peaks under `min_gap` frames apart are merged (merge_close).
+    Beam search keeps greedy's (merged) hits where the two strings agree, and otherwise places each of its digits at
+    its likeliest frame after the previous one, unmerged: those frames are not peaks, and beam search has already
+    weighed a word against two."""
     hits = greedy(probs)
     if beam > 1:
         text, _ = beam_search(probs, beam)
         if text != "".join(h.digit for h in hits):
-            hits = _align(text, probs)
+            return _align(text, probs)
     return merge_close(hits, probs, min_gap)
 
 
