@@ -5,7 +5,7 @@ import pytest
 
 from audiomnist.errors import AudiomnistError
 from audiomnist.export import string_parity
-from audiomnist.recognizer import StringRecognizer, is_string_model
+from audiomnist.recognizer import RescorerError, StringRecognizer, is_string_model
 from audiomnist.string_model import load
 
 from conftest import SR, tone_digit
@@ -139,7 +139,7 @@ def test_rescoring_changes_digits_never_their_number_or_times(string_model):
     assert ears.heard == pytest.approx(want, abs=2)
     assert plain.rescorer is None and StringRecognizer.load(string_model[1]).rescorer.classes[:10] == list("0123456789")
     assert RESCORER == "default"
-    with pytest.raises(AudiomnistError, match="must know the ten digits"):
+    with pytest.raises(RescorerError, match="must know the ten digits"):
         StringRecognizer(plain.model, plain.backend, plain.path, rescorer=Ears(SR, 0, classes=("a", "b")))
-    with pytest.raises(AudiomnistError, match="rescoring model: .*nowhere"):
+    with pytest.raises(RescorerError, match="rescoring model: .*nowhere"):
         StringRecognizer.load(string_model[1], rescore="nowhere")

@@ -94,10 +94,14 @@ class _TorchStrings:
         return self._run(self.pipeline, [wave])[0]
 
 
+class RescorerError(AudiomnistError):
+    """The rescoring model, not the string model, cannot be used (callers name the option that chose it)."""
+
+
 def _digit_columns(classes: list[str]) -> list[int]:
     missing = [d for d in STRING_CLASSES[1:] if d not in classes]
     if missing:
-        raise AudiomnistError(f"a rescoring model must know the ten digits; it lacks {', '.join(missing)}")
+        raise RescorerError(f"a rescoring model must know the ten digits; it lacks {', '.join(missing)}")
     return [classes.index(d) for d in STRING_CLASSES[1:]]
 
 
@@ -127,7 +131,7 @@ class StringRecognizer:
                 ears = backend or ("onnx" if path.suffix == ".onnx" else None)
                 rescorer = Classifier.load(rescore, backend=ears, threads=threads)
             except AudiomnistError as e:
-                raise AudiomnistError(f"rescoring model: {e}") from None
+                raise RescorerError(f"rescoring model: {e}") from None
         return cls(model, "onnx" if path.suffix == ".onnx" else "torch", path, rescorer, os.fspath(rescore or ""))
 
     @property
@@ -227,6 +231,7 @@ def is_string_model(spec: str | os.PathLike | None) -> bool:
 
 __all__ = [
     "STRING_CLASSES",
+    "RescorerError",
     "StringRecognizer",
     "Transcript",
     "add_rescore_arguments",

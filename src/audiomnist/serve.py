@@ -49,7 +49,14 @@ from .errors import AudiomnistError
 from .infer import BACKENDS, Classifier, add_no_digit_arguments, no_digit_options
 from .onnx_model import resolve_model
 from .recognizer import SHIPPED as SHIPPED_STRINGS
-from .recognizer import STRING_CLASSES, StringRecognizer, Transcript, add_rescore_arguments, rescore_spec
+from .recognizer import (
+    STRING_CLASSES,
+    RescorerError,
+    StringRecognizer,
+    Transcript,
+    add_rescore_arguments,
+    rescore_spec,
+)
 
 FORM_OVERHEAD = 16 * 1024  # multipart boundaries and part headers around the file
 MAX_DECODED_SAMPLES = 4 * 2**20  # frames x channels decoded per upload (16 MB float32), whatever the rate
@@ -271,8 +278,10 @@ def load_strings(args: argparse.Namespace) -> tuple[StringRecognizer | None, str
         spec = SHIPPED_STRINGS
     try:
         rec = StringRecognizer.load(spec, args.backend, args.threads, rescore_spec(args))
+    except RescorerError:
+        raise  # it names the rescoring model itself
     except AudiomnistError as e:
-        raise AudiomnistError(str(e) if str(e).startswith("rescoring model") else f"--string-model: {e}") from None
+        raise AudiomnistError(f"--string-model: {e}") from None
     rec.probabilities(np.zeros(rec.sample_rate, np.float32))  # the first call is slow; pay it before serving
     return rec, str(spec)
 
