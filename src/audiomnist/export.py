@@ -239,9 +239,10 @@ def _export_strings(path: Path, args: argparse.Namespace) -> int:
 
 
 def _write_web(out: Path, args: argparse.Namespace) -> None:
-    rate = lambda path: ModelInfo.from_config(read_sidecar(path)["config"]).audio.sample_rate  # noqa: E731
-    ears = RESCORER if read_sidecar(out).get("task") == "strings" and rate(RESCORER) == rate(out) else None
-    if read_sidecar(out).get("task") == "strings":
+    side, ears = read_sidecar(out), None
+    if side.get("task") == "strings":
+        rate = ModelInfo.from_config(side["config"]).audio.sample_rate
+        ears = RESCORER if ModelInfo.from_config(read_sidecar(RESCORER)["config"]).audio.sample_rate == rate else None
         how = "each digit heard again by the shipped single-digit model" if ears else "the string model alone"
         print(f"the page decodes numbers with {how}")
     index = write_web(out, args.web, args.ort_web, args.ort_web_version, rescorer=ears)

@@ -158,7 +158,7 @@ class StringRecognizer:
         w = np.asarray(wave, dtype=np.float32)
         w = w.mean(axis=1) if w.ndim == 2 else w
         # Gated at the model's rate, as Classifier does; a NaN or 1e30 is judged before resampling spreads it.
-        if w.size and not bad_samples(w) and sample_rate != self.sample_rate:
+        if w.size and sample_rate != self.sample_rate and not bad_samples(w):
             w = resample(w, sample_rate, self.sample_rate, self.model.info.audio.resample_quality)
             sample_rate = self.sample_rate
         if speech_known and w.size:
