@@ -431,3 +431,12 @@ def test_predict_and_scan_take_the_same_files_and_list_what_they_leave(tmp_path,
     assert "ignored 1 files that are not audio by name: " in err and "notes.txt" in err
     (line,) = [line for line in err.splitlines() if line.startswith("skipped:")]
     assert "7_caf\\xe9.wav" in line and "UTF-8" in line
+
+
+def test_gated_probabilities_never_show_the_network_a_clip_the_gate_refuses(clf):
+    x, sr = sample_clip(3)
+    clip = soxr.resample(x, sr, clf.sample_rate).astype(np.float32)
+    problems, p = clf.gated_probabilities([np.zeros(clf.sample_rate, np.float32), clip])
+    assert problems == ["no speech", None]
+    assert np.isnan(p[0]).all() and p[1].sum() == pytest.approx(1, abs=1e-5)
+    np.testing.assert_allclose(p[1], clf.probabilities(clf.windows([clip]))[0], atol=1e-6)

@@ -87,14 +87,11 @@ class Ears:
         self.sample_rate = rate
         self.cfg = type("Cfg", (), {"audio": type("Audio", (), {"resample_quality": "HQ"})})
 
-    def windows(self, clips):
+    def gated_probabilities(self, clips):
         self.heard += [len(c) for c in clips]
-        return np.zeros((len(clips), 10), np.float32)
-
-    def probabilities(self, windows):
-        p = np.full((len(windows), len(self.classes)), 0.01, np.float32)
+        p = np.full((len(clips), len(self.classes)), 0.01)
         p[:, self.digit] = 0.91
-        return p
+        return [None] * len(clips), p
 
 
 def test_word_segments_run_from_the_previous_word_end_to_this_one():

@@ -188,14 +188,22 @@ class Classifier:
             label, reason = None, LOW_CONFIDENCE
         return Prediction(label, float(p[i]), {c: float(v) for c, v in zip(self.classes, p)}, path, reason)
 
+    def gated_probabilities(self, clips: list[np.ndarray]) -> tuple[list[str | None], np.ndarray]:
+        """Clips at the model's rate -> (audio_problem of each, (clips, classes) probabilities); a clip with a
+        problem is never shown to the network and its row is NaN."""
+        problems = [audio_problem(c, self.sample_rate) for c in clips]
+        good = [i for i, why in enumerate(problems) if why is None]
+        out = np.full((len(clips), len(self.classes)), np.nan)
+        if good:
+            out[good] = self.probabilities(self.windows([clips[i] for i in good]))
+        return problems, out
+
     def _answers(self, clips: list[np.ndarray], paths: list[str | None]) -> list[Prediction]:
         """Clips at the model's rate -> predictions; clips audio_problem rejects get no digit, unseen by the net."""
-        problems = [audio_problem(c, self.sample_rate) for c in clips]
-        good = [c for c, why in zip(clips, problems) if why is None]
-        probs = iter(self.probabilities(self.windows(good)) if good else [])
+        problems, probs = self.gated_probabilities(clips)
         return [
-            self._answer(next(probs), p) if why is None else Prediction(None, 0.0, {}, p, why)
-            for why, p in zip(problems, paths)
+            self._answer(q, p) if why is None else Prediction(None, 0.0, {}, p, why)
+            for why, q, p in zip(problems, probs, paths)
         ]
 
     def predict_batch(self, waveforms: list[np.ndarray], sample_rate: int) -> list[Prediction]:

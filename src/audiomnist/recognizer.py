@@ -186,11 +186,7 @@ class StringRecognizer:
         segs = [every[i] for i in todo]
         if clf.sample_rate != sr:
             segs = [resample(s, sr, clf.sample_rate, clf.cfg.audio.resample_quality) for s in segs]
-        heard = [i for i, s in enumerate(segs) if audio_problem(s, clf.sample_rate) is None]
-        out = np.full((len(segs), 10), np.nan)
-        if heard:
-            out[heard] = clf.probabilities(clf.windows([segs[i] for i in heard]))[:, self._columns]
-        return out
+        return clf.gated_probabilities(segs)[1][:, self._columns]
 
     def transcribe_file(self, path: str | os.PathLike, beam: int = 1) -> Transcript:
         a = self.model.info.audio
