@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiomnist.audio import audio_problem, full_scale, load_audio
+from audiomnist.audio import full_scale, load_audio
 from audiomnist.ctc import decode, string_metrics, word_segments
 from audiomnist.onnx_model import NONE_CLASS
 from audiomnist.recognizer import StringRecognizer
@@ -25,15 +25,10 @@ from audiomnist.strings import TEST_ASSEMBLY, assemble, held_out_strings, load_c
 
 def heard(rec: StringRecognizer, x: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
     """Hits, the string model's probabilities and the rescorer's (all classes; NaN rows: no speech in the word)."""
-    clf, sr = rec.rescorer, rec.sample_rate
     x = full_scale(x)
     probs = rec.probabilities(x)
     hits = decode(probs)
-    segs = word_segments(hits, x, sr, rec.frame_seconds)
-    q = np.full((len(hits), len(clf.classes)), np.nan)
-    ok = [i for i, s in enumerate(segs) if audio_problem(s, sr) is None]
-    if ok:
-        q[ok] = clf.probabilities(clf.windows([segs[i] for i in ok]))
+    _, q = rec.rescorer.gated_probabilities(word_segments(hits, x, rec.sample_rate, rec.frame_seconds))
     return hits, probs, q
 
 
