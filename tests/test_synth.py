@@ -6,6 +6,7 @@ on PATH: a small Python script that writes a tone, so failures and hangs can be 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -104,6 +105,32 @@ def test_plan_is_seeded_shares_engines_and_makes_fsdd_speaker_ids():
     entry = synth.speaker_entry(a[0])
     assert entry["gender"] == a[0].voice.gender and entry["recipe"]["engine"] == a[0].voice.engine
     assert {"rate", "pitch", "warp", "channel", "rt60", "snr_db"} <= set(entry["recipe"])
+
+
+def test_no_perturb_leaves_out_only_what_it_names_and_keeps_the_voices():
+    voices = fake_voices()
+    full = synth.plan(voices, 6, seed=3)
+    bare = synth.plan(voices, 6, seed=3, off=frozenset(synth.PERTURBATIONS))
+    warp_only = synth.plan(voices, 6, seed=3, off=frozenset({"room", "noise", "channel"}))
+    for f, b, w in zip(full, bare, warp_only):
+        assert (b.speaker, b.voice, b.rate, b.pitch) == (f.speaker, f.voice, f.rate, f.pitch)
+        assert (b.warp, b.rt60, b.noise, b.channel, b.codec) == (1.0, 0.0, synth.NO_NOISE, synth.NO_CHANNEL, None)
+        assert w.warp == f.warp and w.rt60 == 0.0
+    tone = np.sin(2 * np.pi * 440 * np.arange(SR // 2) / SR).astype(np.float32)
+    y = synth.perturb(tone, SR, bare[0], np.random.default_rng(0))
+    start = int(np.argmax(np.abs(y) > 0)) - 1  # the tone's first sample is 0
+    assert not y[:start].any() and not y[start + len(tone) :].any()  # no noise, no reverberation tail
+    word = y[start : start + len(tone)]
+    gain = float(word @ tone / (tone @ tone))
+    assert gain > 0 and np.allclose(word, gain * tone, atol=1e-6)  # only the level changed
+    with pytest.raises(AudiomnistError, match="unknown echo"):
+        synth.plan(voices, 1, seed=0, off=frozenset({"echo"}))
+    parser = argparse.ArgumentParser()
+    synth.add_arguments(parser)
+    assert parser.parse_args(["out", "--no-perturb", "room, noise"]).no_perturb == {"room", "noise"}
+    assert parser.parse_args(["out"]).no_perturb == frozenset()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["out", "--no-perturb", "warp,echo"])
 
 
 ESPEAK_EN = """\

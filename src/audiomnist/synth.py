@@ -93,11 +93,13 @@ DRR_RANGE_DB = (0.0, 15.0)  # direct-to-reverberant energy ratio
 SNR_RANGE_DB = (8.0, 40.0)
 TAKE_SNR_JITTER_DB = 2.0
 NOISE_COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ~ 1/f^exponent
+NO_NOISE = "none"  # a recipe's noise when --no-perturb noise
 SILENCE_RANGE_S = (0.03, 0.25)  # before and after the word
 PEAK_RANGE_DB = (-18.0, -1.0)
 TRIM_FLOOR_DB = -40.0
 STRING_LENGTHS = (1, 12)  # digits in a string, uniform between the two (inclusive)
 STRING_STREAM = 10  # rng stream of the strings: the isolated digits use streams 0-9 (their digit)
+NO_CHANNEL = "none"  # a recipe's channel when --no-perturb channel
 CHANNELS = {
     # name: (low-cut Hz range, high-cut Hz range or None, tilt coefficient range, codec)
     "studio": ((30, 80), None, (-0.1, 0.1), None),
@@ -108,6 +110,9 @@ CHANNELS = {
 }
 CODEC_RATE = 8000
 MULAW_MU = 255
+# What `--no-perturb` can leave out of a voice (for ablations); each is drawn anyway, so the other draws and the
+# voices stay those of the full recipe with the same seed.
+PERTURBATIONS = ("warp", "room", "noise", "channel")
 
 
 class SynthesisError(AudiomnistError):
@@ -474,9 +479,10 @@ def perturb(wave: np.ndarray, sr: int, recipe: Recipe, rng: np.random.Generator)
     rir = room_impulse(sr, recipe.rt60, recipe.drr_db, np.random.default_rng(recipe.room_seed))
     x = scipy.signal.fftconvolve(x, rir)[: len(x)] if len(rir) > 1 else x
     snr = recipe.snr_db + rng.uniform(-TAKE_SNR_JITTER_DB, TAKE_SNR_JITTER_DB)
-    noise = coloured_noise(len(x), NOISE_COLOURS[recipe.noise], rng)
-    x = x + noise * math.sqrt(speech_power / 10 ** (snr / 10))
-    x = apply_channel(x, sr, recipe)
+    if recipe.noise != NO_NOISE:
+        noise = coloured_noise(len(x), NOISE_COLOURS[recipe.noise], rng)
+        x = x + noise * math.sqrt(speech_power / 10 ** (snr / 10))
+    x = apply_channel(x, sr, recipe) if recipe.channel != NO_CHANNEL else x.astype(np.float32)
     peak = 10 ** (rng.uniform(*PEAK_RANGE_DB) / 20)
     return (x * (peak / max(float(np.abs(x).max()), 1e-9))).astype(np.float32)
 
@@ -507,12 +513,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
 
 
-def make_recipe(index: int, voice: Voice, rng: np.random.Generator) -> Recipe:
-    """Draw one speaker: engine rate/pitch, vocal tract, channel, room and noise."""
+def make_recipe(index: int, voice: Voice, rng: np.random.Generator, off: frozenset[str] = frozenset()) -> Recipe:
+    """Draw one speaker: engine rate/pitch, vocal tract, channel, room and noise; the PERTURBATIONS in `off` are
+    drawn, then left out (warp 1, a dry room, no noise, no channel)."""
     channel = str(rng.choice(sorted(CHANNELS)))
     low_range, high_range, tilt_range, codec = CHANNELS[channel]
     dry = rng.uniform() < DRY_PROBABILITY
-    return Recipe(
+    recipe = Recipe(
         speaker=f"s{index:05d}-{voice.engine}-{_slug(voice.label)}",
         voice=voice,
         rate=round(_log_uniform(rng, *RATE_RANGE), 4),
@@ -530,6 +537,27 @@ def make_recipe(index: int, voice: Voice, rng: np.random.Generator) -> Recipe:
         noise=str(rng.choice(sorted(NOISE_COLOURS))),
         snr_db=round(float(rng.uniform(*SNR_RANGE_DB)), 2),
     )
+    return _left_out(recipe, off)
+
+
+def check_perturbations(off: frozenset[str]) -> None:
+    unknown = sorted(set(off) - set(PERTURBATIONS))
+    if unknown:
+        raise AudiomnistError(f"--no-perturb: unknown {', '.join(unknown)}; choose from {', '.join(PERTURBATIONS)}")
+
+
+def _left_out(recipe: Recipe, off: frozenset[str]) -> Recipe:
+    check_perturbations(off)
+    changes: dict = {}
+    if "warp" in off:
+        changes["warp"] = 1.0
+    if "room" in off:
+        changes["rt60"] = 0.0
+    if "noise" in off:
+        changes["noise"] = NO_NOISE
+    if "channel" in off:
+        changes.update(channel=NO_CHANNEL, low_hz=0.0, high_hz=None, tilt=0.0, codec=None)
+    return dataclasses.replace(recipe, **changes)
 
 
 def _voice_order(voices: list[Voice], rng: np.random.Generator) -> list[Voice]:
@@ -543,16 +571,17 @@ def _voice_order(voices: list[Voice], rng: np.random.Generator) -> list[Voice]:
     return [g[k % len(g)] for k in range(longest) for g in lists]
 
 
-def plan(voices: dict[str, list[Voice]], n: int, seed: int) -> list[Recipe]:
+def plan(voices: dict[str, list[Voice]], n: int, seed: int, off: frozenset[str] = frozenset()) -> list[Recipe]:
     """`n` speakers: engines take turns, so each gets an equal share; each engine cycles through its voices
-    in a seeded random order, so small `n` still spans many voices and large `n` reuses each evenly."""
+    in a seeded random order, so small `n` still spans many voices and large `n` reuses each evenly. `off`: the
+    PERTURBATIONS left out of every voice."""
     engines = [e for e in ENGINES if voices.get(e)]
     orders = {e: _voice_order(voices[e], np.random.default_rng([seed, i, 7])) for i, e in enumerate(engines)}
     recipes = []
     for i in range(n):
         engine = engines[i % len(engines)]
         order = orders[engine]
-        recipes.append(make_recipe(i, order[(i // len(engines)) % len(order)], np.random.default_rng([seed, i])))
+        recipes.append(make_recipe(i, order[(i // len(engines)) % len(order)], np.random.default_rng([seed, i]), off))
     return recipes
 
 
@@ -759,15 +788,16 @@ def _prepare_out(out: Path, force: bool) -> None:
 def generate(
     out: Path, voices: int, takes: int = 1, seed: int = 0, engines: list[str] | None = None, jobs: int = 1,
     sample_rate: int = DEFAULT_SAMPLE_RATE, progress: bool = True, force: bool = False, strings: int = 0,
-    string_lengths: tuple[int, int] = STRING_LENGTHS,
+    string_lengths: tuple[int, int] = STRING_LENGTHS, no_perturb: frozenset[str] = frozenset(),
 ) -> Summary:  # fmt: skip
     """Write `voices` speakers x (10 digits x `takes` + `strings` digit strings) clips to `out`; speakers.json
-    and takes.csv beside them."""
+    and takes.csv beside them. `no_perturb`: the PERTURBATIONS left out (for ablations)."""
     _check_counts(voices, takes, strings, string_lengths)
+    check_perturbations(no_perturb)
     found = {e: list_voices(e) for e in available_engines(list(engines or ENGINES))}
     if not any(found.values()):
         raise AudiomnistError(f"the installed engines ({', '.join(found)}) list no English voice")
-    recipes = plan(found, voices, seed)
+    recipes = plan(found, voices, seed, no_perturb)
     out = Path(out)
     _prepare_out(out, force)
     scratch = Path(tempfile.mkdtemp(prefix="audiomnist-synth-"))  # workers killed mid-call leave files here
@@ -834,7 +864,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"output sample rate in Hz, mono 16-bit WAV (default {DEFAULT_SAMPLE_RATE})")  # fmt: skip
     p.add_argument("--force", action="store_true", default=False,
                    help="replace an earlier run's clips in OUT (default: refuse a folder with clips)")  # fmt: skip
+    p.add_argument("--no-perturb", type=_perturbations, default=frozenset(), metavar="LIST",
+                   help=f"comma-separated perturbations to leave out of every voice, of {','.join(PERTURBATIONS)} "
+                   "(ablations: the voices and other draws stay those of the same --seed) (default: none)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", default=False, help="no progress bar")
+
+
+def _perturbations(text: str) -> frozenset[str]:
+    off = frozenset(t.strip() for t in text.split(",") if t.strip())
+    try:
+        check_perturbations(off)
+    except AudiomnistError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return off
 
 
 def _lengths(text: str) -> tuple[int, int]:
@@ -875,7 +917,7 @@ def run(args: argparse.Namespace) -> int:
             warnings.showwarning = _one_line_warning
             summary = generate(args.out, args.voices, args.takes, args.seed, engines, args.jobs, args.sample_rate,
                                progress=not args.no_progress, force=args.force, strings=args.strings,
-                               string_lengths=args.string_lengths)  # fmt: skip
+                               string_lengths=args.string_lengths, no_perturb=args.no_perturb)  # fmt: skip
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
