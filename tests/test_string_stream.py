@@ -17,12 +17,13 @@ class Clock:
     sample_rate = SR
 
     def __init__(self):
-        self.calls, self.asked, self.known = 0, [], []
+        self.calls, self.asked, self.known, self.ended = 0, [], [], []
 
-    def transcribe(self, wave, sample_rate, rescore_from=0, rescore_until=np.inf, speech_known=False):
+    def transcribe(self, wave, sample_rate, rescore_from=0, rescore_until=np.inf, speech_known=False, ended=True):
         self.calls += 1
         self.asked.append((rescore_from, rescore_until, len(wave) / sample_rate))
         self.known.append(speech_known)
+        self.ended.append(ended)
         n = int(len(wave) / sample_rate / 0.4 + 0.25)  # a digit counts once 0.3 s of it is heard
         return Transcript(str(n), [Digit(str(i % 10), 0.9, round(0.4 * i + 0.3, 3)) for i in range(n)])
 
@@ -62,6 +63,7 @@ def test_only_digits_not_yet_printed_and_already_final_are_rescored():
     partial = [(s, u, h) for s, u, h in rec.asked if np.isfinite(u)]
     assert partial and all(u == pytest.approx(h - 0.2) for _, u, h in partial)
     assert rec.asked[-1][1] == np.inf  # the closing decode rescores whatever is left
+    assert rec.ended[-1] and not any(rec.ended[:-1])  # only the closed segment is a whole utterance (silence after)
     assert rec.known[0] is False and all(rec.known[1:])  # the gate found speech once; it is not asked again
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .audio import eval_noise, noise_floor
+
 BLANK = "<blank>"
 STRING_CLASSES = [BLANK] + [str(d) for d in range(10)]
 # Peaks closer than this many output frames are one word (experiments/strings/README.md, "Decoding").
@@ -23,6 +25,12 @@ MIN_GAP_FRAMES = 3
 PEAK_TO_END_S = 0.07
 PAD_S = 0.03
 FIRST_WORD_S = 0.6  # how far before its end the first word may start
+# Background put around a whole utterance before decoding: the model looks ~150 ms ahead, so a word that ends where
+# the audio ends (a tightly trimmed file) is only heard with some background after it. The background is the clip's
+# own (its quietest 10 ms), not zeros: each clip's mel bands are normalised over its frames, and digital silence
+# would shift them (experiments/strings/README.md, "Edges").
+LEAD_PAD_S = 0.1
+TAIL_PAD_S = 0.2
 
 
 def is_string_config(config: object) -> bool:
@@ -163,6 +171,18 @@ def string_metrics(refs: list[str], hyps: list[str]) -> dict:
         }
 
     return {**summary(list(range(len(refs)))), "by_length": {n: summary(ix) for n, ix in sorted(by_len.items())}}
+
+
+def pad_edges(wave: np.ndarray, sample_rate: int, tail: bool = True) -> tuple[np.ndarray, float]:
+    """The audio with LEAD_PAD_S of its own background before it and, when it is the whole utterance (`tail`),
+    TAIL_PAD_S after: evaluation's fixed noise pattern scaled into the clip's quietest 10 ms, as pad_mode "noise"
+    fills a window (audio.fit_windows). Returns it and the lead in seconds (to take off the times found in it)."""
+    x = np.asarray(wave, np.float32)
+    lead = int(LEAD_PAD_S * sample_rate)
+    after = int(TAIL_PAD_S * sample_rate) if tail else 0
+    lo, hi = (np.float32(v) for v in noise_floor(x, max(1, sample_rate // 100)))
+    background = eval_noise(lead + after) * (hi - lo) + lo
+    return np.concatenate([background[:lead], x, background[lead:]]), lead / sample_rate
 
 
 def word_segments(hits: list[DigitHit], wave: np.ndarray, sample_rate: int, frame_s: float) -> list[np.ndarray]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import BAD_SAMPLES, TOO_SHORT, audio_problem, bad_samples, full_scale, load_audio, resample
-from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config, rescore, word_segments
+from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config, pad_edges, rescore, word_segments
 from .errors import AudiomnistError
 from .infer import Classifier
 from .onnx_model import INPUT, OUTPUT, ModelInfo, onnx_session, read_sidecar, resolve_model, torch_available
@@ -148,13 +148,14 @@ class StringRecognizer:
 
     def transcribe(
         self, wave: np.ndarray, sample_rate: int, beam: int = 1, path: str | None = None, rescore_from: int = 0,
-        rescore_until: float = np.inf, speech_known: bool = False,
+        rescore_until: float = np.inf, speech_known: bool = False, ended: bool = True,
     ) -> Transcript:  # fmt: skip
         """The digits said in mono (or (frames, channels)) audio at any rate; unusable audio gets no digits and a
         reason (audio.audio_problem). Only digits from the `rescore_from`-th on, peaking by `rescore_until` seconds,
         are rescored: a stream has printed the ones before and will decode again before it prints the ones after.
         `speech_known`: the audio begins with audio already found to hold speech (a stream's growing segment), so
-        only its samples are checked, not again its signal and pitch."""
+        only its samples are checked, not again its signal and pitch. `ended`: the utterance ends with the audio
+        (not a stream's open segment), so silence is put after it for the model to hear its last word (pad_edges)."""
         w = np.asarray(wave, dtype=np.float32)
         w = w.mean(axis=1) if w.ndim == 2 else w
         # Gated at the model's rate, as Classifier does; a NaN or 1e30 is judged before resampling spreads it.
@@ -167,15 +168,17 @@ class StringRecognizer:
             why = audio_problem(w, sample_rate) if w.size else TOO_SHORT
         if why is not None:
             return Transcript("", [], why, path)
-        w = full_scale(w)
+        duration = len(w) / sample_rate
+        w, lead = pad_edges(full_scale(w), sample_rate, tail=ended)
         probs = self.probabilities(w)
         hits = decode(probs, beam)
         t = self.frame_seconds
-        todo = [i for i, h in enumerate(hits) if i >= rescore_from and (h.frame + 1) * t <= rescore_until]
+        ends = [min(max((h.frame + 1) * t - lead, 0.0), duration) for h in hits]  # seconds into the audio given
+        todo = [i for i, end in enumerate(ends) if i >= rescore_from and end <= rescore_until]
         if self.rescorer is not None and todo:
             done = rescore([hits[i] for i in todo], probs, self.rescorer_probabilities(hits, w, todo))
             hits = [*hits[: todo[0]], *done, *hits[todo[-1] + 1 :]]
-        words = [Digit(h.digit, round(h.confidence, 4), round((h.frame + 1) * t, 3)) for h in hits]
+        words = [Digit(h.digit, round(h.confidence, 4), round(end, 3)) for h, end in zip(hits, ends)]
         return Transcript("".join(h.digit for h in hits), words, None, path)
 
     def rescorer_probabilities(self, hits: list[DigitHit], wave: np.ndarray, todo: list[int]) -> np.ndarray:

@@ -31,7 +31,7 @@ from .audio import (
     PITCH_FRAME_S,
     PITCH_HZ,
 )
-from .ctc import FIRST_WORD_S, MIN_GAP_FRAMES, PAD_S, PEAK_TO_END_S, STRING_CLASSES
+from .ctc import FIRST_WORD_S, LEAD_PAD_S, MIN_GAP_FRAMES, PAD_S, PEAK_TO_END_S, STRING_CLASSES, TAIL_PAD_S
 from .errors import AudiomnistError
 from .onnx_model import INPUT, NONE_CLASS, OUTPUT, PRETRAINED, ModelInfo, read_sidecar, sidecar_path
 from .paths import atomic_write_text
@@ -159,7 +159,8 @@ def page(onnx_path: Path, rescorer: Path | None = None) -> str:
     if strings:
         hop = int(side["config"]["features"]["hop_length"])
         frame_s = STRING_OUTPUT_STRIDE * hop / info.audio.sample_rate
-        config |= {"classes": STRING_CLASSES, "frame_s": frame_s, "min_gap": MIN_GAP_FRAMES, "rescorer": None}
+        config |= {"classes": STRING_CLASSES, "frame_s": frame_s, "min_gap": MIN_GAP_FRAMES, "rescorer": None,
+                   "lead_pad_s": LEAD_PAD_S, "tail_pad_s": TAIL_PAD_S}  # fmt: skip
         if rescorer is not None:
             config["rescorer"] = _rescorer_config(rescorer, info.audio.sample_rate)
     web = resources.files("audiomnist").joinpath("web")

@@ -138,22 +138,31 @@ function evalNoise(n) {
 }
 
 // audio.fit_windows for one clip: centred, zero padding or (pad_mode "noise") the clip's own quietest 10 ms.
+// audio.noise_floor: min and max of the clip's quietest whole 10 ms frame (its own silence).
+function noiseFloor(x, sr) {
+  const frame = Math.max(1, Math.floor(sr / 100));
+  let lo = Infinity, hi = -Infinity, span = Infinity;
+  const whole = x.length < frame ? 1 : Math.floor(x.length / frame);
+  for (let f = 0; f < whole; f++) {
+    const part = x.length < frame ? x : x.subarray(f * frame, (f + 1) * frame);
+    let a = Infinity, b = -Infinity;
+    for (const v of part) { a = Math.min(a, v); b = Math.max(b, v); }
+    if (b - a < span) { span = b - a; lo = a; hi = b; }
+  }
+  return [lo, hi];
+}
+
+// The fixed noise pattern scaled into [lo, hi): what a window or an utterance is padded with.
+function background(n, lo, hi) {
+  const noise = evalNoise(n), scale = Math.fround(hi - lo), out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.fround(Math.fround(noise[i] * scale) + lo);
+  return out;
+}
+
 function fitWindow(x, cfg = CFG) {
   const n = cfg.num_samples;
   const out = new Float32Array(n);
-  if (cfg.pad_mode === "noise" && x.length) {
-    const frame = Math.max(1, Math.floor(cfg.sample_rate / 100));
-    let lo = Infinity, hi = -Infinity, span = Infinity;
-    const whole = x.length < frame ? 1 : Math.floor(x.length / frame);
-    for (let f = 0; f < whole; f++) {
-      const part = x.length < frame ? x : x.subarray(f * frame, (f + 1) * frame);
-      let a = Infinity, b = -Infinity;
-      for (const v of part) { a = Math.min(a, v); b = Math.max(b, v); }
-      if (b - a < span) { span = b - a; lo = a; hi = b; }
-    }
-    const noise = evalNoise(n), scale = Math.fround(hi - lo);
-    for (let i = 0; i < n; i++) out[i] = Math.fround(Math.fround(noise[i] * scale) + lo);
-  }
+  if (cfg.pad_mode === "noise" && x.length) out.set(background(n, ...noiseFloor(x, cfg.sample_rate)));
   const offset = Math.floor((n - x.length) / 2);
   const start = Math.min(Math.max(offset, 0), n);
   const length = Math.min(offset + x.length, n) - start;
@@ -297,12 +306,20 @@ async function transcribe(x, filename) {
   if (why !== null) return { ...base, digits: "", words: [], reason: why, latency_ms: performance.now() - t0 };
   let peak = 0;
   for (const v of x) peak = Math.max(peak, Math.abs(v));
-  const clip = peak > 1 ? x.map((v) => v / peak) : x;
+  // ctc.pad_edges: the recording's own background before and after it, so a word cut off by its end is still heard.
+  const lead = Math.trunc(CFG.lead_pad_s * CFG.sample_rate), tail = Math.trunc(CFG.tail_pad_s * CFG.sample_rate);
+  const scaled = peak > 1 ? x.map((v) => v / peak) : x;
+  const pad = background(lead + tail, ...noiseFloor(scaled, CFG.sample_rate));
+  const clip = new Float32Array(lead + x.length + tail);
+  clip.set(pad.subarray(0, lead));
+  clip.set(scaled, lead);
+  clip.set(pad.subarray(lead), lead + x.length);
   const feeds = { [CFG.input]: new ort.Tensor("float32", clip, [1, clip.length]) };
   const out = (await session.run(feeds))[CFG.output];
   let hits = greedyCtc(out.data, out.dims[0], out.dims[1]);
   if (rescorer !== null && hits.length) hits = await rescoreWords(hits, out.data, out.dims[1], clip);
-  const words = hits.map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +((w.frame + 1) * CFG.frame_s).toFixed(3) }));
+  const end = (w) => Math.min(Math.max((w.frame + 1) * CFG.frame_s - lead / CFG.sample_rate, 0), x.length / CFG.sample_rate);
+  const words = hits.map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +end(w).toFixed(3) }));
   const digits = words.map((w) => w.digit).join("");
   return { ...base, digits, words, reason: null, latency_ms: performance.now() - t0 };
 }
