@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from audiomnist.ctc import LEAD_PAD_S, TAIL_PAD_S
 from audiomnist.errors import AudiomnistError
 from audiomnist.export import string_parity
 from audiomnist.recognizer import RescorerError, StringRecognizer, is_string_model
@@ -150,9 +151,10 @@ class Lookahead:
     LOOKAHEAD_S = 0.15
 
     def __init__(self, real):
-        self.info, self.hop = real.info, real.hop
+        self.info, self.hop, self.lengths = real.info, real.hop, []
 
     def probabilities(self, wave: np.ndarray) -> np.ndarray:
+        self.lengths.append(len(wave))
         frame_s = 4 * self.hop / SR
         p = np.zeros((len(wave) * 1 // (4 * self.hop), 11), np.float32)
         p[:, 0] = 1
@@ -170,6 +172,11 @@ def test_a_word_that_ends_with_the_audio_is_heard_and_timed_in_the_audio_given(s
     assert len(word) / SR - end < Lookahead.LOOKAHEAD_S
     t = rec.transcribe(word, SR)
     assert t.digits == "5" and t.words[0].time == pytest.approx(end, abs=rec.frame_seconds + 1e-3)
-    assert rec.transcribe(word, SR, ended=False).digits == ""  # a stream's open segment: nothing is made up after it
+    assert rec.transcribe(word, SR, ended=False).digits == ""  # an open segment: no pause is made up after it
+    closed = rec.transcribe(word, SR, segment=True)  # a stream's closed segment: background after it only
+    assert closed.digits == "5" and closed.words[0].time == pytest.approx(end, abs=rec.frame_seconds + 1e-3)
+    rec.transcribe(word, SR, ended=False, segment=True)
+    lead, tail = int(LEAD_PAD_S * SR), int(TAIL_PAD_S * SR)
+    assert np.array(rec.model.lengths) - len(word) == pytest.approx([lead + tail, lead, tail, 0])
     later = rec.transcribe(np.concatenate([np.zeros(SR // 2, np.float32), word]), SR)
     assert later.words[0].time == pytest.approx(end + 0.5, abs=rec.frame_seconds + 1e-3)

@@ -173,16 +173,18 @@ def string_metrics(refs: list[str], hyps: list[str]) -> dict:
     return {**summary(list(range(len(refs)))), "by_length": {n: summary(ix) for n, ix in sorted(by_len.items())}}
 
 
-def pad_edges(wave: np.ndarray, sample_rate: int, tail: bool = True) -> tuple[np.ndarray, float]:
-    """The audio with LEAD_PAD_S of its own background before it and, when it is the whole utterance (`tail`),
-    TAIL_PAD_S after: evaluation's fixed noise pattern scaled into the clip's quietest 10 ms, as pad_mode "noise"
-    fills a window (audio.fit_windows). Returns it and the lead in seconds (to take off the times found in it)."""
+def pad_edges(wave: np.ndarray, sample_rate: int, lead: bool = True, tail: bool = True) -> tuple[np.ndarray, float]:
+    """The audio with LEAD_PAD_S of its own background before it (`lead`) and TAIL_PAD_S after it (`tail`: it is
+    the whole utterance): evaluation's fixed noise pattern scaled into the clip's quietest 10 ms, as pad_mode
+    "noise" fills a window (audio.fit_windows). Returns it and the lead in seconds (to take off the times in it)."""
     x = np.asarray(wave, np.float32)
-    lead = int(LEAD_PAD_S * sample_rate)
+    if not (lead or tail):
+        return x, 0.0
+    before = int(LEAD_PAD_S * sample_rate) if lead else 0
     after = int(TAIL_PAD_S * sample_rate) if tail else 0
     lo, hi = (np.float32(v) for v in noise_floor(x, max(1, sample_rate // 100)))
-    background = eval_noise(lead + after) * (hi - lo) + lo
-    return np.concatenate([background[:lead], x, background[lead:]]), lead / sample_rate
+    background = eval_noise(before + after) * (hi - lo) + lo
+    return np.concatenate([background[:before], x, background[before:]]), before / sample_rate
 
 
 def word_segments(hits: list[DigitHit], wave: np.ndarray, sample_rate: int, frame_s: float) -> list[np.ndarray]:

@@ -148,14 +148,16 @@ class StringRecognizer:
 
     def transcribe(
         self, wave: np.ndarray, sample_rate: int, beam: int = 1, path: str | None = None, rescore_from: int = 0,
-        rescore_until: float = np.inf, speech_known: bool = False, ended: bool = True,
+        rescore_until: float = np.inf, speech_known: bool = False, ended: bool = True, segment: bool = False,
     ) -> Transcript:  # fmt: skip
         """The digits said in mono (or (frames, channels)) audio at any rate; unusable audio gets no digits and a
         reason (audio.audio_problem). Only digits from the `rescore_from`-th on, peaking by `rescore_until` seconds,
         are rescored: a stream has printed the ones before and will decode again before it prints the ones after.
         `speech_known`: the audio begins with audio already found to hold speech (a stream's growing segment), so
         only its samples are checked, not again its signal and pitch. `ended`: the utterance ends with the audio
-        (not a stream's open segment), so silence is put after it for the model to hear its last word (pad_edges)."""
+        (not a stream's open segment), so background is put after it for the model to hear its last word
+        (pad_edges); `segment`: the audio is a stream's segment, which starts with the detector's own background,
+        so none is put before it (every decode of a segment then sees the same frames)."""
         w = np.asarray(wave, dtype=np.float32)
         w = w.mean(axis=1) if w.ndim == 2 else w
         # Gated at the model's rate, as Classifier does; a NaN or 1e30 is judged before resampling spreads it.
@@ -169,7 +171,7 @@ class StringRecognizer:
         if why is not None:
             return Transcript("", [], why, path)
         duration = len(w) / sample_rate
-        w, lead = pad_edges(full_scale(w), sample_rate, tail=ended)
+        w, lead = pad_edges(full_scale(w), sample_rate, lead=not segment, tail=ended)
         probs = self.probabilities(w)
         hits = decode(probs, beam)
         t = self.frame_seconds

@@ -49,7 +49,7 @@ def _emit(rec: StringRecognizer, seg: Segment, state: _Open, final: bool, hold_s
     t0, now = seg.start / seg.sample_rate, seg.end / seg.sample_rate
     until = np.inf if final else (now - t0) - hold_s
     heard = rec.transcribe(seg.audio, seg.sample_rate, rescore_from=state.done, rescore_until=until,
-                           speech_known=state.speech, ended=final)  # fmt: skip
+                           speech_known=state.speech, ended=final, segment=True)  # fmt: skip
     state.speech = state.speech or heard.reason is None
     words = heard.words
     ready = [w for w in words if w.time <= until]
