@@ -27,6 +27,7 @@ from audiomnist.synth import (
     coloured_noise,
     engine_request,
     list_voices,
+    parse_perturbations,
     perturb,
     plan,
     synthesize_many,
@@ -44,12 +45,14 @@ def read_words(path: Path) -> list[str]:
 
 
 def render_words(
-    out: Path, words: list[str], voices: int, per_voice: int, seed: int, prefix: str, sr: int, first: int = 0
-) -> list[dict]:
+    out: Path, words: list[str], voices: int, per_voice: int, seed: int, prefix: str, sr: int, first: int = 0,
+    off: frozenset[str] = frozenset(),
+) -> list[dict]:  # fmt: skip
     """`voices` synthetic speakers (from the `first`-th of the plan on), each saying `per_voice` words drawn from
-    `words` (one take each). With `data synth`'s seed the voices are that corpus's speakers, voice for voice."""
+    `words` (one take each). With `data synth`'s seed (and --no-perturb, `off`) the voices are that corpus's
+    speakers, voice for voice."""
     engines = available_engines(list(ENGINES))
-    recipes = plan({e: list_voices(e) for e in engines}, first + voices, seed)[first:]
+    recipes = plan({e: list_voices(e) for e in engines}, first + voices, seed, off)[first:]
     rows = []
     for k, recipe in enumerate(recipes, start=first):
         rng = np.random.default_rng([seed, k])
@@ -112,14 +115,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prefix", default="neg-", help="speaker id prefix (default neg-)")
     p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--no-perturb", type=parse_perturbations, default=frozenset(), metavar="LIST",
+                   help="perturbations left out of every voice, as data synth --no-perturb (default none)")  # fmt: skip
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     if args.words:
         words = read_words(args.words)
         rows += render_words(
-            args.out, words, args.voices, args.per_voice, args.seed, args.prefix, args.sample_rate, args.first
-        )
+            args.out, words, args.voices, args.per_voice, args.seed, args.prefix, args.sample_rate, args.first,
+            args.no_perturb,
+        )  # fmt: skip
     if args.noise:
         rows += render_noise(args.out, args.noise, args.seed, args.prefix, args.sample_rate)
     with open(args.out / "takes.csv", "w", newline="") as f:

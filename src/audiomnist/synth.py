@@ -864,13 +864,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"output sample rate in Hz, mono 16-bit WAV (default {DEFAULT_SAMPLE_RATE})")  # fmt: skip
     p.add_argument("--force", action="store_true", default=False,
                    help="replace an earlier run's clips in OUT (default: refuse a folder with clips)")  # fmt: skip
-    p.add_argument("--no-perturb", type=_perturbations, default=frozenset(), metavar="LIST",
+    p.add_argument("--no-perturb", type=parse_perturbations, default=frozenset(), metavar="LIST",
                    help=f"comma-separated perturbations to leave out of every voice, of {','.join(PERTURBATIONS)} "
                    "(ablations: the voices and other draws stay those of the same --seed) (default: none)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", default=False, help="no progress bar")
 
 
-def _perturbations(text: str) -> frozenset[str]:
+def parse_perturbations(text: str) -> frozenset[str]:
     off = frozenset(t.strip() for t in text.split(",") if t.strip())
     try:
         check_perturbations(off)
