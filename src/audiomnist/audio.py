@@ -269,6 +269,13 @@ def noise_floor(x: np.ndarray, frame: int) -> tuple[float, float]:
     return float(lo[q]), float(hi[q])
 
 
+def in_own_silence(pattern: np.ndarray, x: np.ndarray, frame: int) -> np.ndarray:
+    """A fixed pattern in [0, 1) (eval_noise) scaled into the clip's own silence (noise_floor over `frame`
+    samples): what a window (pad_mode "noise") or an utterance (ctc.pad_edges) is padded with."""
+    lo, hi = (np.float32(v) for v in noise_floor(x, frame))
+    return pattern * (hi - lo) + lo
+
+
 def eval_noise(n: int) -> np.ndarray:
     """The fixed pad pattern of evaluation, uniform in [0, 1): torch.rand(1, n) of a generator seeded with 0.
 
@@ -293,8 +300,7 @@ def fit_windows(clips: list[np.ndarray], cfg: AudioConfig) -> np.ndarray:
     for i, clip in enumerate(clips):
         x = np.asarray(clip, dtype=np.float32).reshape(-1)
         if cfg.pad_mode == "noise":
-            lo, hi = (np.float32(v) for v in noise_floor(x, frame))
-            out[i] = noise * (hi - lo) + lo
+            out[i] = in_own_silence(noise, x, frame)
         offset = (n - x.size) // 2
         start = min(max(offset, 0), n)
         length = min(offset + x.size, n) - start

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import eval_noise, noise_floor
+from .audio import eval_noise, in_own_silence
 
 BLANK = "<blank>"
 STRING_CLASSES = [BLANK] + [str(d) for d in range(10)]
@@ -182,8 +182,7 @@ def pad_edges(wave: np.ndarray, sample_rate: int, lead: bool = True, tail: bool 
         return x, 0.0
     before = int(LEAD_PAD_S * sample_rate) if lead else 0
     after = int(TAIL_PAD_S * sample_rate) if tail else 0
-    lo, hi = (np.float32(v) for v in noise_floor(x, max(1, sample_rate // 100)))
-    background = eval_noise(before + after) * (hi - lo) + lo
+    background = in_own_silence(eval_noise(before + after), x, max(1, sample_rate // 100))
     return np.concatenate([background[:before], x, background[before:]]), before / sample_rate
 
 
