@@ -8,10 +8,9 @@ cleanly), and the product of both models otherwise (experiments/strings/README.m
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
+from fold import held_out
 
 from audiomnist.audio import full_scale
 from audiomnist.ctc import PAD_S, decode, string_metrics, word_segments
@@ -54,11 +53,10 @@ def main() -> None:
     ap.add_argument("--edges-db", type=float, nargs="+", default=[-40.0, -30.0, -20.0], help="quiet-edge limits")
     args = ap.parse_args()
     for string_run, digit_run in args.fold:
-        cfg = json.loads((Path(string_run) / "config.json").read_text())
-        speaker, sr = cfg["test_speakers"][0], cfg["audio"]["sample_rate"]
+        speaker, seed, sr = held_out(string_run)
         clips = load_clips([args.data], sr, progress=False)
-        ten = held_out_strings(clips, sr, [speaker], 200, 10, cfg["seed"])
-        rng = np.random.default_rng(cfg["seed"])
+        ten = held_out_strings(clips, sr, [speaker], 200, 10, seed)
+        rng = np.random.default_rng(seed)
         single = [(assemble([a], sr, TEST_ASSEMBLY, rng)[0], t)
                   for a, t, s in zip(clips.audio, clips.text, clips.speaker) if s == speaker]  # fmt: skip
         rec = StringRecognizer.load(string_run, backend="torch", threads=1, rescore=digit_run)

@@ -8,10 +8,9 @@ string model alone and rescored, and with the blank probability scaled before gr
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
+from fold import add_fold_arguments, held_out
 
 from audiomnist.audio import full_scale
 from audiomnist.ctc import decode, rescore
@@ -40,15 +39,12 @@ def edit_ops(ref: str, hyp: str) -> tuple[int, int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("string_run", type=Path, help="a string run with one held-out FSDD speaker")
-    ap.add_argument("digit_run", type=Path, help="a single-digit run that held out the same speaker")
-    ap.add_argument("--data", required=True, help="the FSDD recordings folder")
+    add_fold_arguments(ap)
     ap.add_argument("--strings", type=int, default=200, help="10-digit test strings")
     ap.add_argument("--blank", type=float, nargs="+", default=[1.0], help="blank probability scales (1: as is)")
     args = ap.parse_args()
-    cfg = json.loads((args.string_run / "config.json").read_text())
-    speaker, sr = cfg["test_speakers"][0], cfg["audio"]["sample_rate"]
-    ten = held_out_strings(load_clips([args.data], sr, progress=False), sr, [speaker], args.strings, 10, cfg["seed"])
+    speaker, seed, sr = held_out(args.string_run)
+    ten = held_out_strings(load_clips([args.data], sr, progress=False), sr, [speaker], args.strings, 10, seed)
     rec = StringRecognizer.load(args.string_run, backend="torch", threads=1, rescore=args.digit_run)
     waves = [full_scale(x) for x, _ in ten]
     probs = [rec.probabilities(x) for x in waves]

@@ -11,10 +11,10 @@ NO_DIGIT_RUN: a single-digit run with a none class holding out the string run's 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
+from fold import held_out
 
 from audiomnist.audio import full_scale, load_audio
 from audiomnist.ctc import decode, string_metrics, word_segments
@@ -70,11 +70,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="digit strings and word utterances")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.7, 0.9, 0.97])
     args = ap.parse_args()
-    cfg = json.loads((args.string_run / "config.json").read_text())
-    speaker, sr = cfg["test_speakers"][0], cfg["audio"]["sample_rate"]
+    speaker, seed, sr = held_out(args.string_run)
     rec = StringRecognizer.load(args.string_run, backend="torch", threads=1, rescore=args.no_digit_run)
     none, columns = rec.rescorer.classes.index(NONE_CLASS), [rec.rescorer.classes.index(str(d)) for d in range(10)]
-    ten = held_out_strings(load_clips([args.data], sr, progress=False), sr, [speaker], args.n, 10, cfg["seed"])
+    ten = held_out_strings(load_clips([args.data], sr, progress=False), sr, [speaker], args.n, 10, seed)
     strings = [heard(rec, x) for x, _ in ten]
     waves, n_words = word_utterances(args.words, sr, args.n)
     said = [heard(rec, x) for x in waves]

@@ -7,10 +7,9 @@ utterance instead of on the cut word (experiments/strings/README.md, "Where the 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
+from fold import add_fold_arguments, held_out
 
 from audiomnist.audio import full_scale
 from audiomnist.ctc import decode, rescore
@@ -20,14 +19,11 @@ from audiomnist.strings import TEST_ASSEMBLY, assemble, load_clips
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("string_run", type=Path, help="a string run with one held-out FSDD speaker")
-    ap.add_argument("digit_run", type=Path, help="a single-digit run that held out the same speaker")
-    ap.add_argument("--data", required=True, help="the FSDD recordings folder")
+    add_fold_arguments(ap)
     args = ap.parse_args()
-    cfg = json.loads((args.string_run / "config.json").read_text())
-    speaker, sr = cfg["test_speakers"][0], cfg["audio"]["sample_rate"]
+    speaker, seed, sr = held_out(args.string_run)
     clips = load_clips([args.data], sr, progress=False)
-    rng = np.random.default_rng(cfg["seed"])  # the clips rescore.py scores as "isolated"
+    rng = np.random.default_rng(seed)  # the clips rescore.py scores as "isolated"
     own = [(a, t) for a, t, s in zip(clips.audio, clips.text, clips.speaker) if s == speaker]
     single = [(assemble([a], sr, TEST_ASSEMBLY, rng)[0], t) for a, t in own]
     rec = StringRecognizer.load(args.string_run, backend="torch", threads=1, rescore=args.digit_run)

@@ -7,10 +7,9 @@ give, and the single-digit model alone on the true words (experiments/strings/RE
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
+from fold import add_fold_arguments, held_out
 
 from audiomnist.audio import full_scale
 from audiomnist.ctc import FIRST_WORD_S, PAD_S, decode, rescore, string_metrics
@@ -29,15 +28,12 @@ def true_segments(x: np.ndarray, ends: np.ndarray, sr: int) -> list[np.ndarray]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("string_run", type=Path, help="a string run with one held-out FSDD speaker")
-    ap.add_argument("digit_run", type=Path, help="a single-digit run that held out the same speaker")
-    ap.add_argument("--data", required=True, help="the FSDD recordings folder")
+    add_fold_arguments(ap)
     ap.add_argument("--strings", type=int, default=100, help="10-digit strings, said as the test's are")
     args = ap.parse_args()
-    cfg = json.loads((args.string_run / "config.json").read_text())
-    speaker, sr = cfg["test_speakers"][0], cfg["audio"]["sample_rate"]
+    speaker, seed, sr = held_out(args.string_run)
     maker = StringMaker(load_clips([args.data], sr, progress=False), sr, TEST_ASSEMBLY)
-    rng = np.random.default_rng([cfg["seed"], 0, 10])
+    rng = np.random.default_rng([seed, 0, 10])
     rec = StringRecognizer.load(args.string_run, backend="torch", threads=1, rescore=args.digit_run)
     refs: list[str] = []
     hyps: dict[str, list[str]] = {k: [] for k in ("peak cuts, rescored", "true cuts, rescored", "true cuts alone")}

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from fold import held_out
 
 from audiomnist.audio import full_scale
 from audiomnist.ctc import decode, string_metrics
@@ -27,8 +28,7 @@ WAYS = {"string model": None, "rescored": "digit"}
 
 
 def score_fold(string_run: Path, digit_run: Path, data: str, n: int, isolated: int, beam: int = 1) -> dict:
-    cfg = json.loads((string_run / "config.json").read_text())
-    speaker, seed, sr = cfg["test_speakers"][0], cfg["seed"], cfg["audio"]["sample_rate"]
+    speaker, seed, sr = held_out(string_run)
     clips = load_clips([data], sr, progress=False)
     ten = held_out_strings(clips, sr, [speaker], n, 10, seed)
     rng = np.random.default_rng(seed)
@@ -48,9 +48,8 @@ def score_fold(string_run: Path, digit_run: Path, data: str, n: int, isolated: i
 
 def sweep_fold(string_run: Path, digit_run: Path, data: str, n: int, weights: list[float]) -> dict:
     """DER of the fold's test strings when each digit is argmax of w log p(single-digit) + (1 - w) log p(string)."""
-    cfg = json.loads((string_run / "config.json").read_text())
-    speaker, sr = cfg["test_speakers"][0], cfg["audio"]["sample_rate"]
-    ten = held_out_strings(load_clips([data], sr, progress=False), sr, [speaker], n, 10, cfg["seed"])
+    speaker, seed, sr = held_out(string_run)
+    ten = held_out_strings(load_clips([data], sr, progress=False), sr, [speaker], n, 10, seed)
     rec = StringRecognizer.load(string_run, backend="torch", threads=1, rescore=digit_run)
     hyps: dict[float, list[str]] = {w: [] for w in weights}
     for x, _ in ten:

@@ -1,0 +1,20 @@
+"""What the scripts of this folder share: a string run's leave-one-speaker-out fold, and their fold arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def held_out(string_run: str | Path) -> tuple[str, int, int]:
+    """(held-out FSDD speaker, seed, sample rate) of a string run, from its config.json."""
+    cfg = json.loads((Path(string_run) / "config.json").read_text())
+    return cfg["test_speakers"][0], cfg["seed"], cfg["audio"]["sample_rate"]
+
+
+def add_fold_arguments(ap: argparse.ArgumentParser) -> None:
+    """STRING_RUN DIGIT_RUN --data: one fold, as the single-fold scripts take it."""
+    ap.add_argument("string_run", type=Path, help="a string run with one held-out FSDD speaker")
+    ap.add_argument("digit_run", type=Path, help="a single-digit run that held out the same speaker")
+    ap.add_argument("--data", required=True, help="the FSDD recordings folder")
