@@ -93,9 +93,11 @@ def cleanup() -> None:
 
 @contextlib.contextmanager
 def process_group(device: torch.device) -> Iterator[torch.device]:
-    """init() on entry, cleanup() on exit, also after an error."""
+    """init() on entry, cleanup() on exit, also after an error. A clean exit first waits for every rank: a rank
+    that tears gloo down while a peer is still in its last collective can abort that peer."""
     try:
         yield init(device)
+        barrier()
     finally:
         cleanup()
 
