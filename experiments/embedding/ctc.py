@@ -150,9 +150,10 @@ def main() -> None:
         return build(args)
     data = dict(np.load(args.data, allow_pickle=True))
     folds = args.only or sorted(set(data["spk"][data["test"]]))
-    rows = [train_fold(data, s, args) for s in folds]
-    for r in rows:
-        print(f"| {r['speaker']} | {r['der']:.3f} | {r['exact']:.3f} |", flush=True)
+    rows = []
+    for s in folds:
+        rows.append(train_fold(data, s, args))
+        print(f"| {s} | {rows[-1]['der']:.3f} | {rows[-1]['exact']:.3f} |", flush=True)
     print(f"| mean | {np.mean([r['der'] for r in rows]):.3f} | {np.mean([r['exact'] for r in rows]):.3f} |")
 
 

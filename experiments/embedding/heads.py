@@ -11,7 +11,7 @@ LR = 3e-3
 
 
 class Head(nn.Module):
-    """Per-embedding MLP, one residual temporal convolution, max and mean over time, a linear layer: ~60k weights."""
+    """Per-embedding MLP, one residual temporal convolution, max and mean over time, a linear layer: ~64k weights."""
 
     def __init__(self, dim: int = 96, hidden: int = 128, classes: int = 10) -> None:
         super().__init__()
