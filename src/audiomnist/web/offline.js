@@ -137,7 +137,6 @@ function evalNoise(n) {
   return out;
 }
 
-// audio.fit_windows for one clip: centred, zero padding or (pad_mode "noise") the clip's own quietest 10 ms.
 // audio.noise_floor: min and max of the clip's quietest whole 10 ms frame (its own silence).
 function noiseFloor(x, sr) {
   const frame = Math.max(1, Math.floor(sr / 100));
@@ -159,6 +158,7 @@ function background(n, lo, hi) {
   return out;
 }
 
+// audio.fit_windows for one clip: centred, zero padding or (pad_mode "noise") the clip's own quietest 10 ms.
 function fitWindow(x, cfg = CFG) {
   const n = cfg.num_samples;
   const out = new Float32Array(n);
