@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 from pathlib import Path
 
@@ -26,18 +27,22 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "strings"))
 from fold import held_out  # noqa: E402
 
+from audiomnist.cache import _worker_init  # noqa: E402
 from audiomnist.ctc import string_metrics  # noqa: E402
 from audiomnist.strings import AssemblyConfig, StringMaker, held_out_strings, list_clips, load_clips  # noqa: E402
 
 SR = 8000
 EDGE_S = 0.4  # noise either side, so the first and last words sit mid-window for some embedding
-_SESSIONS = None
+_SESSIONS: tuple = ()  # a worker's onnxruntime sessions, opened once by _worker_start
+
+
+def _worker_start(parent: int, models: Path) -> None:
+    global _SESSIONS
+    _worker_init(parent)  # the waveform cache's: the worker dies with its parent, even a SIGKILLed one
+    _SESSIONS = sessions(models)
 
 
 def _embed_one(item: tuple[np.ndarray, int]) -> np.ndarray:
-    global _SESSIONS
-    if _SESSIONS is None:
-        _SESSIONS = sessions(MODELS)
     x, sr = item
     pad = np.zeros(int(EDGE_S * sr), np.float32)
     wave = prepare_wave(np.concatenate([pad, x, pad]), sr, np.random.default_rng(0), window=False)
@@ -47,22 +52,22 @@ def _embed_one(item: tuple[np.ndarray, int]) -> np.ndarray:
 def build(args: argparse.Namespace) -> None:
     clips = load_clips([args.data], SR, progress=False)
     maker = StringMaker(clips, SR, AssemblyConfig())
-    items, texts, speakers, test = [], [], [], []
+    rows = []  # (audio at SR, or None for a synthetic file; digits; speaker; a test string)
     for k, s in enumerate(maker.speakers):
         rng = np.random.default_rng([99, k])
-        for _ in range(args.per_speaker):
-            x, digits = maker.make(rng, s)
-            items.append((x, SR)), texts.append(digits), speakers.append(s), test.append(False)
+        rows += [(*maker.make(rng, s), s, False) for _ in range(args.per_speaker)]
     for run in args.fold:
         speaker, seed, _ = held_out(run)
-        for x, digits in held_out_strings(clips, SR, [speaker], args.test_strings, 10, seed):
-            items.append((x, SR)), texts.append(digits), speakers.append(speaker), test.append(True)
+        rows += [(x, d, speaker, True) for x, d in held_out_strings(clips, SR, [speaker], args.test_strings, 10, seed)]
+    items = [(x, SR) for x, *_ in rows]
     for path, text, _ in list_clips(args.synth_strings):
-        x, sr = sf.read(path, dtype="float32")
-        items.append((x, sr)), texts.append(text), speakers.append("synth"), test.append(False)
+        items.append(sf.read(path, dtype="float32"))
+        rows.append((None, text, "synth", False))
     print(f"{len(items)} strings to embed", flush=True)
-    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+    pool = multiprocessing.get_context("fork").Pool(args.jobs, _worker_start, (os.getpid(), args.models))
+    with pool:
         seqs = pool.map(_embed_one, items, chunksize=16)
+    _, texts, speakers, test = zip(*rows)
     np.savez(args.out, emb=np.array(seqs, dtype=object), text=np.array(texts), spk=np.array(speakers),
              test=np.array(test))  # fmt: skip
 
@@ -126,7 +131,6 @@ def train_fold(data: dict, held: str, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    global MODELS
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build")
@@ -146,7 +150,6 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.cmd == "build":
-        MODELS = args.models
         return build(args)
     data = dict(np.load(args.data, allow_pickle=True))
     folds = args.only or sorted(set(data["spk"][data["test"]]))
@@ -157,6 +160,5 @@ def main() -> None:
     print(f"| mean | {np.mean([r['der'] for r in rows]):.3f} | {np.mean([r['exact'] for r in rows]):.3f} |")
 
 
-MODELS = Path()
 if __name__ == "__main__":
     main()

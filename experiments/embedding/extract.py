@@ -26,7 +26,6 @@ WINDOW_S = 1.6  # 11 embeddings; FSDD's longest clips (2.3 s) are centre-cropped
 PEAK = 0.5
 N_MELS, FRAMES, STEP = 32, 76, 8  # the model's mel bands, frames per embedding and hop between embeddings
 BATCH = 32
-PLACE, NOISE = "centre", 1.0  # the clip's place in the window and the padding; main() sets them from --place, --pad
 
 
 def sessions(models: Path) -> tuple[ort.InferenceSession, ort.InferenceSession]:
@@ -36,13 +35,16 @@ def sessions(models: Path) -> tuple[ort.InferenceSession, ort.InferenceSession]:
     return load("melspectrogram.onnx"), load("embedding_model.onnx")
 
 
-def prepare(path: Path, rng: np.random.Generator) -> np.ndarray:
-    """The clip as the model's input: 16 kHz, int16 scale, centred in WINDOW_S of noise at -90 dBFS."""
+def prepare(path: Path, rng: np.random.Generator, place: str = "centre", noise: bool = True) -> np.ndarray:
+    """The clip as the model's input: 16 kHz, int16 scale, in WINDOW_S of noise at -90 dBFS (or zeros), centred, at
+    the start or at a random place."""
     x, sr = sf.read(path, dtype="float32", always_2d=True)
-    return prepare_wave(x.mean(1), sr, rng)
+    return prepare_wave(x.mean(1), sr, rng, place=place, noise=noise)
 
 
-def prepare_wave(x: np.ndarray, sr: int, rng: np.random.Generator, window: bool = True) -> np.ndarray:
+def prepare_wave(
+    x: np.ndarray, sr: int, rng: np.random.Generator, window: bool = True, place: str = "centre", noise: bool = True
+) -> np.ndarray:
     """As prepare(); window=False: the whole clip, faint noise added, no window (for strings)."""
     if sr != BAND_SR:
         x = soxr.resample(x, sr, BAND_SR)
@@ -52,11 +54,11 @@ def prepare_wave(x: np.ndarray, sr: int, rng: np.random.Generator, window: bool 
     if len(x) > n:
         start = (len(x) - n) // 2
         x = x[start : start + n]
-    out = rng.standard_normal(n).astype(np.float32) * 1e-4 * NOISE
-    if PLACE == "random":
+    out = rng.standard_normal(n).astype(np.float32) * 1e-4 * float(noise)
+    if place == "random":
         start = int(rng.integers(0, n - len(x) + 1))
     else:
-        start = (n - len(x)) // 2 if PLACE == "centre" else 0
+        start = (n - len(x)) // 2 if place == "centre" else 0
     out[start : start + len(x)] += x
     return out * 32767
 
@@ -79,15 +81,13 @@ def main() -> None:
     p.add_argument("--place", choices=("centre", "start", "random"), default="centre", help="where a clip sits")
     p.add_argument("--pad", choices=("noise", "zeros"), default="noise", help="what fills the rest of the window")
     args = p.parse_args()
-    global PLACE, NOISE
-    PLACE, NOISE = args.place, float(args.pad == "noise")
     mel, emb = sessions(args.models)
     files = sorted(f for f in args.folder.iterdir() if f.suffix in (".wav", ".flac"))
     rng = np.random.default_rng(0)
     out, labels, speakers = [], [], []
     for i in tqdm(range(0, len(files), BATCH), desc=args.folder.name, mininterval=30):
         chunk = files[i : i + BATCH]
-        out.append(embed(mel, emb, [prepare(f, rng) for f in chunk]))
+        out.append(embed(mel, emb, [prepare(f, rng, args.place, args.pad == "noise") for f in chunk]))
         labels += [-1 if args.negative or not re.match(r"^\d_", f.name) else int(f.name[0]) for f in chunk]
         speakers += [f.stem.split("_")[1] if "_" in f.stem else f.stem for f in chunk]
     vectors = np.concatenate(out).astype(np.float32)

@@ -71,19 +71,19 @@ class SpeechEmbedding(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = nn.functional.pad(mel, (1, 1))[:, None]  # Pad + Reshape: (B, 1, 76, 34)
         for k, (op, attrs, weights) in enumerate(self.ops):
-            arg = lambda j: getattr(self, f"w{k}_{j}")  # noqa: E731, B023
+            w = [getattr(self, f"w{k}_{j}") for j in range(weights)]
             if op == "Conv":
                 pads = attrs.get("pads", [0, 0, 0, 0])
                 x = nn.functional.pad(x, (pads[1], pads[3], pads[0], pads[2]))
-                x = nn.functional.conv2d(x, arg(0), arg(1) if weights > 1 else None)
+                x = nn.functional.conv2d(x, w[0], w[1] if weights > 1 else None)
             elif op == "Relu":
                 x = torch.relu(x)
             elif op == "BatchNormalization":
-                x = nn.functional.batch_norm(x, arg(2), arg(3), arg(0), arg(1), False, 0.0, attrs["epsilon"])
+                x = nn.functional.batch_norm(x, w[2], w[3], w[0], w[1], False, 0.0, attrs["epsilon"])
             elif op == "LeakyRelu":
                 x = nn.functional.leaky_relu(x, attrs["alpha"])
             elif op == "Max":
-                x = torch.maximum(x, arg(0))
+                x = torch.maximum(x, w[0])
             elif op == "MaxPool":
                 x = nn.functional.max_pool2d(x, attrs["kernel_shape"], attrs["strides"])
         return x.flatten(1)

@@ -55,7 +55,7 @@ def score_fold(args: argparse.Namespace, string_run: Path, digit_run: Path) -> d
             string_run, backend="torch", threads=1, rescore=None if way == "string model" else digit_run
         )
         if way == "embedding":
-            rec.rescorer, rec._columns = EmbeddingEar(rec.rescorer, head, args.models), list(range(10))
+            rec = StringRecognizer(rec.model, rec.backend, rec.path, EmbeddingEar(rec.rescorer, head, args.models))
         m = string_metrics(refs, [rec.transcribe(x, sr).digits for x, _ in ten])
         out[way] = (m["digit_error_rate"], m["exact_match"])
         print(f"{speaker} {way}: DER {m['digit_error_rate']:.3f} exact {m['exact_match']:.3f}", flush=True)
