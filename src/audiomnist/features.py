@@ -1,4 +1,5 @@
-"""Model front-ends (log-mel spectrogram or normalised waveform) and SpecAugment, as batched torch modules."""
+"""Model front-ends (log-mel spectrogram, normalised waveform, or the pretrained speech_embedding encoder) and
+SpecAugment, as batched torch modules."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from torch import nn
 
 from .config import option
 from .errors import AudiomnistError, ConfigError
+from .speech_embedding import SpeechEmbedding
 
-FEATURE_KINDS = ("logmel", "waveform")
+FEATURE_KINDS = ("logmel", "waveform", "speech_embedding")
 NORMALIZE_MODES = ("utterance", "band", "none")
 
 
@@ -31,7 +33,10 @@ class FeatureConfig:
     """
 
     kind: str = option(
-        "logmel", "what the network gets: log-mel frames or the normalised waveform", choices=FEATURE_KINDS
+        "logmel",
+        "what the network gets: log-mel frames, the normalised waveform, or the vectors of the frozen pretrained "
+        "speech_embedding encoder (which ignores the other feature settings)",
+        choices=FEATURE_KINDS,
     )
     n_fft: int = option(256, "FFT size (samples)")
     win_length: int = option(200, "analysis window (samples)")
@@ -170,6 +175,8 @@ class WaveformFrontend(nn.Module):
 
 def build_frontend(cfg: FeatureConfig, sample_rate: int, exportable: bool = False) -> nn.Module:
     """The front-end for `cfg`; exportable=True: the log-mel as DftLogMel (same numbers, ONNX-friendly operators)."""
+    if cfg.kind == "speech_embedding":
+        return SpeechEmbedding(sample_rate)
     if cfg.kind != "logmel":
         return WaveformFrontend()
     return DftLogMel(cfg, sample_rate) if exportable else LogMel(cfg, sample_rate)
