@@ -178,7 +178,7 @@ def test_sidecar_roundtrip(default_onnx):
     assert config_from_dict(side["config"]) == torch_clf.cfg
     assert side["classes"] == torch_clf.classes
     assert side["model"] == torch_clf.cfg.model and side["format"] == FORMAT
-    assert side["input"]["name"] == INPUT and side["input"]["shape"] == ["batch", 8000]
+    assert side["input"]["name"] == INPUT and side["input"]["shape"] == ["batch", torch_clf.cfg.audio.num_samples]
     assert side["input"]["sample_rate"] == 8000 and side["input"]["dtype"] == "float32"
     assert side["output"] == {"name": OUTPUT, "shape": ["batch", len(torch_clf.classes)]}
     assert side["opset"] == OPSET and side["torch"] == torch.__version__

@@ -10,6 +10,8 @@ from audiomnist import models
 from audiomnist.audio import AudioConfig
 from audiomnist.errors import AudiomnistError
 from audiomnist.features import FeatureConfig
+from audiomnist.runconfig import TrainConfig
+from audiomnist.speech_embedding import DIM, num_embeddings
 
 NAMES = [n for n in models.available() if not getattr(models.get(n), "sequence", False)]  # one answer per clip
 
@@ -20,9 +22,11 @@ def _input_shape(name: str, batch: int) -> tuple[int, ...]:
     rec = cls.recommended
     audio = AudioConfig(**rec.get("audio", {}))
     feats = FeatureConfig(**rec.get("features", {}))
-    assert cls.input_kind == feats.kind
+    assert cls.input_kind == {"speech_embedding": "embedding"}.get(feats.kind, feats.kind)
     if cls.input_kind == "waveform":
         return (batch, 1, audio.num_samples)
+    if cls.input_kind == "embedding":
+        return (batch, num_embeddings(audio.num_samples, audio.sample_rate), DIM)
     return (batch, 1, feats.n_mels, feats.num_frames(audio.num_samples))
 
 
@@ -30,8 +34,8 @@ def test_registry():
     assert {"seed-cnn", "audionet", "bcresnet", "tcresnet"} <= set(NAMES)
     for name in NAMES:
         cls = models.get(name)
-        assert cls.input_kind in ("logmel", "waveform")
-        assert isinstance(cls.recommended, dict) and set(cls.recommended) <= {"audio", "features"}
+        assert cls.input_kind in ("logmel", "waveform", "embedding")
+        assert isinstance(cls.recommended, dict) and set(cls.recommended) <= set(TrainConfig.__dataclass_fields__)
     with pytest.raises(AudiomnistError, match="bcresnet"):
         models.create("no-such-net", 10)
     with pytest.raises(AudiomnistError, match="no_such_arg"):

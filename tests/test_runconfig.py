@@ -71,6 +71,9 @@ def test_legacy_flat_flags_model_args_and_booleans():
 
 def test_a_model_brings_its_recommended_audio_and_a_random_split_has_no_validation():
     assert parse("--model", "audionet").features.kind == "waveform"
+    emb = parse("--model", "emb-head")
+    assert (emb.features.kind, emb.audio.duration_ms, emb.batch_size) == ("speech_embedding", 1600, 128)
+    assert parse("--model", "emb-head", "--batch-size", "32").batch_size == 32  # the command line still wins
     assert parse("--split", "random").val_frac == 0.0
     assert parse("--split", "random", "--val-frac", "0.2").val_frac == 0.2
 
@@ -80,6 +83,8 @@ def test_bad_values_are_one_kind_of_error(tmp_path):
         parse("--mixup", "-1")
     with pytest.raises(ConfigError):
         parse("--audio.sample-rate", "0")
+    with pytest.raises(ConfigError, match="vtlp"):  # it would silently do nothing on these features
+        parse("--model", "emb-head", "--augment.vtlp", "0.9", "1.1")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"epochz": 3}))
     with pytest.raises(AudiomnistError, match="bad.json"):

@@ -338,3 +338,20 @@ def test_cv_folds_over_the_first_folders_and_always_trains_on_the_rest(tone_set,
     split = json.loads((cv_dir / "fold-0" / "metrics.json").read_text())["split"]
     assert split["train_clips"] == 4 * 40 + 2 * 10, "the other tone speakers and every extra clip"
     assert not set(split["test_speakers"]) & set(split["train_speakers"])
+
+
+@pytest.mark.slow
+def test_the_pretrained_encoder_learns_digits_from_three_voices(fsdd_dir, tmp_path):
+    """emb-head over the frozen speech_embedding encoder: 3 FSDD speakers x 12 takes, a few epochs, and most digits
+    of a fourth speaker it never heard are right (a network trained from scratch needs far more voices for that)."""
+    data = tmp_path / "fsdd"
+    data.mkdir()
+    for speaker in ("george", "jackson", "lucas", "theo"):
+        for path in fsdd_dir.glob(f"*_{speaker}_*.wav"):
+            if int(path.stem.split("_")[2]) < 12:
+                (data / path.name).symlink_to(path)
+    extra = ["--model", "emb-head", "--epochs", "6", "--batch-size", "32", "--val-frac", "0", "--test-frac", "0.25"]
+    assert run(train_cmd(data, tmp_path / "runs", *extra, "--no-progress")) == 0
+    metrics = json.loads((only_run(tmp_path / "runs") / "metrics.json").read_text())
+    assert len(metrics["split"]["test_speakers"]) == 1 and metrics["split"]["test_clips"] == 120
+    assert metrics["test"]["accuracy"] >= 0.8, metrics["test"]

@@ -90,6 +90,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mixup < 0:
             raise ConfigError(f"mixup alpha must be >= 0 (0: off), got {self.mixup}")
+        if self.augment.vtlp != (1.0, 1.0) and self.features.kind != "logmel":
+            raise ConfigError("--augment.vtlp warps the log-mel frequency axis: it needs --features.kind logmel")
         if self.augment.reverse_none > 0 and not self.negatives:
             raise ConfigError("--augment.reverse-none trains a 'none' class: give its examples with --negative")
         folders = len(self.data) + len(self.negatives)

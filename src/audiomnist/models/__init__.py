@@ -1,7 +1,8 @@
 """Model registry: networks register under a name; `create(name, num_classes, **kwargs)` builds one.
 
-Each model class declares `input_kind` ("logmel": (B, 1, n_mels, frames); "waveform": (B, 1, samples)) and
-`recommended`, overrides of {"audio": AudioConfig fields, "features": FeatureConfig fields} it was designed for.
+Each model class declares `input_kind` ("logmel": (B, 1, n_mels, frames); "waveform": (B, 1, samples); "embedding":
+(B, vectors, 96) from the speech_embedding encoder) and `recommended`, overrides of TrainConfig fields ("audio",
+"features", ...) it was designed for.
 """
 
 from __future__ import annotations
@@ -67,4 +68,4 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_models)
 
 
-from . import audionet, bcresnet, ctc_tcn, res2d, seed_cnn, tcresnet  # noqa: E402,F401  (registers the models)
+from . import audionet, bcresnet, ctc_tcn, emb_head, res2d, seed_cnn, tcresnet  # noqa: E402,F401  (registers the models)
