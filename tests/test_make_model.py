@@ -58,7 +58,7 @@ def test_the_none_recipe_ships_its_calibration_to_torch_and_onnx(tmp_path, one_t
             "--synth", "none", "--negatives", str(negatives)]  # fmt: skip
     assert make_model.main(argv) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert "--negative" in meta["recipe"]["command"] and "--augment.vtlp 0.9 1.1" in meta["recipe"]["command"]
+    assert "--negative" in meta["recipe"]["command"] and "--model emb-head" in meta["recipe"]["command"]
     for clf in (Classifier.load(out), Classifier.load(out.with_suffix(".onnx"))):
         assert clf.classes[-1] == "none" and clf.none_threshold == make_model.NONE_THRESHOLD
         assert clf.temperature == make_model.TEMPERATURE

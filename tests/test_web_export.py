@@ -42,8 +42,9 @@ def test_web_folder_holds_page_model_and_runtime(tmp_path):
     html = index.read_text()
     assert '<script src="ort/ort.wasm.min.js"></script>' in html and "__CONFIG__" not in html
     config = json.loads(html.split("const CFG = ", 1)[1].split(";\n", 1)[0])
-    assert config["sample_rate"] == 8000 and config["num_samples"] == 8000
-    assert config["classes"] == [*"0123456789", "none"] and config["none_threshold"] == 0.9  # the shipped model's
+    assert config["sample_rate"] == 8000 and config["num_samples"] == 12800  # the shipped model's 1.6 s window
+    shipped = json.loads((PRETRAINED / "default.onnx.json").read_text())
+    assert config["classes"] == [*"0123456789", "none"] and config["none_threshold"] == shipped["none_threshold"]
     assert (config["input"], config["output"], config["pad_mode"]) == ("waveform", "probabilities", "zeros")
     assert config["gate"]["min_speech_dbfs"] == -60.0
 
@@ -178,7 +179,8 @@ def test_page_places_windows_as_python_does(page):
     pg, _ = page
     np.testing.assert_array_equal(np.array(pg.evaluate("Array.from(evalNoise(8000))"), np.float32), eval_noise(8000))
     rng = np.random.default_rng(5)
-    for n in (1, 60, 3001, 8000, 8001, 12345):
+    window_ms = pg.evaluate("CFG.num_samples") * 1000 // 8000
+    for n in (1, 60, 3001, 8000, 8001, 12345, 12800, 12801, 20000):
         x = (rng.uniform(-0.3, 0.3, n) * np.linspace(0.01, 1, n) ** 3).astype(np.float32)
         for pad_mode in ("zeros", "noise"):
             got = pg.evaluate(
@@ -187,7 +189,7 @@ def test_page_places_windows_as_python_does(page):
                 "} finally { CFG.pad_mode = keep; } }",
                 [x.tolist(), pad_mode],
             )
-            cfg = AudioConfig(sample_rate=8000, pad_mode=pad_mode)
+            cfg = AudioConfig(sample_rate=8000, duration_ms=window_ms, pad_mode=pad_mode)
             np.testing.assert_array_equal(np.array(got, np.float32), fit_windows([prepare(x, cfg)[0]], cfg)[0])
 
 
