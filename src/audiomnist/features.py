@@ -12,7 +12,7 @@ from torch import nn
 
 from .config import option
 from .errors import AudiomnistError, ConfigError
-from .speech_embedding import SpeechEmbedding
+from .speech_embedding import SpeechEmbedding, dft_basis
 
 FEATURE_KINDS = ("logmel", "waveform", "speech_embedding")
 NORMALIZE_MODES = ("utterance", "band", "none")
@@ -140,14 +140,7 @@ class DftLogMel(LogMel):
 
     def __init__(self, cfg: FeatureConfig, sample_rate: int):
         super().__init__(cfg, sample_rate)
-        n = cfg.n_fft
-        left = (n - cfg.win_length) // 2  # torch.stft centres a shorter window in the FFT frame
-        window = torch.zeros(n, dtype=torch.float64)
-        window[left : left + cfg.win_length] = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
-        k = torch.arange(n // 2 + 1, dtype=torch.float64)[:, None]
-        angle = 2 * math.pi * ((k * torch.arange(n, dtype=torch.float64)[None, :]) % n) / n
-        basis = torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window])  # (2 * bins, n_fft)
-        self.register_buffer("dft", basis.float()[:, None, :], persistent=False)
+        self.register_buffer("dft", dft_basis(cfg.n_fft, cfg.win_length), persistent=False)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg

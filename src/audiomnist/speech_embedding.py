@@ -86,13 +86,15 @@ def _upsample_filter() -> torch.Tensor:
     return (2 * taps / taps.sum()).float()[None, None]  # gain 2: half the upsampled samples are zeros
 
 
-def _dft_basis() -> torch.Tensor:
-    """(2 * bins, 1, N_FFT): cos and -sin rows times a periodic Hann of WIN_LENGTH centred in the FFT frame."""
-    window = torch.zeros(N_FFT, dtype=torch.float64)
-    left = (N_FFT - WIN_LENGTH) // 2
-    window[left : left + WIN_LENGTH] = torch.hann_window(WIN_LENGTH, periodic=True, dtype=torch.float64)
-    k = torch.arange(N_FFT // 2 + 1, dtype=torch.float64)[:, None]
-    angle = 2 * math.pi * ((k * torch.arange(N_FFT, dtype=torch.float64)[None, :]) % N_FFT) / N_FFT
+def dft_basis(n_fft: int, win_length: int) -> torch.Tensor:
+    """(2 * bins, 1, n_fft): cos and -sin rows times a periodic Hann of win_length centred in the FFT frame (as
+    torch.stft centres a shorter window): a strided conv1d with it is the STFT, from operators every ONNX runtime has.
+    Shared with features.DftLogMel."""
+    window = torch.zeros(n_fft, dtype=torch.float64)
+    left = (n_fft - win_length) // 2
+    window[left : left + win_length] = torch.hann_window(win_length, periodic=True, dtype=torch.float64)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+    angle = 2 * math.pi * ((k * torch.arange(n_fft, dtype=torch.float64)[None, :]) % n_fft) / n_fft
     return torch.cat([torch.cos(angle) * window, -torch.sin(angle) * window]).float()[:, None, :]
 
 
@@ -110,7 +112,7 @@ class SpeechEmbedding(nn.Module):
             raise AudiomnistError(f"the speech_embedding front end reads 8 or 16 kHz audio, got {sample_rate} Hz")
         self.sample_rate = sample_rate
         self.register_buffer("upsample", _upsample_filter(), persistent=False)
-        self.register_buffer("dft", _dft_basis(), persistent=False)
+        self.register_buffer("dft", dft_basis(N_FFT, WIN_LENGTH), persistent=False)
         mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=F_MIN, fmax=F_MAX)
         self.register_buffer("mel_fb", torch.from_numpy(mel).float(), persistent=False)
         self.encoder = Encoder()
@@ -120,6 +122,12 @@ class SpeechEmbedding(nn.Module):
 
     def train(self, mode: bool = True) -> SpeechEmbedding:
         return self  # frozen: nothing in it changes with the mode, and no caller should switch it
+
+    def to_16k(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, samples) at 8 kHz -> (B, 2 * samples) at 16 kHz: zeros between the samples, then the low-pass (the
+        usual 2x interpolation, as one convolution)."""
+        x = torch.stack([x, torch.zeros_like(x)], dim=2).flatten(1)
+        return nn.functional.conv1d(x[:, None], self.upsample, padding=UPSAMPLE_TAPS // 2)[:, 0]
 
     def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, samples) at 16 kHz, int16 scale -> (B, frames, 32): dB / 10 + 2, as the encoder was trained on."""
@@ -137,9 +145,7 @@ class SpeechEmbedding(nn.Module):
             x = wave.float()
             x = x * (PEAK / (x.abs().amax(dim=1, keepdim=True) + 1e-9))
             if self.sample_rate != SAMPLE_RATE:
-                # Zeros between the samples, then the low-pass: the usual 2x interpolation, as one convolution.
-                x = torch.stack([x, torch.zeros_like(x)], dim=2).flatten(1)
-                x = nn.functional.conv1d(x[:, None], self.upsample, padding=UPSAMPLE_TAPS // 2)[:, 0]
+                x = self.to_16k(x)
             mel = nn.functional.pad(self.log_mel(x), (1, 1))[:, None]  # one band of padding each side, as trained
             if not torch.jit.is_tracing() and mel.shape[2] < WINDOW_FRAMES:  # an export traces one window size
                 raise AudiomnistError(
