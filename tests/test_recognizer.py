@@ -30,6 +30,15 @@ def test_onnx_export_matches_torch_on_any_length(string_model):
         assert all(0 <= d.confidence <= 1 and 0 <= d.time <= round(len(w) / SR, 3) for d in a.words)  # in w
 
 
+def test_the_shipped_string_model_runs_on_onnx_runtime_unless_torch_is_asked_for():
+    default, in_torch = StringRecognizer.load(rescore=None), StringRecognizer.load(backend="torch", rescore=None)
+    assert (default.backend, default.path.name) == ("onnx", "strings.onnx")
+    assert (in_torch.backend, in_torch.path.name) == ("torch", "strings.pt")
+    w = utterance(5)
+    assert np.abs(default.probabilities(w) - in_torch.probabilities(w)).max() <= 1e-4  # the same model
+    assert StringRecognizer.load("strings", rescore=None).backend == "onnx"
+
+
 def test_other_rates_and_channels_are_accepted(string_model):
     rec = StringRecognizer.load(string_model[1])
     w = utterance(3)
