@@ -156,7 +156,7 @@ def ship(run_dir: Path, out: Path, command: list[str], seconds: float, given: tu
         "calibration": {
             "temperature": shipped.get("temperature", 1.0),
             "none_threshold": shipped.get("none_threshold"),
-            "from": "the recipe's held-out folds, experiments/embedding/README.md",
+            "from": "a held-out fold of the recipe, experiments/embedding/README.md",
         },  # fmt: skip
         "final_epoch": {k: last[k] for k in ("epoch", "train_loss", "train_acc")},
         "train_seconds": round(seconds, 1),
