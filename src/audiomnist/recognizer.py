@@ -123,8 +123,8 @@ class StringRecognizer:
         """From a string run folder, checkpoint, .onnx export or shipped name (None: the shipped "strings"); `rescore`
         names the single-digit model that hears each digit again (Classifier.load's spec; None: no rescoring)."""
         spec = SHIPPED if spec is None else spec
-        # The shipped string model runs on ONNX Runtime unless torch is asked for: the same probabilities, and the
-        # stream keeps up (streaming real-time factor 0.068 -> 0.042 on one thread; README, Decisions).
+        # The shipped string model runs on ONNX Runtime unless torch is asked for: the same probabilities, and a
+        # stream keeps up on one CPU thread (README, Decisions).
         path = resolve_model(spec, prefer=backend or ("onnx" if os.fspath(spec) == SHIPPED else None))
         model = _OnnxStrings(path, threads) if path.suffix == ".onnx" else _TorchStrings(path, threads)
         rescorer = None
