@@ -12,6 +12,7 @@ all letters ("don't"), which the synthesisers read in different ways.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -24,15 +25,19 @@ DIGIT_LIKE = {
 LEFT_OUT = {"fuck", "fucking", "shit", "bitch", "nigga", "nigger", "fag", "faggot", "cunt", "dick", "pussy", "sex"}
 
 
-def read(path: Path) -> list[str]:
-    return [w.strip().lower() for w in path.read_text().splitlines() if w.strip() and not w.startswith("#")]
+def read_words(path: Path) -> list[str]:
+    """tools/make_negatives.py's reading of a word list (the same comments, case and duplicates rule)."""
+    spec = importlib.util.spec_from_file_location("make_negatives", HERE.parents[1] / "tools" / "make_negatives.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.read_words(path)
 
 
 def common_words(top: int) -> list[str]:
     from wordfreq import top_n_list
 
-    held_out = set(read(HERE / "words-heldout.txt"))
-    words = list(dict.fromkeys(read(HERE / "words-train.txt")))
+    held_out = set(read_words(HERE / "words-heldout.txt"))
+    words = read_words(HERE / "words-train.txt")
     for w in top_n_list("en", top * 2):
         if len(words) >= top:
             break
