@@ -1,5 +1,5 @@
 """Digit-string model speed and streaming delay: real-time factor on one thread, and how long after a digit's word
-ends it is printed by the streaming path (`audiomnist listen --continuous` / `--input`).
+ends it is printed by the streaming path (`audiomnist listen --continuous`).
 
     python benchmarks/bench_strings.py [--model strings|RUN_DIR|FILE.onnx] [--data FSDD] [--speaker nicolas] [--n 40]
                                        [--rescore-model default | --no-rescore]
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiomnist.recognizer import StringRecognizer, add_rescore_arguments, rescore_spec
+from audiomnist.recognizer import SHIPPED_LIVE, StringRecognizer, add_rescore_arguments, rescore_spec
 from audiomnist.string_stream import EVERY_MS, HOLD_MS, stream_digits
 from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
 
@@ -49,7 +49,7 @@ def delays(rec, x: np.ndarray, digits: str, ends: np.ndarray, block: int, **kw) 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None, help="string model (default: the shipped one)")
+    p.add_argument("--model", default=SHIPPED_LIVE, help=f"string model (default: the live stream's, {SHIPPED_LIVE!r})")
     p.add_argument("--data", default=str(FSDD), help="folder of isolated clips (default: FSDD)")
     p.add_argument("--speaker", default="nicolas", help="whose clips the strings are made of")
     p.add_argument("--n", type=int, default=40, help="strings")

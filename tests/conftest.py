@@ -327,9 +327,7 @@ needs_proc = pytest.mark.skipif(
 needs_sigkill = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
 
-@pytest.fixture(scope="session")
-def string_model(tmp_path_factory) -> tuple[Path, Path]:
-    """An untrained, small digit-string model: (checkpoint, its .onnx export). For interfaces, not for accuracy."""
+def _untrained_string_model(folder: Path, **fields) -> tuple[Path, Path]:
     import torch
 
     from audiomnist.checkpoint import save_checkpoint
@@ -338,14 +336,28 @@ def string_model(tmp_path_factory) -> tuple[Path, Path]:
     from audiomnist.export import export_string_onnx
     from audiomnist.string_model import StringTrainConfig, build
 
-    folder = tmp_path_factory.mktemp("string_model")
-    cfg = StringTrainConfig(model_args={"channels": 16, "blocks": 2})
+    cfg = StringTrainConfig(**fields)
     torch.manual_seed(0)
     net = build(cfg).eval()
     state = {"task": "strings", "model": net.state_dict(), "classes": STRING_CLASSES, "config": to_dict(cfg)}
     save_checkpoint({**state, "epoch": 0}, folder / "best.pt")
     (folder / "config.json").write_text(json.dumps(to_dict(cfg)))
     return folder / "best.pt", export_string_onnx(net, cfg, folder / "strings.onnx")
+
+
+@pytest.fixture(scope="session")
+def string_model(tmp_path_factory) -> tuple[Path, Path]:
+    """An untrained, small digit-string model: (checkpoint, its .onnx export). For interfaces, not for accuracy."""
+    return _untrained_string_model(tmp_path_factory.mktemp("string_model"), model_args={"channels": 16, "blocks": 2})
+
+
+@pytest.fixture(scope="session")
+def emb_string_model(tmp_path_factory) -> tuple[Path, Path]:
+    """The same for an untrained emb-ctc head on the speech_embedding encoder."""
+    from audiomnist.features import FeatureConfig
+
+    folder = tmp_path_factory.mktemp("emb_string_model")
+    return _untrained_string_model(folder, model="emb-ctc", features=FeatureConfig(kind="speech_embedding"))
 
 
 def reject_checkpoint(path: Path, none_bias: float = 0.0, **extra) -> Path:

@@ -98,3 +98,28 @@ def test_beam_search_strings_are_never_merged():
             differed += 1
             assert "".join(h.digit for h in decode(p, beam=8)) == text
     assert differed >= 10
+
+
+def test_output_seconds_follow_the_front_end():
+    from audiomnist import speech_embedding as se
+    from audiomnist.ctc import EMBEDDING_STEP_S, output_seconds
+
+    assert EMBEDDING_STEP_S == se.STEP_FRAMES * se.HOP_LENGTH / se.SAMPLE_RATE
+    assert output_seconds({"features": {"kind": "speech_embedding"}, "audio": {"sample_rate": 8000}}) == 0.08
+    assert output_seconds({"features": {"kind": "logmel", "hop_length": 80}, "audio": {"sample_rate": 8000}}) == 0.04
+
+
+def test_a_stream_holds_an_emb_ctc_digit_until_its_window_and_lookahead_have_been_heard():
+    import inspect
+
+    from audiomnist import ctc
+    from audiomnist import speech_embedding as se
+    from audiomnist.models.emb_ctc import EmbeddingCtc
+    from audiomnist.string_model import EMBEDDING_EDGE_S
+
+    assert inspect.signature(EmbeddingCtc).parameters["lookahead"].default == ctc.EMB_CTC_LOOKAHEAD
+    window_s = ((se.WINDOW_FRAMES - 1) * se.HOP_LENGTH + se.N_FFT) / se.SAMPLE_RATE
+    assert ctc.EMBEDDING_WINDOW_AHEAD_S == pytest.approx(window_s - EMBEDDING_EDGE_S, abs=1e-3)
+    emb = {"features": {"kind": "speech_embedding"}, "model_args": {"lookahead": 1}}
+    assert ctc.stream_hold_seconds(emb) == pytest.approx(0.382 + 0.08 - ctc.EMBEDDING_PEAK_TO_END_S)
+    assert ctc.stream_hold_seconds({"features": {"kind": "logmel"}}) == 0.0

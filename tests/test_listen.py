@@ -193,3 +193,21 @@ def test_continuous_stream_skips_a_segment_without_a_digit():
     listen.print_stream(detections, kept, out=out)
     assert kept == ["4", "2"] and "skipped: too short" in out.getvalue()
     assert out.getvalue().splitlines()[-1].endswith("42")
+
+
+def test_input_reads_a_recording_with_the_shipped_encoder_string_model(fsdd_dir, tmp_path, monkeypatch, capsys):
+    from audiomnist.recognizer import StringRecognizer
+
+    path = tmp_path / "number.wav"
+    sf.write(path, speech(fsdd_dir, [4, 1, 5, 9], pause=0.1), MIC_RATE)
+    loaded, real = [], StringRecognizer.load.__func__
+
+    def spy(cls, spec=None, *args, **kw):
+        rec = real(cls, spec, *args, **kw)
+        loaded.append(rec.path.name)
+        return rec
+
+    monkeypatch.setattr(StringRecognizer, "load", classmethod(spy))
+    assert cli.main(["listen", "--input", str(path)]) == 0
+    assert loaded == ["strings-emb.onnx"]
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "4159"

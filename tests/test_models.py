@@ -243,3 +243,24 @@ def test_res2d_channels_last_is_only_a_layout():
     x = torch.randn(3, 1, 40, 101)
     with torch.no_grad():
         assert torch.allclose(fast(x), plain(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("lookahead", [0, 1, 3])
+def test_emb_ctc_gives_one_output_per_vector_and_looks_ahead_at_most_lookahead_vectors(lookahead):
+    torch.manual_seed(0)
+    net = models.create("emb-ctc", 11, hidden=32, layers=3, lookahead=lookahead).eval()
+    x = torch.randn(1, 40, 96)
+    y = x.clone()
+    y[:, 20:] = torch.randn(1, 20, 96)
+    with torch.no_grad():
+        a, b = net(x)[0], net(y)[0]
+    assert a.shape == (40, 11) and int(net.output_frames(torch.tensor(40))) == 40
+    first = int(torch.nonzero((a - b).abs().amax(dim=1) > 1e-6)[:, 0].min())
+    assert first == 20 - lookahead and torch.equal(a[:first], b[:first])
+
+
+def test_emb_ctc_refuses_log_mel_input():
+    from audiomnist.errors import AudiomnistError
+
+    with pytest.raises(AudiomnistError, match="speech_embedding"):
+        models.create("emb-ctc", 11)(torch.randn(1, 1, 40, 100))

@@ -16,8 +16,9 @@ def utterance(n: int) -> np.ndarray:
     return np.concatenate([tone_digit(d % 10, 1, d) for d in range(n)])
 
 
-def test_onnx_export_matches_torch_on_any_length(string_model):
-    ckpt, onnx = string_model
+@pytest.mark.parametrize("which", ["string_model", "emb_string_model"])
+def test_onnx_export_matches_torch_on_any_length(which, request):
+    ckpt, onnx = request.getfixturevalue(which)
     net, cfg = load(ckpt)
     waves = [utterance(1), utterance(4), utterance(9)[:-123]]
     assert string_parity(net, cfg, onnx, waves) <= 1e-4
@@ -30,13 +31,20 @@ def test_onnx_export_matches_torch_on_any_length(string_model):
         assert all(0 <= d.confidence <= 1 and 0 <= d.time <= round(len(w) / SR, 3) for d in a.words)  # in w
 
 
-def test_the_shipped_string_model_runs_on_onnx_runtime_unless_torch_is_asked_for():
-    default, in_torch = StringRecognizer.load(rescore=None), StringRecognizer.load(backend="torch", rescore=None)
-    assert (default.backend, default.path.name) == ("onnx", "strings.onnx")
-    assert (in_torch.backend, in_torch.path.name) == ("torch", "strings.pt")
+@pytest.mark.parametrize("name", ["strings-emb", "strings"])
+def test_the_shipped_string_models_run_on_onnx_runtime_unless_torch_is_asked_for(name):
+    default, in_torch = StringRecognizer.load(name, rescore=None), StringRecognizer.load(name, "torch", rescore=None)
+    assert (default.backend, default.path.name) == ("onnx", f"{name}.onnx")
+    assert (in_torch.backend, in_torch.path.name) == ("torch", f"{name}.pt")
     w = utterance(5)
     assert np.abs(default.probabilities(w) - in_torch.probabilities(w)).max() <= 1e-4  # the same model
-    assert StringRecognizer.load("strings", rescore=None).backend == "onnx"
+
+
+def test_recordings_get_the_encoder_string_model_and_the_live_stream_the_log_mel_one():
+    from audiomnist.recognizer import SHIPPED, SHIPPED_LIVE
+
+    assert StringRecognizer.load(rescore=None).path.name == f"{SHIPPED}.onnx" == "strings-emb.onnx"
+    assert SHIPPED_LIVE == "strings" and StringRecognizer.load(SHIPPED_LIVE, rescore=None).frame_seconds == 0.04
 
 
 def test_other_rates_and_channels_are_accepted(string_model):
@@ -160,12 +168,12 @@ class Lookahead:
     LOOKAHEAD_S = 0.15
 
     def __init__(self, real):
-        self.info, self.hop, self.lengths = real.info, real.hop, []
+        self.info, self.frame_s, self.after, self.lengths = real.info, real.frame_s, real.after, []
 
     def probabilities(self, wave: np.ndarray) -> np.ndarray:
         self.lengths.append(len(wave))
-        frame_s = 4 * self.hop / SR
-        p = np.zeros((len(wave) * 1 // (4 * self.hop), 11), np.float32)
+        frame_s = self.frame_s
+        p = np.zeros((int(len(wave) / SR / frame_s), 11), np.float32)
         p[:, 0] = 1
         end_s = np.flatnonzero(np.abs(wave) > 0.05)[-1] / SR
         if end_s + self.LOOKAHEAD_S <= len(wave) / SR:

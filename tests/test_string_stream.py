@@ -74,6 +74,13 @@ def test_block_size_does_not_change_the_digits():
     assert got[0] == got[1]
 
 
+def test_a_recording_heard_whole_decodes_each_segment_once_when_it_closes():
+    rec = Clock()
+    out = list(stream_digits(blocks(speech_stream(3.0), 400), rec, SR, every_ms=np.inf))
+    assert rec.calls == 1 and rec.ended == [True] and rec.asked[0][:2] == (0, np.inf)
+    assert [d.digit for d in out] == [d.digit for d in stream_digits(blocks(speech_stream(3.0), 400), Clock(), SR)]
+
+
 def test_silence_gives_nothing():
     quiet = np.random.default_rng(1).normal(0, 1e-4, 3 * SR).astype(np.float32)
     assert list(stream_digits(blocks(quiet, 800), Clock(), SR)) == []
@@ -89,5 +96,5 @@ def test_listen_input_uses_a_string_model(string_model, tmp_path, capsys):
     assert all(" s  " in line for line in lines[:-1])
     from audiomnist.recognizer import StringRecognizer
 
-    direct = "".join(d.digit for d in stream_file(path, StringRecognizer.load(string_model[1])))
-    assert lines[-1] == direct
+    rec = StringRecognizer.load(string_model[1])
+    assert lines[-1] == "".join(d.digit for d in stream_file(path, rec, every_ms=np.inf))  # segments decoded whole

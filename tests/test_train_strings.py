@@ -151,3 +151,43 @@ def test_loso_trains_a_fold_per_speaker_and_sums_them_up(tones, tmp_path, capsys
     capsys.readouterr()
     assert cli.main([*tuned, "--init", str(tmp_path / "cv" / "fold-01")]) == 2  # one run for every fold: refused
     assert "one run for all folds" in capsys.readouterr().err
+
+
+def test_encoded_vectors_are_those_of_each_utterance_alone():
+    """The pool is encoded in batches of similar lengths: every vector is the one the utterance gives alone."""
+    from audiomnist.features import FeatureConfig
+    from audiomnist.string_model import StringTrainConfig, string_frontend
+
+    cfg = StringTrainConfig(model="emb-ctc", features=FeatureConfig(kind="speech_embedding"))
+    frontend = string_frontend(cfg)
+    rng = np.random.default_rng(0)
+    waves = [(0.1 * rng.standard_normal(n) * np.hanning(n)).astype(np.float32) for n in (5000, 9000, 13001, 20000)]
+    batched = train_strings.encode(frontend, waves, 8000)
+    with torch.no_grad():
+        alone = [frontend(torch.from_numpy(w)[None])[0] for w in waves]
+    assert [len(b) for b in batched] == [len(a) for a in alone]
+    assert max(float((a - b).abs().max()) for a, b in zip(alone, batched)) < 1e-4
+
+
+def test_an_embedding_string_model_trains_on_an_encoded_pool(tmp_path):
+    """11 tone speakers, so one is kept for validation, which is scored on its vectors encoded once too."""
+    tones = write_tone_set(tmp_path / "tones", speakers=11, reps=1)
+    tiny = [a for a in TINY if a not in ("--model-arg", "channels=32", "blocks=3")]
+    argv = ["train-strings", "--data", str(tones), "--test-speaker", "04", "--epochs", "2", "--runs",
+            str(tmp_path / "runs"), "--model", "emb-ctc", "--features.kind", "speech_embedding", "--pool", "48",
+            "--model-arg", "hidden=32", *tiny, "--steps", "10"]  # fmt: skip
+    assert cli.main(argv) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2] and "val_der" in metrics["history"][-1]
+    assert metrics["test"]["ten_digits"]["strings"] == 10
+    net, cfg = load(folder)
+    assert cfg.model == "emb-ctc" and cfg.features.kind == "speech_embedding"
+
+
+def test_string_configs_refuse_a_network_and_front_end_that_do_not_fit(tones, tmp_path, capsys):
+    base = ["train-strings", "--data", str(tones), "--runs", str(tmp_path), "--no-progress"]
+    assert cli.main([*base, "--model", "emb-ctc"]) == 2
+    assert "--features.kind speech_embedding" in capsys.readouterr().err
+    assert cli.main([*base, "--model", "emb-ctc", "--features.kind", "speech_embedding", "--vtlp", "0.9", "1.1"]) == 2
+    assert "no --vtlp" in capsys.readouterr().err

@@ -202,13 +202,14 @@ def config_of(html: str) -> dict:
 
 def test_string_model_page_is_the_number_mode(string_model, tmp_path):
     from audiomnist.ctc import STRING_CLASSES
-    from audiomnist.recognizer import OUTPUT_STRIDE, StringRecognizer
+    from audiomnist.recognizer import StringRecognizer
 
     html = write_web(string_model[1], tmp_path / "site", fake_ort(tmp_path / "pkg")).read_text()
     config = config_of(html)
     rec = StringRecognizer.load(string_model[1])
     assert config["task"] == "strings" and config["classes"] == STRING_CLASSES
-    assert config["frame_s"] == rec.frame_seconds and OUTPUT_STRIDE == 4 and config["max_record_s"] == 30
+    assert config["frame_s"] == rec.frame_seconds == 0.04 and config["max_record_s"] == 30
+    assert config["word_end_s"] == rec.model.after[1] == 0.04  # a log-mel model's digit: its peak frame's end
     assert (
         'data-mode="number"' in html and "Say a number" in html and '<div class="modes" style="display: none"' in html
     )

@@ -1,7 +1,12 @@
-"""Rebuild the shipped digit-string model ("strings"): ctc-tcn trained on every FSDD speaker plus synthetic voices.
+"""Rebuild a shipped digit-string model: "strings" (ctc-tcn, the live stream's) or "strings-emb" (emb-ctc on the
+speech_embedding encoder, for whole recordings), trained on every FSDD speaker plus synthetic voices.
 
-    python tools/make_strings_model.py [--data FSDD] [--synth DIR] [--synth-strings DIR] [--epochs N]
-    python tools/make_strings_model.py --run RUN_DIR     # package a finished `train-strings` run, no training
+    python tools/make_strings_model.py [--recipe tcn|emb] [--data FSDD] [--synth DIR] [--synth-strings DIR]
+    python tools/make_strings_model.py --recipe emb --run RUN_DIR     # package a finished run, no training
+
+The emb recipe is one stage: `train-strings --model emb-ctc --features.kind speech_embedding` on the same three
+folders (its isolated synthetic digits without the vocal-tract warp, `data synth --no-perturb warp`), EMB_ARGS below;
+experiments/strings/README.md ("A string model on the speech_embedding encoder") has its folds.
 
 Trains `audiomnist train-strings --data FSDD --data SYNTH --data SYNTH_STRINGS --data-weight 2 1 1` (strings
 assembled from isolated clips of the real and synthetic voices, plus strings the synthesisers said whole) in two
@@ -43,20 +48,30 @@ SYNTH_DIGITS = ["--voices", "600", "--takes", "2", "--seed", "0"]
 SYNTH_STRINGS = ["--voices", "600", "--takes", "0", "--strings", "6", "--seed", "0", "--sample-rate", "8000"]
 
 
-def recipe(data: str, synth: str, strings: str, epochs: int, init: str | None = None) -> list[str]:
-    """train-strings arguments of the first stage, or with `init` (the first stage's run) of the second."""
+EMB_ARGS = ["--model", "emb-ctc", "--features.kind", "speech_embedding", "--pool", "20000", "--epochs", "20",
+            "--lr", "2e-3"]  # fmt: skip
+SYNTH_DIGITS_NOWARP = [*SYNTH_DIGITS, "--no-perturb", "warp"]
+
+
+def recipe(data: str, synth: str, strings: str, epochs: int, init: str | None = None, emb: bool = False) -> list[str]:
+    """train-strings arguments of the first stage, or with `init` (the first stage's run) of the second; `emb`: the
+    one stage of the emb recipe."""
     sources = ["--data", data, "--data", synth, "--data", strings]
     weights = [a for w in WEIGHTS for a in ("--data-weight", w)]
     tune = ["--init", init, *TUNE_ARGS] if init else []
+    if emb:
+        return ["train-strings", *sources, *weights, "--steps", str(STEPS), "--seed", "0", *EMB_ARGS]
     return ["train-strings", *sources, *weights, "--epochs", str(epochs), "--steps", str(STEPS), "--seed", "0", *tune]
 
 
 def train(args: argparse.Namespace) -> Path | None:
-    """Both stages in runs_home(); the second stage's run folder (None if one failed)."""
+    """Both stages (the emb recipe: its one) in runs_home(); the last stage's run folder (None if one failed)."""
     runs, run_dir = runs_home(), None
-    for name in ("strings", "strings-tuned"):
+    emb = args.recipe == "emb"
+    for name in ("strings-emb",) if emb else ("strings", "strings-tuned"):
         before = set(runs.glob(f"*-{name}"))
-        argv = recipe(str(args.data), str(args.synth), str(args.synth_strings), args.epochs, run_dir and str(run_dir))
+        data = (str(args.data), str(args.synth), str(args.synth_strings))
+        argv = recipe(*data, args.epochs, run_dir and str(run_dir), emb=emb)
         if cli.main(argv + ["--runs", str(runs), "--name", name, "--no-progress"]) != 0:
             return None
         (run_dir,) = set(runs.glob(f"*-{name}")) - before
@@ -68,7 +83,8 @@ def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
     state = load_checkpoint(run_dir / "best.pt")
     fsdd = state["config"]["data"][0]
     # The shipped files name the data as this repository's layout does, not this machine's paths.
-    named = ["../shared/data/fsdd/recordings", "$AUDIOMNIST_HOME/datasets/synth-voices-600",
+    synth = "synth-voices-600-nowarp" if state["config"]["model"] == "emb-ctc" else "synth-voices-600"
+    named = ["../shared/data/fsdd/recordings", f"$AUDIOMNIST_HOME/datasets/{synth}",
              "$AUDIOMNIST_HOME/datasets/synth-strings-600"]  # fmt: skip
     config = {**state["config"], "data": named[: len(state["config"]["data"])]}
     if config.get("init"):
@@ -98,19 +114,24 @@ def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", choices=("tcn", "emb"), default="tcn", help="which shipped model (default tcn)")
     p.add_argument("--data", type=Path, default=FSDD, help="FSDD recordings (default ../shared/data/fsdd/recordings)")
     home = data_home() / "datasets"
-    p.add_argument("--synth", type=Path, default=home / "synth-voices-600", help="synthetic isolated digits")
+    p.add_argument("--synth", type=Path, help="synthetic isolated digits (default: DATASETS/synth-voices-600[-nowarp])")
     p.add_argument("--synth-strings", type=Path, default=home / "synth-strings-600", help="synthetic whole strings")
     p.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of {STEPS} batches (default {EPOCHS})")
     p.add_argument("--run", type=Path, help="package this finished (second-stage) run instead of training")
-    p.add_argument("--out", type=Path, default=OUT, help="shipped checkpoint (default: the package's strings.pt)")
+    p.add_argument("--out", type=Path, help="shipped checkpoint (default: the package's strings.pt / strings-emb.pt)")
     args = p.parse_args(argv)
-    stages = [recipe("FSDD", "SYNTH", "SYNTH_STRINGS", args.epochs, init) for init in (None, "FIRST_RUN")]
-    command = [*stages[0], ";", "audiomnist", *stages[1]]
+    emb = args.recipe == "emb"
+    args.synth = args.synth or home / ("synth-voices-600-nowarp" if emb else "synth-voices-600")
+    args.out = args.out or OUT.with_name("strings-emb.pt" if emb else "strings.pt")
+    stages = [recipe("FSDD", "SYNTH", "SYNTH_STRINGS", args.epochs, init, emb) for init in (None, "FIRST_RUN")]
+    command = stages[0] if emb else [*stages[0], ";", "audiomnist", *stages[1]]
     run_dir = args.run
     if run_dir is None:
-        for folder, flags in ((args.synth, SYNTH_DIGITS), (args.synth_strings, SYNTH_STRINGS)):
+        digits = SYNTH_DIGITS_NOWARP if emb else SYNTH_DIGITS
+        for folder, flags in ((args.synth, digits), (args.synth_strings, SYNTH_STRINGS)):
             if not folder.is_dir() and cli.main(["data", "synth", str(folder), *flags]) != 0:
                 return 1
         run_dir = train(args)

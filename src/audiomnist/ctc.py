@@ -31,11 +31,47 @@ FIRST_WORD_S = 0.6  # how far before its end the first word may start
 # would shift them (experiments/strings/README.md, "Edges").
 LEAD_PAD_S = 0.1
 TAIL_PAD_S = 0.2
+LOGMEL_STRIDE = 4  # feature hops per output frame of a log-mel string model (models.ctc_tcn)
+EMBEDDING_STEP_S = 0.08  # seconds between speech_embedding vectors, one output each (speech_embedding's step)
+# An emb-ctc peak comes at the first vector whose 775 ms window holds the whole word, so the word ends about
+# EMBEDDING_PEAK_TO_END_S after the peak vector's time; the stretch the single-digit model hears again is cut to end
+# EMBEDDING_CUT_S after it, which rescored best (both measured: experiments/strings/README.md, "On the
+# speech_embedding encoder").
+EMBEDDING_PEAK_TO_END_S = 0.35
+EMBEDDING_CUT_S = 0.25
+# A vector's window ends this long after the vector's time (775 ms window, 0.4 s of edge put before the audio), and
+# emb-ctc looks `lookahead` vectors further (models.emb_ctc's default below): a live stream holds a digit that long.
+EMBEDDING_WINDOW_AHEAD_S, EMB_CTC_LOOKAHEAD = 0.382, 3
 
 
 def is_string_config(config: object) -> bool:
     """Whether a run's config (as saved in config.json) is a digit-string run's: only those have an assembly."""
     return isinstance(config, dict) and "assembly" in config
+
+
+def output_seconds(config: dict) -> float:
+    """Seconds per output frame of a string model, from its run config (as saved in config.json or a sidecar)."""
+    features = config["features"]
+    if features.get("kind") == "speech_embedding":
+        return EMBEDDING_STEP_S
+    return LOGMEL_STRIDE * int(features["hop_length"]) / int(config["audio"]["sample_rate"])
+
+
+def peak_to_end_seconds(config: dict) -> tuple[float, float]:
+    """(where a digit's word is cut to end, the time a digit is given), each after its peak frame's time (frame x
+    output_seconds), from a string model's config. A log-mel model's digit is timed at its peak frame's end."""
+    if config["features"].get("kind") == "speech_embedding":
+        return EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S
+    return PEAK_TO_END_S, output_seconds(config)
+
+
+def stream_hold_seconds(config: dict) -> float:
+    """How long after a digit's time a string model's output there can still change as audio comes in (0: a log-mel
+    model, whose stream hold is string_stream.HOLD_MS, measured)."""
+    if config["features"].get("kind") != "speech_embedding":
+        return 0.0
+    ahead = int(config.get("model_args", {}).get("lookahead", EMB_CTC_LOOKAHEAD))
+    return EMBEDDING_WINDOW_AHEAD_S + ahead * EMBEDDING_STEP_S - EMBEDDING_PEAK_TO_END_S
 
 
 @dataclass(frozen=True)
@@ -186,9 +222,11 @@ def pad_edges(wave: np.ndarray, sample_rate: int, lead: bool = True, tail: bool 
     return np.concatenate([background[:before], x, background[before:]]), before / sample_rate
 
 
-def word_segments(hits: list[DigitHit], wave: np.ndarray, sample_rate: int, frame_s: float) -> list[np.ndarray]:
+def word_segments(
+    hits: list[DigitHit], wave: np.ndarray, sample_rate: int, frame_s: float, peak_to_end_s: float = PEAK_TO_END_S
+) -> list[np.ndarray]:
     """Each hit's stretch of audio: from the previous word's end (the first: FIRST_WORD_S before its own) to its end."""
-    ends = [h.frame * frame_s + PEAK_TO_END_S for h in hits]
+    ends = [h.frame * frame_s + peak_to_end_s for h in hits]
     out = []
     for i, end in enumerate(ends):
         start = ends[i - 1] if i else end - FIRST_WORD_S

@@ -1,8 +1,8 @@
-"""Live digits from a microphone, or from a recording through exactly the same streaming path.
+"""Live digits from a microphone, or from a recording cut into the same voice segments.
 
     audiomnist listen                      push-to-talk: Enter records 1.5 s and prints the digit; q + Enter quits
     audiomnist listen --continuous         say a number (no pauses needed); prints each digit as it is final
-    audiomnist listen --input FILE         a recording of a number -> its digits, through the same streaming path
+    audiomnist listen --input FILE         a recording of a number -> its digits (each voice segment decoded whole)
     audiomnist listen --continuous --isolated   digits with pauses between, each classified by a single-digit model
     audiomnist listen --list-devices       microphones PortAudio can see (pick one with --device)
 
@@ -12,6 +12,7 @@ The microphone needs PortAudio (Debian/Ubuntu: sudo apt install libportaudio2); 
 from __future__ import annotations
 
 import argparse
+import math
 import queue
 import sys
 import threading
@@ -25,7 +26,7 @@ from .errors import AudiomnistError
 from .infer import BACKENDS, Classifier, Prediction, add_no_digit_arguments, no_digit_options
 from .onnx_model import resolve_model
 from .recognizer import SHIPPED as SHIPPED_STRINGS
-from .recognizer import StringRecognizer, add_rescore_arguments, is_string_model, rescore_spec
+from .recognizer import SHIPPED_LIVE, StringRecognizer, add_rescore_arguments, is_string_model, rescore_spec
 from .stream import Detection, VadConfig, join_labels, transcribe, transcribe_file
 from .string_stream import StreamDigit, stream_digits, stream_file
 
@@ -184,7 +185,7 @@ def wants_strings(args: argparse.Namespace) -> bool:
     if args.model is not None:
         return is_string_model(args.model)
     try:
-        resolve_model(SHIPPED_STRINGS, prefer=args.backend)
+        resolve_model(SHIPPED_LIVE if args.continuous and not args.input else SHIPPED_STRINGS, prefer=args.backend)
     except AudiomnistError:
         return False
     return True
@@ -203,7 +204,7 @@ def print_digits(digits: Iterable[StreamDigit], min_probability: float = 0.0, ou
 
 
 def _listen_strings(sd, device, rate: int, info: dict, args: argparse.Namespace) -> int:
-    rec = StringRecognizer.load(args.model, args.backend, args.threads, rescore_spec(args))
+    rec = StringRecognizer.load(args.model or SHIPPED_LIVE, args.backend, args.threads, rescore_spec(args))
     print(f"microphone: {info['name']} at {rate} Hz (the string model hears {rec.sample_rate} Hz)", file=sys.stderr)
     stop = threading.Event()
     threading.Thread(target=_watch_stdin, args=(stop, sys.stdin), daemon=True).start()
@@ -245,7 +246,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
     if args.input:
         if strings:
             rec = StringRecognizer.load(args.model, args.backend, args.threads, rescore_spec(args))
-            print(print_digits(stream_file(args.input, rec), args.min_prob))
+            # A recording is heard whole: each voice segment is decoded once, when it closes (live, open segments
+            # are decoded as they grow so digits come early; a file has no one waiting for them).
+            print(print_digits(stream_file(args.input, rec, every_ms=math.inf), args.min_prob))
             return 0
         clf = Classifier.load(args.model, backend=args.backend, threads=args.threads, **no_digit_options(args))
         print_stream(transcribe_file(args.input, clf, vad), kept, args.min_prob)
@@ -289,7 +292,10 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         "--continuous", action="store_true", help="segment digits from the live stream with voice-activity detection"
     )
     p.add_argument(
-        "--input", metavar="FILE", help="a recording instead of the microphone, through the same streaming path"
+        "--input",
+        metavar="FILE",
+        help="a recording instead of the microphone: the live path's voice segments, each "
+        "decoded whole (default string model: the shipped strings-emb; live: strings)",
     )
     p.add_argument("--device", help="input device number or name (see --list-devices; default: the system's)")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")

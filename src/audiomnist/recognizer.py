@@ -1,7 +1,12 @@
 """Whole numbers from audio: a digit-string model (CTC) behind one interface for ONNX Runtime and torch.
 
-    rec = StringRecognizer.load()                 # the shipped string model ("strings"), on ONNX Runtime
+    rec = StringRecognizer.load()                 # the shipped string model for recordings, on ONNX Runtime
     rec.transcribe(waveform, sample_rate).digits  # "4155551234"
+
+Two string models ship. "strings-emb" (emb-ctc over the speech_embedding encoder, which heard many real voices) is
+the default for whole recordings: `transcribe`, `listen --input`, `serve`'s /transcribe. "strings" (ctc-tcn over
+log-mel, ~150 ms of lookahead) is the live stream's (`listen --continuous`): re-decoding a growing segment every
+50 ms through the encoder would cost several times real time on one core (README, Decisions).
 
 An .onnx string model runs without torch: its graph takes "waveform" (1, samples) at the model's rate, any length,
 and gives "probabilities" (frames, 11) over ctc.STRING_CLASSES; ctc.decode turns them into digits. A checkpoint
@@ -25,15 +30,26 @@ from pathlib import Path
 import numpy as np
 
 from .audio import BAD_SAMPLES, TOO_SHORT, audio_problem, bad_samples, full_scale, load_audio, resample
-from .ctc import STRING_CLASSES, DigitHit, decode, is_string_config, pad_edges, rescore, word_segments
+from .ctc import (
+    STRING_CLASSES,
+    DigitHit,
+    decode,
+    is_string_config,
+    output_seconds,
+    pad_edges,
+    peak_to_end_seconds,
+    rescore,
+    stream_hold_seconds,
+    word_segments,
+)
 from .errors import AudiomnistError
 from .infer import Classifier
 from .onnx_model import INPUT, OUTPUT, ModelInfo, onnx_session, read_sidecar, resolve_model, torch_available
 
-SHIPPED = "strings"
+SHIPPED = "strings-emb"  # whole recordings
+SHIPPED_LIVE = "strings"  # a live stream, decoded as it grows
 TASK = "strings"
 TORCH_SIDE = "audiomnist.string_model"
-OUTPUT_STRIDE = 4  # feature frames per output frame of a string model
 RESCORER = "default"  # the single-digit model that hears each digit again (None: the string model alone)
 
 
@@ -67,7 +83,8 @@ class _OnnxStrings:
         if side.get("task") != TASK:
             raise AudiomnistError(f"{path}: a single-digit model, not a digit-string model")
         self.info = ModelInfo.from_config(side["config"])
-        self.hop = int(side["config"]["features"]["hop_length"])
+        self.frame_s, self.after = output_seconds(side["config"]), peak_to_end_seconds(side["config"])
+        self.hold_s = stream_hold_seconds(side["config"])
         self.session = onnx_session(path, threads)
 
     def probabilities(self, wave: np.ndarray) -> np.ndarray:
@@ -86,7 +103,9 @@ class _TorchStrings:
         if threads:
             side.torch.set_num_threads(threads)
         net, cfg = side.load(path)
-        self.info, self.hop = cfg, cfg.features.hop_length
+        config = asdict(cfg)
+        self.info, self.frame_s, self.after = cfg, output_seconds(config), peak_to_end_seconds(config)
+        self.hold_s = stream_hold_seconds(config)
         self.pipeline = side.StringNet(net, cfg)
         self._run = side.probabilities
 
@@ -120,12 +139,12 @@ class StringRecognizer:
         threads: int | None = None,
         rescore: str | os.PathLike | None = RESCORER,
     ):
-        """From a string run folder, checkpoint, .onnx export or shipped name (None: the shipped "strings"); `rescore`
+        """From a string run folder, checkpoint, .onnx export or shipped name (None: the shipped SHIPPED); `rescore`
         names the single-digit model that hears each digit again (Classifier.load's spec; None: no rescoring)."""
         spec = SHIPPED if spec is None else spec
         # The shipped string model runs on ONNX Runtime unless torch is asked for: the same probabilities, and a
         # stream keeps up on one CPU thread (README, Decisions).
-        path = resolve_model(spec, prefer=backend or ("onnx" if os.fspath(spec) == SHIPPED else None))
+        path = resolve_model(spec, prefer=backend or ("onnx" if os.fspath(spec) in (SHIPPED, SHIPPED_LIVE) else None))
         model = _OnnxStrings(path, threads) if path.suffix == ".onnx" else _TorchStrings(path, threads)
         rescorer = None
         if rescore is not None:
@@ -144,8 +163,13 @@ class StringRecognizer:
         return self.model.info.audio.sample_rate
 
     @property
+    def stream_hold_seconds(self) -> float:
+        """The least time a stream must wait after a digit's time before the digit is final (0: no constraint)."""
+        return self.model.hold_s
+
+    @property
     def frame_seconds(self) -> float:
-        return OUTPUT_STRIDE * self.model.hop / self.sample_rate
+        return self.model.frame_s
 
     def probabilities(self, wave: np.ndarray) -> np.ndarray:
         """(frames, 11) probabilities of mono float32 audio at the model's rate."""
@@ -179,8 +203,8 @@ class StringRecognizer:
         w, lead = pad_edges(full_scale(w), sample_rate, lead=not segment, tail=ended)
         probs = self.probabilities(w)
         hits = decode(probs, beam)
-        t = self.frame_seconds
-        ends = [min(max((h.frame + 1) * t - lead, 0.0), duration) for h in hits]  # seconds into the audio given
+        t, after = self.frame_seconds, self.model.after[1]
+        ends = [min(max(h.frame * t + after - lead, 0.0), duration) for h in hits]  # seconds into the audio given
         todo = [i for i, end in enumerate(ends) if i >= rescore_from and end <= rescore_until]
         if self.rescorer is not None and todo:
             done = rescore([hits[i] for i in todo], probs, self.rescorer_probabilities(hits, w, todo))
@@ -192,7 +216,7 @@ class StringRecognizer:
         """(len(todo), 10) digit probabilities of the rescoring model, each on its hit's word_segments stretch; NaN
         rows for stretches the audio gate finds no speech in (the network is never asked about silence)."""
         clf, sr = self.rescorer, self.sample_rate
-        every = word_segments(hits, wave, sr, self.frame_seconds)
+        every = word_segments(hits, wave, sr, self.frame_seconds, self.model.after[0])
         segs = [every[i] for i in todo]
         if clf.sample_rate != sr:
             segs = [resample(s, sr, clf.sample_rate, clf.cfg.audio.resample_quality) for s in segs]

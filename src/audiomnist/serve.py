@@ -63,7 +63,7 @@ MAX_DECODED_SAMPLES = 4 * 2**20  # frames x channels decoded per upload (16 MB f
 MAX_BEAM = 64  # widest CTC beam /transcribe accepts (?beam=N)
 NO_STRINGS = (
     "no digit-string model is loaded, so there is no /transcribe here: start serve with --string-model "
-    'RUN_DIR|MODEL.onnx|NAME (the shipped "strings" model is used by default when it is installed)'
+    f"RUN_DIR|MODEL.onnx|NAME (the shipped {SHIPPED_STRINGS!r} model is used by default when it is installed)"
 )
 
 

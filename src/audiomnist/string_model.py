@@ -25,6 +25,7 @@ from .paths import atomic_write_text
 from .strings import TEST_ASSEMBLY, AssemblyConfig, Clips, assemble, held_out_strings, load_clips
 
 TASK = "strings"
+EMBEDDING_EDGE_S = 0.4  # about half a speech_embedding window (0.775 s): a vector centred on the clip's first sample
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,15 @@ class StringTrainConfig:
     audio: AudioConfig = option(AudioConfig(sample_rate=8000), "the model's sample rate (clips are resampled to it)")
     features: FeatureConfig = option(FeatureConfig(), "the network's input")
     # Time masks would delete whole digits of a string; only frequency masks are safe for CTC labels.
-    specaug: SpecAugmentConfig = option(SpecAugmentConfig(time_masks=0), "SpecAugment masks, training only")
+    specaug: SpecAugmentConfig = option(SpecAugmentConfig(time_masks=0), "SpecAugment masks, log-mel training only")
     # A per-string warp of the mel axis: one speaker's vocal tract made a little longer or shorter (1 1: off).
     vtlp: tuple[float, float] = option((1.0, 1.0), "vocal-tract-length warp LOW HIGH of the mel axis, per string")
     assembly: AssemblyConfig = option(AssemblyConfig(), "how strings are assembled from isolated clips")
     epochs: int = option(20, "training epochs")
     steps: int = option(300, "batches per epoch (strings are made afresh for every batch)")
+    # The frozen encoder costs far more than the head, so a speech_embedding model trains on a fixed pool of strings
+    # encoded once (drawn as every batch is), not on fresh ones (experiments/embedding/README.md).
+    pool: int = option(20000, "speech_embedding models: strings drawn and encoded once, then trained on every epoch")
     batch_size: int = option(32, "strings per batch")
     lr: float = option(3e-3, "peak learning rate (OneCycle)")
     weight_decay: float = option(1e-2, "AdamW weight decay")
@@ -68,8 +72,10 @@ class StringTrainConfig:
             raise ConfigError(f"vtlp must be a range 0 < low <= high, got {self.vtlp}")
         if self.data_weights and (len(self.data_weights) != len(self.data) or min(self.data_weights) <= 0):
             raise ConfigError(f"give one positive --data-weight per --data folder ({len(self.data)})")
-        if self.features.kind != "logmel":
-            raise ConfigError("string models read log-mel features")
+        if self.features.kind not in ("logmel", "speech_embedding"):
+            raise ConfigError("string models read log-mel features or speech_embedding vectors")
+        if self.features.kind == "speech_embedding" and (self.vtlp != (1.0, 1.0) or self.pool < self.batch_size):
+            raise ConfigError("speech_embedding string models: no --vtlp (it warps mel bands), --pool >= --batch-size")
 
 
 def config_from_dict(d: dict) -> StringTrainConfig:
@@ -85,7 +91,30 @@ def build(cfg: StringTrainConfig) -> torch.nn.Module:
     net = models.create(cfg.model, len(STRING_CLASSES), **cfg.model_args)
     if not getattr(net, "sequence", False):
         raise AudiomnistError(f"model {cfg.model!r} gives one answer per clip; a string model needs a sequence model")
+    wants = "speech_embedding" if net.input_kind == "embedding" else net.input_kind
+    if wants != cfg.features.kind:
+        raise ConfigError(f"model {cfg.model!r} reads {wants} features: add --features.kind {wants}")
     return net
+
+
+class EdgePad(torch.nn.Module):
+    """EMBEDDING_EDGE_S of digital silence either side of the waveform: each speech_embedding vector hears 775 ms,
+    so a word at the very start or end of a clip only sits inside some vector's window with room around it."""
+
+    def __init__(self, sample_rate: int):
+        super().__init__()
+        self.samples = round(EMBEDDING_EDGE_S * sample_rate)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(wave, (self.samples, self.samples))
+
+
+def string_frontend(cfg: StringTrainConfig, exportable: bool = False) -> torch.nn.Module:
+    """Waveform (B, samples) -> the network's input: log-mel (B, 1, mels, frames) or vectors (B, vectors, 96)."""
+    frontend = build_frontend(cfg.features, cfg.audio.sample_rate, exportable=exportable)
+    if cfg.features.kind == "speech_embedding":
+        return torch.nn.Sequential(EdgePad(cfg.audio.sample_rate), frontend)
+    return frontend
 
 
 def is_string_checkpoint(state: dict) -> bool:
@@ -115,7 +144,7 @@ class StringNet(torch.nn.Module):
     def __init__(self, net: torch.nn.Module, cfg: StringTrainConfig, exportable: bool = False):
         super().__init__()
         self.net = net.eval()
-        self.frontend = build_frontend(cfg.features, cfg.audio.sample_rate, exportable=exportable).eval()
+        self.frontend = string_frontend(cfg, exportable=exportable).eval()
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.net(self.frontend(wave)), dim=-1)[0]

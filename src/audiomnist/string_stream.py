@@ -66,12 +66,14 @@ def stream_digits(
     every_ms: float = EVERY_MS,
     hold_ms: float = HOLD_MS,
 ) -> Iterator[StreamDigit]:
-    """Digits of a stream of mono float32 chunks at `sample_rate` (None: the model's), each as soon as it is final."""
+    """Digits of a stream of mono float32 chunks at `sample_rate` (None: the model's), each as soon as it is final.
+    `every_ms` inf: open segments are never decoded, each segment only once it closes (a recording heard whole)."""
     sr_model = recognizer.sample_rate
     sr = sr_model if sample_rate is None else int(sample_rate)
     seg = Segmenter(sr_model, config)
     rs = None if sr == sr_model else soxr.ResampleStream(sr, sr_model, 1, dtype="float32", quality="HQ")
-    every, hold = round(every_ms * sr_model / 1000), hold_ms / 1000
+    every = np.inf if np.isinf(every_ms) else round(every_ms * sr_model / 1000)
+    hold = max(hold_ms / 1000, getattr(recognizer, "stream_hold_seconds", 0.0))  # an emb-ctc model looks further
     state = _Open()
 
     def step(x: np.ndarray) -> Iterator[StreamDigit]:

@@ -4,6 +4,8 @@
 
 Every batch is new: each item picks a folder (by --data-weight), then either one of its recorded whole strings
 (--whole-prob) or a string of 1-12 random digits assembled from one speaker's isolated clips (strings.assemble).
+A model on the frozen speech_embedding encoder (--features.kind speech_embedding) instead draws --pool strings
+that way once, encodes them once, and draws its batches from that pool (the encoder costs far more than the head).
 Speakers are split per folder, held-out test speakers never reach training or validation, and the final test
 is strings of theirs (string_model.held_out_report). Run folders, TensorBoard, best.pt/last.pt and --resume work
 as for `audiomnist train`.
@@ -26,11 +28,13 @@ from tqdm.auto import tqdm
 from .augment import warp_frequency
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import add_arguments, load_json, merged, overrides_from_args, save_json, to_dict
-from .ctc import STRING_CLASSES
+from .ctc import STRING_CLASSES, decode, string_metrics
 from .errors import AudiomnistError, ConfigError
-from .features import LogMel, spec_augment
+from .features import spec_augment
 from .paths import atomic_write_text, new_run_dir
+from .speech_embedding import num_embeddings
 from .string_model import (
+    EMBEDDING_EDGE_S,
     TASK,
     StringNet,
     StringTrainConfig,
@@ -39,9 +43,14 @@ from .string_model import (
     held_out_report,
     load,
     score,
+    string_frontend,
     summary_line,
 )
 from .strings import TEST_ASSEMBLY, Clips, StringMaker, list_clips, load_clips
+
+ENCODE_BATCH = 16  # utterances of similar length encoded together
+POOL_CHUNK = 256  # strings drawn (as audio) at a time while a pool is encoded, so the audio never piles up
+POOL_SEED = 1  # the pool's own stream, apart from the epochs' (seed, epoch)
 
 
 @dataclass
@@ -96,20 +105,67 @@ def draw(clips: Clips, src: Sources, cfg: StringTrainConfig, rng: np.random.Gene
     return maker.make(rng)
 
 
-def features(frontend: LogMel, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 1, mels, T) features, each utterance computed on its own (no padding in its statistics), zero-padded."""
-    feats = [frontend(torch.from_numpy(np.asarray(w, np.float32))[None])[0] for w in waves]
-    lengths = torch.tensor([f.shape[-1] for f in feats])
-    out = torch.zeros(len(feats), 1, feats[0].shape[1], int(lengths.max()))
-    for i, f in enumerate(feats):
-        out[i, :, :, : f.shape[-1]] = f
-    return out, lengths
+def pad_time(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-utterance inputs zero-padded to the longest along time, and their lengths: log-mel items are
+    (1, mels, frames) (time last), speech_embedding items (vectors, 96) (time first)."""
+    axis = -1 if feats[0].dim() == 3 else 0
+    lengths = torch.tensor([f.shape[axis] for f in feats])
+    longest = int(lengths.max())
+    if axis == 0:
+        return torch.stack([F.pad(f, (0, 0, 0, longest - len(f))) for f in feats]), lengths
+    return torch.stack([F.pad(f, (0, longest - f.shape[-1])) for f in feats]), lengths
 
 
-def train_step(net, frontend, opt, sched, batch, cfg: StringTrainConfig, gen: torch.Generator) -> float:
-    waves, texts = zip(*batch)
+def features(frontend: torch.nn.Module, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network input of each utterance computed on its own (no padding in its statistics), zero-padded."""
+    return pad_time([frontend(torch.from_numpy(np.asarray(w, np.float32))[None])[0] for w in waves])
+
+
+@torch.inference_mode()
+def encode(frontend: torch.nn.Module, waves: list[np.ndarray], sample_rate: int) -> list[torch.Tensor]:
+    """speech_embedding vectors of each utterance, (vectors, 96) each. Utterances of similar length run together;
+    the encoder scales and floors each one on its own and its windows do not reach past their audio, so every
+    vector is the one the utterance alone gives (tests/test_train_strings.py checks it)."""
+    edge = 2 * round(EMBEDDING_EDGE_S * sample_rate)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(waves)
+    order = np.argsort([len(w) for w in waves], kind="stable")
+    for i in range(0, len(order), ENCODE_BATCH):
+        idx = order[i : i + ENCODE_BATCH]
+        x = torch.zeros(len(idx), max(len(waves[j]) for j in idx))
+        for row, j in enumerate(idx):
+            x[row, : len(waves[j])] = torch.from_numpy(np.asarray(waves[j], np.float32))
+        y = frontend(x)
+        for row, j in enumerate(idx):
+            out[j] = y[row, : num_embeddings(len(waves[j]) + edge, sample_rate)].clone()
+    return out
+
+
+def make_pool(clips: Clips, src: Sources, cfg: StringTrainConfig, frontend, progress: bool) -> tuple[list, list]:
+    """cfg.pool strings drawn as batches draw them (seeded by cfg.seed alone), encoded once: (vectors, texts)."""
+    rng = np.random.default_rng([cfg.seed, POOL_SEED])
+    feats: list[torch.Tensor] = []
+    texts: list[str] = []
+    with tqdm(total=cfg.pool, desc="encoding the string pool", disable=not progress, leave=False) as bar:
+        while len(texts) < cfg.pool:
+            chunk = [draw(clips, src, cfg, rng) for _ in range(min(POOL_CHUNK, cfg.pool - len(texts)))]
+            feats += encode(frontend, [w for w, _ in chunk], cfg.audio.sample_rate)
+            texts += [t for _, t in chunk]
+            bar.update(len(chunk))
+    return feats, texts
+
+
+def next_batch(clips, src, pool, cfg: StringTrainConfig, frontend, rng, gen) -> tuple:
+    """(inputs, lengths, texts) of one training batch: fresh log-mel strings, augmented, or draws from the pool."""
+    if pool is not None:
+        idx = rng.choice(len(pool[1]), cfg.batch_size, replace=False)
+        x, frames = pad_time([pool[0][i] for i in idx])
+        return x, frames, [pool[1][i] for i in idx]
+    waves, texts = zip(*[draw(clips, src, cfg, rng) for _ in range(cfg.batch_size)])
     x, frames = features(frontend, list(waves))
-    x = spec_augment(warp_frequency(x, frontend.centers_hz, *cfg.vtlp, gen), cfg.specaug, gen)
+    return spec_augment(warp_frequency(x, frontend.centers_hz, *cfg.vtlp, gen), cfg.specaug, gen), frames, texts
+
+
+def train_step(net, opt, sched, x: torch.Tensor, frames: torch.Tensor, texts) -> float:
     logp = F.log_softmax(net(x), dim=-1).transpose(0, 1)  # (T, B, C)
     out_len = net.output_frames(frames)
     targets = torch.tensor([int(c) + 1 for t in texts for c in t])
@@ -121,6 +177,19 @@ def train_step(net, frontend, opt, sched, batch, cfg: StringTrainConfig, gen: to
     opt.step()
     sched.step()
     return loss.item()
+
+
+def validate(net, cfg: StringTrainConfig, val: list, val_feats: list | None) -> dict:
+    """Digit error rate and exact match on the validation strings (their vectors when encoded once)."""
+    if val_feats is None:
+        metrics, _ = score(StringNet(net, cfg), val)
+    else:
+        net.eval()
+        with torch.inference_mode():
+            hyps = ["".join(h.digit for h in decode(torch.softmax(net(f[None]), -1)[0].numpy())) for f in val_feats]
+        metrics = string_metrics([d for _, d in val], hyps)
+    net.train()
+    return metrics
 
 
 def validation_set(clips: Clips, speakers: set[str], cfg: StringTrainConfig) -> list[tuple[np.ndarray, str]]:
@@ -152,7 +221,11 @@ def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> 
     save_json(cfg, run_dir / "config.json")
     torch.manual_seed(cfg.seed)
     net = build(cfg)
-    frontend = LogMel(cfg.features, cfg.audio.sample_rate)
+    frontend = string_frontend(cfg)
+    pool = val_feats = None
+    if cfg.features.kind == "speech_embedding":
+        pool = make_pool(clips, src, cfg, frontend, progress)
+        val_feats = encode(frontend, [w for w, _ in val], cfg.audio.sample_rate) if val else None
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps)
     state = {"history": [], "best": float("inf"), "epoch": 0}
@@ -168,10 +241,9 @@ def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> 
         print(f"starting from the weights of {cfg.init}")
     writer = SummaryWriter(str(run_dir / "tb"))
     for epoch in range(state["epoch"], cfg.epochs):
-        record = run_epoch(net, frontend, opt, sched, clips, src, cfg, epoch, writer, progress)
+        record = run_epoch(net, frontend, opt, sched, (clips, src, pool), cfg, epoch, writer, progress)
         if val:
-            metrics, _ = score(StringNet(net, cfg), val)
-            net.train()
+            metrics = validate(net, cfg, val, val_feats)
             record.update(val_der=metrics["digit_error_rate"], val_exact=metrics["exact_match"])
             writer.add_scalar("val/digit_error_rate", record["val_der"], (epoch + 1) * cfg.steps)
         state["history"].append(record)
@@ -194,16 +266,16 @@ def init_weights(cfg: StringTrainConfig) -> dict:
     return other.state_dict()
 
 
-def run_epoch(net, frontend, opt, sched, clips, src, cfg, epoch: int, writer, progress: bool) -> dict:
-    """cfg.steps batches of fresh strings; their randomness comes from (seed, epoch), so a resumed run repeats it."""
+def run_epoch(net, frontend, opt, sched, data: tuple, cfg, epoch: int, writer, progress: bool) -> dict:
+    """cfg.steps batches of fresh strings (or pool draws); their randomness comes from (seed, epoch), so a resumed
+    run repeats it. `data`: (clips, sources, pool or None)."""
     rng = np.random.default_rng([cfg.seed, epoch])
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
     net.train()
     t0, losses = time.time(), []
     bar = tqdm(range(cfg.steps), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
     for step in bar:
-        batch = [draw(clips, src, cfg, rng) for _ in range(cfg.batch_size)]
-        losses.append(train_step(net, frontend, opt, sched, batch, cfg, gen))
+        losses.append(train_step(net, opt, sched, *next_batch(*data, cfg, frontend, rng, gen)))
         writer.add_scalar("train/ctc_loss", losses[-1], epoch * cfg.steps + step)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
     return {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.time() - t0}

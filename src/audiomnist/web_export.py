@@ -31,7 +31,16 @@ from .audio import (
     PITCH_FRAME_S,
     PITCH_HZ,
 )
-from .ctc import FIRST_WORD_S, LEAD_PAD_S, MIN_GAP_FRAMES, PAD_S, PEAK_TO_END_S, STRING_CLASSES, TAIL_PAD_S
+from .ctc import (
+    FIRST_WORD_S,
+    LEAD_PAD_S,
+    MIN_GAP_FRAMES,
+    PAD_S,
+    STRING_CLASSES,
+    TAIL_PAD_S,
+    output_seconds,
+    peak_to_end_seconds,
+)
 from .errors import AudiomnistError
 from .onnx_model import INPUT, NONE_CLASS, OUTPUT, PRETRAINED, ModelInfo, read_sidecar, sidecar_path
 from .paths import atomic_write_text
@@ -46,7 +55,6 @@ ORT_FILES = (
 )
 RESCORER = PRETRAINED / "default.onnx"  # a number page's single-digit model (recognizer.RESCORER's export)
 RESCORER_FILE = "rescorer.onnx"
-STRING_OUTPUT_STRIDE = 4  # feature hops per output frame of a string model (recognizer.OUTPUT_STRIDE, a layer above)
 
 
 def npm_pack(version: str, folder: Path) -> Path:
@@ -113,14 +121,14 @@ def _string_head(head: str) -> str:
     return head
 
 
-def _rescorer_config(rescorer: Path, sample_rate: int) -> dict:
+def _rescorer_config(rescorer: Path, sample_rate: int, peak_to_end_s: float) -> dict:
     """What the page needs to hear each digit of a number again with a single-digit model (recognizer.rescore)."""
     side = read_sidecar(rescorer)
     audio = ModelInfo.from_config(side["config"]).audio
     if side.get("task") == "strings" or audio.sample_rate != sample_rate:
         raise AudiomnistError(f"{rescorer}: the page's rescorer must be a single-digit model at {sample_rate} Hz")
     return {"num_samples": audio.num_samples, "pad_mode": audio.pad_mode, "sample_rate": audio.sample_rate,
-            "classes": side["classes"], "peak_to_end_s": PEAK_TO_END_S, "pad_s": PAD_S,
+            "classes": side["classes"], "peak_to_end_s": peak_to_end_s, "pad_s": PAD_S,
             "first_word_s": FIRST_WORD_S}  # fmt: skip
 
 
@@ -157,12 +165,12 @@ def page(onnx_path: Path, rescorer: Path | None = None) -> str:
         "max_record_s": 30.0 if strings else 10.0,
     }
     if strings:
-        hop = int(side["config"]["features"]["hop_length"])
-        frame_s = STRING_OUTPUT_STRIDE * hop / info.audio.sample_rate
-        config |= {"classes": STRING_CLASSES, "frame_s": frame_s, "min_gap": MIN_GAP_FRAMES, "rescorer": None,
-                   "lead_pad_s": LEAD_PAD_S, "tail_pad_s": TAIL_PAD_S}  # fmt: skip
+        frame_s, (cut_s, word_end_s) = output_seconds(side["config"]), peak_to_end_seconds(side["config"])
+        config |= {"classes": STRING_CLASSES, "frame_s": frame_s, "word_end_s": word_end_s,
+                   "min_gap": MIN_GAP_FRAMES, "rescorer": None, "lead_pad_s": LEAD_PAD_S,
+                   "tail_pad_s": TAIL_PAD_S}  # fmt: skip
         if rescorer is not None:
-            config["rescorer"] = _rescorer_config(rescorer, info.audio.sample_rate)
+            config["rescorer"] = _rescorer_config(rescorer, info.audio.sample_rate, cut_s)
     web = resources.files("audiomnist").joinpath("web")
     head = web.joinpath("index.html").read_text(encoding="utf-8").split("<script>", 1)[0]
     head = head.replace('<div class="modes"', '<div class="modes" style="display: none"')  # one model, one mode

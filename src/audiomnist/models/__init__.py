@@ -68,4 +68,4 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_models)
 
 
-from . import audionet, bcresnet, ctc_tcn, emb_head, res2d, seed_cnn, tcresnet  # noqa: E402,F401  (registers the models)
+from . import audionet, bcresnet, ctc_tcn, emb_ctc, emb_head, res2d, seed_cnn, tcresnet  # noqa: E402,F401  (registers the models)

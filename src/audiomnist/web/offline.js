@@ -318,7 +318,7 @@ async function transcribe(x, filename) {
   const out = (await session.run(feeds))[CFG.output];
   let hits = greedyCtc(out.data, out.dims[0], out.dims[1]);
   if (rescorer !== null && hits.length) hits = await rescoreWords(hits, out.data, out.dims[1], clip);
-  const end = (w) => Math.min(Math.max((w.frame + 1) * CFG.frame_s - lead / CFG.sample_rate, 0), x.length / CFG.sample_rate);
+  const end = (w) => Math.min(Math.max(w.frame * CFG.frame_s + CFG.word_end_s - lead / CFG.sample_rate, 0), x.length / CFG.sample_rate);
   const words = hits.map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +end(w).toFixed(3) }));
   const digits = words.map((w) => w.digit).join("");
   return { ...base, digits, words, reason: null, latency_ms: performance.now() - t0 };
