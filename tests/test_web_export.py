@@ -233,11 +233,12 @@ def test_export_web_takes_a_string_model(string_model, tmp_path, capsys):
     assert not (out / "rescorer.onnx").exists() and "rescorer" not in config_of((out / "index.html").read_text())
 
 
-@pytest.fixture(scope="module")
-def string_page(ort_web, string_model, chromium, tmp_path_factory):
-    """The exported page of the untrained string model, in headless Chromium."""
+@pytest.fixture(scope="module", params=["untrained", "strings-emb"])
+def string_page(request, ort_web, string_model, chromium, tmp_path_factory):
+    """The exported page of the untrained (log-mel) string model, or of the shipped encoder one, in headless
+    Chromium: each model's own output step and digit timing reach the page."""
     out = tmp_path_factory.mktemp("string_site")
-    write_web(string_model[1], out, ort_web)
+    write_web(string_model[1] if request.param == "untrained" else PRETRAINED / "strings-emb.onnx", out, ort_web)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
     handler.func.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
