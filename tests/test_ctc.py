@@ -100,13 +100,16 @@ def test_beam_search_strings_are_never_merged():
     assert differed >= 10
 
 
+LOGMEL_CONFIG = {"features": {"kind": "logmel", "hop_length": 80}, "audio": {"sample_rate": 8000}}
+
+
 def test_output_seconds_follow_the_front_end():
     from audiomnist import speech_embedding as se
-    from audiomnist.ctc import EMBEDDING_STEP_S, output_seconds
+    from audiomnist.ctc import EMBEDDING_STEP_S, timing
 
     assert EMBEDDING_STEP_S == se.STEP_FRAMES * se.HOP_LENGTH / se.SAMPLE_RATE
-    assert output_seconds({"features": {"kind": "speech_embedding"}, "audio": {"sample_rate": 8000}}) == 0.08
-    assert output_seconds({"features": {"kind": "logmel", "hop_length": 80}, "audio": {"sample_rate": 8000}}) == 0.04
+    assert timing({"features": {"kind": "speech_embedding"}, "audio": {"sample_rate": 8000}}).frame_s == 0.08
+    assert timing(LOGMEL_CONFIG).frame_s == 0.04
 
 
 def test_a_stream_holds_an_emb_ctc_digit_until_its_window_and_lookahead_have_been_heard():
@@ -121,5 +124,5 @@ def test_a_stream_holds_an_emb_ctc_digit_until_its_window_and_lookahead_have_bee
     window_s = ((se.WINDOW_FRAMES - 1) * se.HOP_LENGTH + se.N_FFT) / se.SAMPLE_RATE
     assert ctc.EMBEDDING_WINDOW_AHEAD_S == pytest.approx(window_s - EMBEDDING_EDGE_S, abs=1e-3)
     emb = {"features": {"kind": "speech_embedding"}, "model_args": {"lookahead": 1}}
-    assert ctc.stream_hold_seconds(emb) == pytest.approx(0.382 + 0.08 - ctc.EMBEDDING_PEAK_TO_END_S)
-    assert ctc.stream_hold_seconds({"features": {"kind": "logmel"}}) == 0.0
+    assert ctc.timing(emb).hold_s == pytest.approx(0.382 + 0.08 - ctc.EMBEDDING_PEAK_TO_END_S)
+    assert ctc.timing(LOGMEL_CONFIG).hold_s == 0.0

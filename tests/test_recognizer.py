@@ -168,11 +168,11 @@ class Lookahead:
     LOOKAHEAD_S = 0.15
 
     def __init__(self, real):
-        self.info, self.frame_s, self.after, self.lengths = real.info, real.frame_s, real.after, []
+        self.info, self.timing, self.lengths = real.info, real.timing, []
 
     def probabilities(self, wave: np.ndarray) -> np.ndarray:
         self.lengths.append(len(wave))
-        frame_s = self.frame_s
+        frame_s = self.timing.frame_s
         p = np.zeros((int(len(wave) / SR / frame_s), 11), np.float32)
         p[:, 0] = 1
         end_s = np.flatnonzero(np.abs(wave) > 0.05)[-1] / SR

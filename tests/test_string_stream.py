@@ -15,6 +15,7 @@ class Clock:
     """A stand-in recogniser: one digit per 0.4 s of audio, peaking 0.3 s into each 0.4 s."""
 
     sample_rate = SR
+    stream_hold_seconds = 0.0  # no lookahead of its own: the stream's hold_ms rules
 
     def __init__(self):
         self.calls, self.asked, self.known, self.ended = 0, [], [], []

@@ -209,7 +209,7 @@ def test_string_model_page_is_the_number_mode(string_model, tmp_path):
     rec = StringRecognizer.load(string_model[1])
     assert config["task"] == "strings" and config["classes"] == STRING_CLASSES
     assert config["frame_s"] == rec.frame_seconds == 0.04 and config["max_record_s"] == 30
-    assert config["word_end_s"] == rec.model.after[1] == 0.04  # a log-mel model's digit: its peak frame's end
+    assert config["word_end_s"] == rec.model.timing.word_end_s == 0.04  # a log-mel model's digit: its peak frame's end
     assert (
         'data-mode="number"' in html and "Say a number" in html and '<div class="modes" style="display: none"' in html
     )

@@ -48,8 +48,8 @@ SYNTH_DIGITS = ["--voices", "600", "--takes", "2", "--seed", "0"]
 SYNTH_STRINGS = ["--voices", "600", "--takes", "0", "--strings", "6", "--seed", "0", "--sample-rate", "8000"]
 
 
-EMB_ARGS = ["--model", "emb-ctc", "--features.kind", "speech_embedding", "--pool", "20000", "--epochs", "20",
-            "--lr", "2e-3"]  # fmt: skip
+EMB_ARGS = ["--model", "emb-ctc", "--features.kind", "speech_embedding", "--pool", "20000", "--lr", "2e-3"]
+EMB_EPOCHS = 20  # one stage over the encoded pool
 SYNTH_DIGITS_NOWARP = [*SYNTH_DIGITS, "--no-perturb", "warp"]
 
 
@@ -59,9 +59,8 @@ def recipe(data: str, synth: str, strings: str, epochs: int, init: str | None = 
     sources = ["--data", data, "--data", synth, "--data", strings]
     weights = [a for w in WEIGHTS for a in ("--data-weight", w)]
     tune = ["--init", init, *TUNE_ARGS] if init else []
-    if emb:
-        return ["train-strings", *sources, *weights, "--steps", str(STEPS), "--seed", "0", *EMB_ARGS]
-    return ["train-strings", *sources, *weights, "--epochs", str(epochs), "--steps", str(STEPS), "--seed", "0", *tune]
+    extra = EMB_ARGS if emb else tune
+    return ["train-strings", *sources, *weights, "--epochs", str(epochs), "--steps", str(STEPS), "--seed", "0", *extra]
 
 
 def train(args: argparse.Namespace) -> Path | None:
@@ -119,15 +118,22 @@ def main(argv: list[str] | None = None) -> int:
     home = data_home() / "datasets"
     p.add_argument("--synth", type=Path, help="synthetic isolated digits (default: DATASETS/synth-voices-600[-nowarp])")
     p.add_argument("--synth-strings", type=Path, default=home / "synth-strings-600", help="synthetic whole strings")
-    p.add_argument("--epochs", type=int, default=EPOCHS, help=f"epochs of {STEPS} batches (default {EPOCHS})")
+    p.add_argument(
+        "--epochs", type=int, help=f"epochs of {STEPS} batches (default {EPOCHS} a stage; emb: {EMB_EPOCHS})"
+    )
     p.add_argument("--run", type=Path, help="package this finished (second-stage) run instead of training")
     p.add_argument("--out", type=Path, help="shipped checkpoint (default: the package's strings.pt / strings-emb.pt)")
     args = p.parse_args(argv)
     emb = args.recipe == "emb"
     args.synth = args.synth or home / ("synth-voices-600-nowarp" if emb else "synth-voices-600")
     args.out = args.out or OUT.with_name("strings-emb.pt" if emb else "strings.pt")
-    stages = [recipe("FSDD", "SYNTH", "SYNTH_STRINGS", args.epochs, init, emb) for init in (None, "FIRST_RUN")]
-    command = stages[0] if emb else [*stages[0], ";", "audiomnist", *stages[1]]
+    args.epochs = args.epochs or (EMB_EPOCHS if emb else EPOCHS)
+    named = ("FSDD", "SYNTH", "SYNTH_STRINGS")
+    if emb:
+        command = recipe(*named, args.epochs, emb=True)
+    else:
+        first, second = (recipe(*named, args.epochs, init) for init in (None, "FIRST_RUN"))
+        command = [*first, ";", "audiomnist", *second]
     run_dir = args.run
     if run_dir is None:
         digits = SYNTH_DIGITS_NOWARP if emb else SYNTH_DIGITS

@@ -6,12 +6,13 @@ at those places (experiments/strings/README.md, "A string model on the speech_em
 The fold's 10-digit test strings (the held-out speaker, said as the test says them) are made with their true word
 ends. For every string decoded with ten digits, each peak's time is compared with its word's true end. Then the
 strings are decoded alone and rescored by DIGIT_RUN (a run that held out the same speaker) with the cut's
-peak-to-end offset (the recogniser's cut: ctc.peak_to_end_seconds) at each --offsets value.
+peak-to-end offset (the recogniser's cut: ctc.Timing.cut_s) at each --offsets value.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 from fold import add_fold_arguments, held_out
@@ -46,7 +47,7 @@ def main() -> None:
     print(f"| {speaker} | alone | {m['digit_error_rate']:.3f} | {m['exact_match']:.3f} |")
     rescored = StringRecognizer.load(args.string_run, backend="torch", threads=1, rescore=args.digit_run)
     for off in args.offsets:
-        rescored.model.after = (off, rescored.model.after[1])  # where each word is cut to end, after its peak
+        rescored.model.timing = replace(rescored.model.timing, cut_s=off)  # where each word is cut to end
         m = ctc.string_metrics(refs, [rescored.transcribe(x, sr).digits for x, _, _ in items])
         print(
             f"| {speaker} | rescored, peak-to-end {off:.2f} s | {m['digit_error_rate']:.3f} | {m['exact_match']:.3f} |"

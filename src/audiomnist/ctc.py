@@ -49,29 +49,29 @@ def is_string_config(config: object) -> bool:
     return isinstance(config, dict) and "assembly" in config
 
 
-def output_seconds(config: dict) -> float:
-    """Seconds per output frame of a string model, from its run config (as saved in config.json or a sidecar)."""
+@dataclass(frozen=True)
+class Timing:
+    """When a string model's outputs happen, from its run config (`timing`): seconds per output frame; how long
+    after a peak frame's time (frame x frame_s) its digit's word is cut to end for rescoring (cut_s) and the time the
+    digit is given (word_end_s); and how long after that a live stream must wait before the output there can no
+    longer change (hold_s; 0 for a log-mel model, whose hold is string_stream.HOLD_MS, measured)."""
+
+    frame_s: float
+    cut_s: float
+    word_end_s: float
+    hold_s: float
+
+
+def timing(config: dict) -> Timing:
+    """A string model's Timing from its run config (as saved in config.json or a sidecar). A log-mel model's digit
+    is timed at its peak frame's end; an emb-ctc model's window and lookahead set its hold."""
     features = config["features"]
     if features.get("kind") == "speech_embedding":
-        return EMBEDDING_STEP_S
-    return LOGMEL_STRIDE * int(features["hop_length"]) / int(config["audio"]["sample_rate"])
-
-
-def peak_to_end_seconds(config: dict) -> tuple[float, float]:
-    """(where a digit's word is cut to end, the time a digit is given), each after its peak frame's time (frame x
-    output_seconds), from a string model's config. A log-mel model's digit is timed at its peak frame's end."""
-    if config["features"].get("kind") == "speech_embedding":
-        return EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S
-    return PEAK_TO_END_S, output_seconds(config)
-
-
-def stream_hold_seconds(config: dict) -> float:
-    """How long after a digit's time a string model's output there can still change as audio comes in (0: a log-mel
-    model, whose stream hold is string_stream.HOLD_MS, measured)."""
-    if config["features"].get("kind") != "speech_embedding":
-        return 0.0
-    ahead = int(config.get("model_args", {}).get("lookahead", EMB_CTC_LOOKAHEAD))
-    return EMBEDDING_WINDOW_AHEAD_S + ahead * EMBEDDING_STEP_S - EMBEDDING_PEAK_TO_END_S
+        ahead = int(config.get("model_args", {}).get("lookahead", EMB_CTC_LOOKAHEAD))
+        hold = EMBEDDING_WINDOW_AHEAD_S + ahead * EMBEDDING_STEP_S - EMBEDDING_PEAK_TO_END_S
+        return Timing(EMBEDDING_STEP_S, EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S, hold)
+    frame_s = LOGMEL_STRIDE * int(features["hop_length"]) / int(config["audio"]["sample_rate"])
+    return Timing(frame_s, PEAK_TO_END_S, frame_s, 0.0)
 
 
 @dataclass(frozen=True)

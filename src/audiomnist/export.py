@@ -210,7 +210,7 @@ def export_string_onnx(net: nn.Module, cfg: StringTrainConfig, out_path: str | o
             "input": {"name": INPUT, "shape": [1, "samples"], "dtype": "float32",
                       "sample_rate": cfg.audio.sample_rate, "what": "one mono utterance at sample_rate"},
             "output": {"name": OUTPUT, "shape": ["frames", len(STRING_CLASSES)],
-                       "what": "CTC probabilities, a frame every ctc.output_seconds(config); decode: audiomnist.ctc"},
+                       "what": "CTC probabilities, a frame every ctc.timing(config).frame_s; decode: audiomnist.ctc"},
             "opset": OPSET, "exporter": exporter, "torch": torch.__version__, "audiomnist": __version__,
             "config": to_dict(cfg),
         },

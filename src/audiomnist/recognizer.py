@@ -35,11 +35,9 @@ from .ctc import (
     DigitHit,
     decode,
     is_string_config,
-    output_seconds,
     pad_edges,
-    peak_to_end_seconds,
     rescore,
-    stream_hold_seconds,
+    timing,
     word_segments,
 )
 from .errors import AudiomnistError
@@ -83,8 +81,7 @@ class _OnnxStrings:
         if side.get("task") != TASK:
             raise AudiomnistError(f"{path}: a single-digit model, not a digit-string model")
         self.info = ModelInfo.from_config(side["config"])
-        self.frame_s, self.after = output_seconds(side["config"]), peak_to_end_seconds(side["config"])
-        self.hold_s = stream_hold_seconds(side["config"])
+        self.timing = timing(side["config"])
         self.session = onnx_session(path, threads)
 
     def probabilities(self, wave: np.ndarray) -> np.ndarray:
@@ -103,9 +100,7 @@ class _TorchStrings:
         if threads:
             side.torch.set_num_threads(threads)
         net, cfg = side.load(path)
-        config = asdict(cfg)
-        self.info, self.frame_s, self.after = cfg, output_seconds(config), peak_to_end_seconds(config)
-        self.hold_s = stream_hold_seconds(config)
+        self.info, self.timing = cfg, timing(asdict(cfg))
         self.pipeline = side.StringNet(net, cfg)
         self._run = side.probabilities
 
@@ -165,11 +160,11 @@ class StringRecognizer:
     @property
     def stream_hold_seconds(self) -> float:
         """The least time a stream must wait after a digit's time before the digit is final (0: no constraint)."""
-        return self.model.hold_s
+        return self.model.timing.hold_s
 
     @property
     def frame_seconds(self) -> float:
-        return self.model.frame_s
+        return self.model.timing.frame_s
 
     def probabilities(self, wave: np.ndarray) -> np.ndarray:
         """(frames, 11) probabilities of mono float32 audio at the model's rate."""
@@ -203,7 +198,7 @@ class StringRecognizer:
         w, lead = pad_edges(full_scale(w), sample_rate, lead=not segment, tail=ended)
         probs = self.probabilities(w)
         hits = decode(probs, beam)
-        t, after = self.frame_seconds, self.model.after[1]
+        t, after = self.frame_seconds, self.model.timing.word_end_s
         ends = [min(max(h.frame * t + after - lead, 0.0), duration) for h in hits]  # seconds into the audio given
         todo = [i for i, end in enumerate(ends) if i >= rescore_from and end <= rescore_until]
         if self.rescorer is not None and todo:
@@ -216,7 +211,7 @@ class StringRecognizer:
         """(len(todo), 10) digit probabilities of the rescoring model, each on its hit's word_segments stretch; NaN
         rows for stretches the audio gate finds no speech in (the network is never asked about silence)."""
         clf, sr = self.rescorer, self.sample_rate
-        every = word_segments(hits, wave, sr, self.frame_seconds, self.model.after[0])
+        every = word_segments(hits, wave, sr, self.frame_seconds, self.model.timing.cut_s)
         segs = [every[i] for i in todo]
         if clf.sample_rate != sr:
             segs = [resample(s, sr, clf.sample_rate, clf.cfg.audio.resample_quality) for s in segs]

@@ -97,13 +97,18 @@ def build(cfg: StringTrainConfig) -> torch.nn.Module:
     return net
 
 
+def edge_samples(sample_rate: int) -> int:
+    """Samples of silence EdgePad puts on each side."""
+    return round(EMBEDDING_EDGE_S * sample_rate)
+
+
 class EdgePad(torch.nn.Module):
     """EMBEDDING_EDGE_S of digital silence either side of the waveform: each speech_embedding vector hears 775 ms,
     so a word at the very start or end of a clip only sits inside some vector's window with room around it."""
 
     def __init__(self, sample_rate: int):
         super().__init__()
-        self.samples = round(EMBEDDING_EDGE_S * sample_rate)
+        self.samples = edge_samples(sample_rate)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.pad(wave, (self.samples, self.samples))
@@ -157,8 +162,13 @@ def probabilities(pipeline: StringNet, waves: list[np.ndarray]) -> list[np.ndarr
 
 def score(pipeline: StringNet, items: list[tuple[np.ndarray, str]], beam: int = 1) -> tuple[dict, list[str]]:
     """string_metrics of the pipeline's decodings of (waveform, digits) items, and the decodings."""
-    hyps = ["".join(h.digit for h in decode(p, beam)) for p in probabilities(pipeline, [w for w, _ in items])]
-    return string_metrics([d for _, d in items], hyps), hyps
+    return score_probabilities(probabilities(pipeline, [w for w, _ in items]), [d for _, d in items], beam)
+
+
+def score_probabilities(probs: list[np.ndarray], refs: list[str], beam: int = 1) -> tuple[dict, list[str]]:
+    """string_metrics of the decodings of (frames, 11) probabilities against the digits said, and the decodings."""
+    hyps = ["".join(h.digit for h in decode(p, beam)) for p in probs]
+    return string_metrics(refs, hyps), hyps
 
 
 def held_out_report(pipeline: StringNet, clips: Clips, cfg: StringTrainConfig, speakers: list[str]) -> dict:

@@ -73,7 +73,7 @@ def stream_digits(
     seg = Segmenter(sr_model, config)
     rs = None if sr == sr_model else soxr.ResampleStream(sr, sr_model, 1, dtype="float32", quality="HQ")
     every = np.inf if np.isinf(every_ms) else round(every_ms * sr_model / 1000)
-    hold = max(hold_ms / 1000, getattr(recognizer, "stream_hold_seconds", 0.0))  # an emb-ctc model looks further
+    hold = max(hold_ms / 1000, recognizer.stream_hold_seconds)  # an emb-ctc model looks further ahead
     state = _Open()
 
     def step(x: np.ndarray) -> Iterator[StreamDigit]:

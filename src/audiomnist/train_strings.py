@@ -28,21 +28,22 @@ from tqdm.auto import tqdm
 from .augment import warp_frequency
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import add_arguments, load_json, merged, overrides_from_args, save_json, to_dict
-from .ctc import STRING_CLASSES, decode, string_metrics
+from .ctc import STRING_CLASSES
 from .errors import AudiomnistError, ConfigError
 from .features import spec_augment
 from .paths import atomic_write_text, new_run_dir
 from .speech_embedding import num_embeddings
 from .string_model import (
-    EMBEDDING_EDGE_S,
     TASK,
     StringNet,
     StringTrainConfig,
     build,
     config_from_dict,
+    edge_samples,
     held_out_report,
     load,
     score,
+    score_probabilities,
     string_frontend,
     summary_line,
 )
@@ -126,7 +127,7 @@ def encode(frontend: torch.nn.Module, waves: list[np.ndarray], sample_rate: int)
     """speech_embedding vectors of each utterance, (vectors, 96) each. Utterances of similar length run together;
     the encoder scales and floors each one on its own and its windows do not reach past their audio, so every
     vector is the one the utterance alone gives (tests/test_train_strings.py checks it)."""
-    edge = 2 * round(EMBEDDING_EDGE_S * sample_rate)
+    edge = 2 * edge_samples(sample_rate)
     out: list[torch.Tensor] = [torch.empty(0)] * len(waves)
     order = np.argsort([len(w) for w in waves], kind="stable")
     for i in range(0, len(order), ENCODE_BATCH):
@@ -186,8 +187,8 @@ def validate(net, cfg: StringTrainConfig, val: list, val_feats: list | None) -> 
     else:
         net.eval()
         with torch.inference_mode():
-            hyps = ["".join(h.digit for h in decode(torch.softmax(net(f[None]), -1)[0].numpy())) for f in val_feats]
-        metrics = string_metrics([d for _, d in val], hyps)
+            probs = [torch.softmax(net(f[None]), -1)[0].numpy() for f in val_feats]
+        metrics, _ = score_probabilities(probs, [d for _, d in val])
     net.train()
     return metrics
 

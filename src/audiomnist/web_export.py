@@ -38,8 +38,7 @@ from .ctc import (
     PAD_S,
     STRING_CLASSES,
     TAIL_PAD_S,
-    output_seconds,
-    peak_to_end_seconds,
+    timing,
 )
 from .errors import AudiomnistError
 from .onnx_model import INPUT, NONE_CLASS, OUTPUT, PRETRAINED, ModelInfo, read_sidecar, sidecar_path
@@ -165,12 +164,12 @@ def page(onnx_path: Path, rescorer: Path | None = None) -> str:
         "max_record_s": 30.0 if strings else 10.0,
     }
     if strings:
-        frame_s, (cut_s, word_end_s) = output_seconds(side["config"]), peak_to_end_seconds(side["config"])
-        config |= {"classes": STRING_CLASSES, "frame_s": frame_s, "word_end_s": word_end_s,
+        t = timing(side["config"])
+        config |= {"classes": STRING_CLASSES, "frame_s": t.frame_s, "word_end_s": t.word_end_s,
                    "min_gap": MIN_GAP_FRAMES, "rescorer": None, "lead_pad_s": LEAD_PAD_S,
                    "tail_pad_s": TAIL_PAD_S}  # fmt: skip
         if rescorer is not None:
-            config["rescorer"] = _rescorer_config(rescorer, info.audio.sample_rate, cut_s)
+            config["rescorer"] = _rescorer_config(rescorer, info.audio.sample_rate, t.cut_s)
     web = resources.files("audiomnist").joinpath("web")
     head = web.joinpath("index.html").read_text(encoding="utf-8").split("<script>", 1)[0]
     head = head.replace('<div class="modes"', '<div class="modes" style="display: none"')  # one model, one mode
