@@ -50,8 +50,8 @@ SYNTH_STRINGS = ["--voices", "600", "--takes", "0", "--strings", "6", "--seed", 
 
 EMB_ARGS = ["--model", "emb-ctc", "--features.kind", "speech_embedding", "--pool", "20000", "--lr", "2e-3"]
 EMB_EPOCHS = 20  # one stage over the encoded pool
-# Over the encoder, strings of FSDD's real voices two in three: the two hardest held-out speakers' strings, rescored as
-# the recogniser does, gained over 2 1 1 (experiments/strings/README.md, "More real voices in the pool").
+# Over the encoder, strings of FSDD's real voices two in three, not one in two: held-out FSDD speakers' strings came out
+# better (experiments/strings/README.md, "More real voices in the pool").
 EMB_WEIGHTS = ("4", "1", "1")
 SYNTH_DIGITS_NOWARP = [*SYNTH_DIGITS, "--no-perturb", "warp"]
 
