@@ -33,6 +33,7 @@ def test_make_model_ships_a_loadable_model_trained_on_every_speaker(tmp_path):
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert meta["data"]["speakers"] == 16 and meta["recipe"]["kept"] == "last epoch"
+    assert "--augment" not in meta["recipe"]["command"], "the digits-only recipe was measured without perturbation"
     state = torch.load(out, weights_only=True)
     assert "optimizer" not in state and state["config"]["val_frac"] == 0 and state["config"]["test_frac"] == 0
     assert not Path(state["config"]["data"][0]).is_absolute(), "data inside the repository is recorded relative to it"
@@ -59,6 +60,7 @@ def test_the_none_recipe_ships_its_calibration_to_torch_and_onnx(tmp_path, one_t
     assert make_model.main(argv) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     assert "--negative" in meta["recipe"]["command"] and "--model emb-head" in meta["recipe"]["command"]
+    assert meta["config"]["augment"]["speed"] == [0.9, 1.1] and meta["config"]["augment"]["tilt"] == 0.3
     for clf in (Classifier.load(out), Classifier.load(out.with_suffix(".onnx"))):
         assert clf.classes[-1] == "none" and clf.none_threshold == make_model.NONE_THRESHOLD
         assert clf.temperature == make_model.TEMPERATURE

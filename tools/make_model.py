@@ -68,11 +68,15 @@ NONE_EPOCHS = 10
 OTHER_LANGUAGE_WEIGHT = 0.25
 NEG_ARGS = ["--words", str(REPO / "experiments" / "no-digit" / "words-common.txt"), "--voices", "500", "--first", "0",
             "--per-voice", "24", "--noise", "1800", "--seed", "0", "--prefix", "n-"]  # fmt: skip
+# Every clip a little faster or slower (tempo and pitch) and through a random first-order tilt (another microphone):
+# a held-out real speaker's digits lean less towards none, so fewer unseen words pass at the same 97 % of digits
+# (experiments/embedding/README.md, "Voice and channel perturbation").
+NONE_AUGMENT = ["--augment.speed", "0.9", "1.1", "--augment.tilt", "0.3"]
 # Calibration of the shipped model, which has no validation speakers of its own: the mean of the temperatures fitted
 # on the validation speakers of the recipe's two held-out folds, and the lowest p(none) threshold that kept >= 97 % of
 # the held-out FSDD speaker's digits on both (nicolas and george, the hardest; experiments/embedding/README.md).
 TEMPERATURE = 0.665
-NONE_THRESHOLD = 0.84
+NONE_THRESHOLD = 0.79
 
 
 def default_synth() -> Path:
@@ -96,8 +100,8 @@ def recipe(data: str, synth: str | None, negatives: list[str], epochs: int | Non
         weights.append(1 if i == len(negatives) - 1 else OTHER_LANGUAGE_WEIGHT)
     if len(weights) > 1:
         sources += [arg for w in weights for arg in ("--data-weight", f"{w:g}")]
-    return ["train", "--model", MODEL, *sources, "--val-frac", "0", "--test-frac", "0", "--seed", "0",
-            "--epochs", str(epochs)]  # fmt: skip
+    return ["train", "--model", MODEL, *sources, *(NONE_AUGMENT if negatives else []), "--val-frac", "0",
+            "--test-frac", "0", "--seed", "0", "--epochs", str(epochs)]  # fmt: skip
 
 
 def other_languages(fsdd: Path) -> list[str]:
