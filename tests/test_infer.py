@@ -44,8 +44,9 @@ def clf() -> Classifier:
 
 
 def sample_clip(digit: int, rep: int = 0) -> tuple[np.ndarray, int]:
-    """A synthetic spoken digit shipped with the package (16 kHz FLAC)."""
-    x, sr = sf.read(sample_root() / "01" / f"{digit}_01_{rep}.flac", dtype="float32")
+    """A synthetic spoken digit shipped with the package (16 kHz FLAC), of speaker 02: the shipped models have named
+    all ten of its first takes with p(none) under 0.1 (speaker 01's "seven" sits near the stored threshold)."""
+    x, sr = sf.read(sample_root() / "02" / f"{digit}_02_{rep}.flac", dtype="float32")
     return x, sr
 
 
@@ -215,6 +216,23 @@ def test_cli_table_prints_accuracy_and_confusion_for_labelled_names(named_clips,
     rows = [list(map(int, line.split()[1:])) for line in lines[header + 2 : header + 12]]
     assert [sum(r) for r in rows] == [2, 0, 0, 2, 0, 0, 0, 2, 0, 0]
     assert "7 files in" in lines[-1]
+
+
+def test_cli_refused_digits_keep_their_probabilities_and_fill_the_none_column(named_clips, capsys):
+    """A file the network heard but answered "not a digit" still has its class probabilities in the CSV, and a
+    labelled one counts in the confusion's `none` column (a threshold this low refuses every file)."""
+    code, out, _ = run_predict(capsys, named_clips, "--format", "csv", "--none-threshold", "1e-9")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 7
+    for r in rows:
+        assert r["prediction"] == "-" and r["reason"] == "not a digit"
+        assert sum(float(r[f"p_{c}"]) for c in CLASSES) == pytest.approx(1.0, abs=1e-4)
+    code, out, _ = run_predict(capsys, named_clips, "--none-threshold", "1e-9")
+    lines = out.splitlines()
+    assert "accuracy 0.0000 on 6 files labelled by their names (6 gave no digit, counted as wrong)" in lines
+    header = lines.index("confusion (rows true, columns predicted):")
+    rows = [list(map(int, line.split()[1:])) for line in lines[header + 2 : header + 12]]
+    assert [r[-1] for r in rows] == [2, 0, 0, 2, 0, 0, 0, 2, 0, 0] and sum(map(sum, rows)) == 6
 
 
 def test_cli_table_without_labels_has_no_accuracy(tmp_path, capsys):

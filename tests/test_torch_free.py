@@ -75,7 +75,7 @@ def wavs(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("torch-free")
     digits = [4, 1, 5, 9]
     clips = [load_audio(sample_root() / "02" / f"{d}_02_0.flac", 8000) for d in digits]
-    sf.write(folder / "7_sample.wav", load_audio(sample_root() / "01" / "7_01_0.flac", 8000), 8000)
+    sf.write(folder / "7_sample.wav", load_audio(sample_root() / "02" / "7_02_0.flac", 8000), 8000)
     pause = np.zeros(4000, np.float32)
     sf.write(folder / "number.wav", np.concatenate([pause] + [x for c in clips for x in (c, pause)]), 8000)
     return {"one": folder / "7_sample.wav", "number": folder / "number.wav"}

@@ -348,8 +348,13 @@ def _table(preds: list[Prediction], truth: list[str | None]) -> str:
 
 
 def _score(preds: list[Prediction], truth: list[str | None], classes: list[str]) -> str:
+    # A labelled file that got no digit is a miss: it counts against accuracy, and in the confusion's `none` column
+    # where the model has one (whatever the reason: a refusal of a real digit is what the column is there to show).
+    none = classes.index(NONE_CLASS) if NONE_CLASS in classes else None
     pairs = [
-        (classes.index(t), classes.index(p.label)) for p, t in zip(preds, truth) if t in classes and p.label is not None
+        (classes.index(t), none if p.label is None else classes.index(p.label))
+        for p, t in zip(preds, truth)
+        if t in classes and (p.label is not None or none is not None)
     ]
     missed = sum(t in classes and p.label is None for p, t in zip(preds, truth))
     if not pairs and not missed:
@@ -357,9 +362,8 @@ def _score(preds: list[Prediction], truth: list[str | None], classes: list[str])
     y, yhat = np.array(pairs, dtype=int).reshape(-1, 2).T
     cm = np.zeros((len(classes), len(classes)), dtype=int)
     np.add.at(cm, (y, yhat), 1)
-    # A labelled file that got no digit is a miss: it counts against accuracy but has no column in the confusion.
     note = f" ({missed} gave no digit, counted as wrong)" if missed else ""
-    n = len(y) + missed
+    n = sum(t in classes for t in truth)
     lines = [
         f"accuracy {float((y == yhat).sum()) / n:.4f} on {n} files labelled by their names{note}",
         "confusion (rows true, columns predicted):",
@@ -418,8 +422,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         w = csv.writer(sys.stdout)
         w.writerow(["path", "prediction", "probability", "true", *(f"p_{c}" for c in clf.classes), "reason"])
         for p, t in zip(preds, truth):
-            if p.label is None:
-                w.writerow([_printable(p.path), "-", "-", t or "", *([""] * len(clf.classes)), p.reason])
+            if p.label is None:  # the class probabilities where the network ran (empty where the gate refused)
+                probs = [f"{p.probabilities[c]:.6f}" if p.probabilities else "" for c in clf.classes]
+                w.writerow([_printable(p.path), "-", "-", t or "", *probs, p.reason])
                 continue
             w.writerow(
                 [
