@@ -422,20 +422,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         w = csv.writer(sys.stdout)
         w.writerow(["path", "prediction", "probability", "true", *(f"p_{c}" for c in clf.classes), "reason"])
         for p, t in zip(preds, truth):
-            if p.label is None:  # the class probabilities where the network ran (empty where the gate refused)
-                probs = [f"{p.probabilities[c]:.6f}" if p.probabilities else "" for c in clf.classes]
-                w.writerow([_printable(p.path), "-", "-", t or "", *probs, p.reason])
-                continue
-            w.writerow(
-                [
-                    _printable(p.path),
-                    p.label,
-                    f"{p.probability:.6f}",
-                    t or "",
-                    *(f"{p.probabilities[c]:.6f}" for c in clf.classes),
-                    "",
-                ]
-            )
+            answered = p.label is not None  # no digit: "-" and the reason; probabilities wherever the network ran
+            probs = [f"{p.probabilities[c]:.6f}" if p.probabilities else "" for c in clf.classes]
+            row = [p.label, f"{p.probability:.6f}"] if answered else ["-", "-"]
+            w.writerow([_printable(p.path), *row, t or "", *probs, "" if answered else p.reason])
     else:
         print(_table(preds, truth))
     # With json/csv on stdout the score goes to stderr, so the output stays machine-readable.
