@@ -147,6 +147,10 @@ def test_silent_clips_stay_silent():
         dict(trim=-0.1),
         dict(reverse_none=1.0),
         dict(reverse_none=-0.1),
+        dict(room=1.5),
+        dict(rt60=(0.5, 0.2)),
+        dict(rt60=(0.0, 0.2)),
+        dict(rt60=(0.2, 5.0)),
     ],
 )
 def test_bad_config(kwargs):
@@ -232,3 +236,30 @@ def test_vtlp_moves_a_band_by_the_warp_factor():
     assert warp_frequency(x, front.centers_hz, 1.0, 1.0) is x
     with pytest.raises(AudiomnistError):
         AugmentConfig(vtlp=(1.1, 0.9))
+
+
+def test_room_adds_a_decaying_tail_at_the_drawn_ratio_and_keeps_the_direct_path():
+    n = SR
+    x = torch.zeros(64, n)
+    x[:, 100] = 1.0  # one click a clip: the output is the room's impulse response itself
+    cfg = dataclasses.replace(OFF, room=1.0, rt60=(0.2, 0.4))
+    y = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(0))
+    assert y[:, :100].abs().max() < 1e-5, "the room is causal: nothing before the click"
+    assert torch.allclose(y[:, 100], torch.ones(64), atol=1e-5)
+    tail = y[:, 101:].square().sum(1)
+    drr_db = -10 * torch.log10(tail)
+    assert drr_db.min() >= -0.01 and drr_db.max() <= 15.01 and drr_db.std() > 1
+    # -60 dB at rt60: the 100-200 ms energy sits 0.1 s x 60 dB / rt60 (15-30 dB) below the 0-100 ms energy
+    early, late = y[:, 101 : 101 + SR // 10].square().sum(1), y[:, 101 + SR // 10 : 101 + SR // 5].square().sum(1)
+    drop = 10 * torch.log10(early / late)
+    assert drop.min() > 12 and drop.max() < 33
+    untouched = augment_waveforms(x, dataclasses.replace(cfg, room=0.0), SR, torch.Generator().manual_seed(0))
+    assert torch.equal(untouched, x)
+
+
+def test_room_probability_picks_rows():
+    x = _bursts(400)
+    cfg = dataclasses.replace(OFF, room=0.25)
+    y = augment_waveforms(x, cfg, SR, torch.Generator().manual_seed(1))
+    changed = (y != x).any(dim=1).float().mean()
+    assert 0.15 < changed < 0.35

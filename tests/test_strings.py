@@ -10,6 +10,7 @@ from audiomnist.strings import (
     AssemblyConfig,
     StringMaker,
     _join,
+    assemble,
     held_out_strings,
     list_clips,
     load_clips,
@@ -83,3 +84,23 @@ def test_word_ends_are_where_the_words_end(tones):
     assert ends[-1] == len(x) - round(0.2 * SR)  # the trailing 200 ms edge
     energy = np.abs(x[int(ends[-1]) :]).max()
     assert energy < 0.1 * np.abs(x).max()  # nothing but background after the last word's end
+
+
+def test_tilt_brightens_or_darkens_each_string_and_is_off_by_default(tones):
+    clips = load_clips([str(tones)], SR, progress=False)
+    words = [clips.audio[i] for i in range(4)]
+    quiet = dict(room_prob=0.0, snr_db=(80.0, 80.0), edge_ms=(50.0, 50.0), level_db=(-6.0, -6.0), tempo=(1.0, 1.0))
+
+    def high_share(x):
+        spec = np.abs(np.fft.rfft(x)) ** 2
+        return spec[len(spec) // 2 :].sum() / spec.sum()
+
+    ratios = []
+    for seed in range(20):
+        flat, _ = assemble(words, SR, AssemblyConfig(**quiet), np.random.default_rng(seed))
+        tilted, _ = assemble(words, SR, AssemblyConfig(**quiet, tilt=0.6), np.random.default_rng(seed))
+        ratios.append(high_share(tilted) / high_share(flat))
+    assert min(ratios) < 0.8 and max(ratios) > 1.25, ratios
+    assert AssemblyConfig().tilt == 0 and TEST_ASSEMBLY.tilt == 0
+    with pytest.raises(AudiomnistError):
+        AssemblyConfig(tilt=1.0)

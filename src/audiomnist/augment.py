@@ -1,8 +1,10 @@
-"""Batched waveform augmentation for training: time shift, speed change, gain and additive noise at a random SNR."""
+"""Batched waveform augmentation for training: time shift, speed change, room reverberation, microphone tilt, gain and
+additive noise at a random SNR."""
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +15,8 @@ from .errors import AudiomnistError, ConfigError
 from .placement import copy_spans
 
 NOISE_COLORS = ("white", "pink")
+MAX_RT60 = 2.0  # seconds; a longer room is an echo chamber, and its impulse costs as much as the clip
+ROOM_DRR_DB = (0.0, 15.0)  # direct-to-reverberant energy ratio, as synth.py draws its voices' rooms
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class AugmentConfig:
     shift_ms: float = option(100.0, "uniform time shift in [-shift_ms, +shift_ms], zero-filled")
     speed: tuple[float, float] = option((1.0, 1.0), "uniform resampling factor range LOW HIGH (tempo and pitch)")
     tilt: float = option(0.0, "spectral tilt strength in [0, 1): a random first-order filter per clip")
+    room: float = option(0.0, "probability a clip is played in a random synthetic room (0: off)", metavar="P")
+    rt60: tuple[float, float] = option((0.1, 0.7), "uniform reverberation time range LOW HIGH (s) of --augment.room")
     trim: float = option(0.0, "cut a uniform 0..trim fraction of the spoken span off each end")
     gain_db: float = option(6.0, "uniform gain in [-gain_db, +gain_db]")
     noise_prob: float = option(0.5, "probability of adding noise to a clip")
@@ -49,6 +55,10 @@ class AugmentConfig:
             raise ConfigError(f"augment: tilt must be in [0, 1), got {self.tilt}")
         if self.shift_ms < 0 or self.gain_db < 0 or not 0 <= self.noise_prob <= 1:
             raise ConfigError("augment: shift_ms and gain_db must be >= 0 and noise_prob in [0, 1]")
+        if not 0 <= self.room <= 1:
+            raise ConfigError(f"augment: room must be a probability in [0, 1], got {self.room}")
+        if not 0 < self.rt60[0] <= self.rt60[1] <= MAX_RT60:
+            raise ConfigError(f"augment: rt60 must be a range 0 < low <= high <= {MAX_RT60} s, got {self.rt60}")
         if not 0 <= self.reverse_none < 1:
             raise ConfigError(f"augment: reverse_none must be in [0, 1), got {self.reverse_none}")
         if not 0 < self.vtlp[0] <= self.vtlp[1]:
@@ -155,6 +165,29 @@ def _trim_edges(x: torch.Tensor, frac: float, sample_rate: int, generator: torch
     return x * ((t >= cut0[:, None]) & (t < cut1[:, None]))
 
 
+def _room(x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Convolve a random `room` share of the rows with a synthetic room impulse: a direct path plus exponentially
+    decaying noise (-60 dB at a uniform rt60) at a uniform direct-to-reverberant ratio, as synth.room_impulse draws
+    for the synthetic voices; the real voices otherwise never leave their own room. The clip keeps its length (the
+    tail past its end is cut)."""
+    b, n = x.shape
+    rows = (torch.rand(b, generator=generator, device=x.device) < cfg.room).nonzero().squeeze(1)
+    if not len(rows):
+        return x
+    k, taps = len(rows), max(2, min(n, round(cfg.rt60[1] * sample_rate)))
+    rt60 = _uniform(k, cfg.rt60[0], cfg.rt60[1], x, generator)[:, None]
+    drr = _uniform(k, ROOM_DRR_DB[0], ROOM_DRR_DB[1], x, generator)[:, None]
+    t = torch.arange(taps, device=x.device, dtype=x.dtype) / sample_rate
+    tail = torch.randn((k, taps), generator=generator, device=x.device, dtype=x.dtype)
+    tail = tail * torch.exp(-3 * math.log(10) * t / rt60)
+    tail[:, 0] = 0
+    tail = tail * (10 ** (-drr / 10) / tail.square().sum(1, keepdim=True).clamp(min=1e-12)).sqrt()
+    tail[:, 0] = 1
+    size = 1 << (n + taps - 1).bit_length()
+    wet = torch.fft.irfft(torch.fft.rfft(x[rows], size) * torch.fft.rfft(tail, size), size)[:, :n]
+    return x.index_copy(0, rows, wet)
+
+
 def time_shifts(
     batch: int,
     cfg: AugmentConfig,
@@ -183,6 +216,8 @@ def augment_waveforms(
             x = _warp(x, _uniform(b, cfg.speed[0], cfg.speed[1], x, generator), shift)
     if cfg.trim > 0:
         x = _trim_edges(x, cfg.trim, sample_rate, generator)
+    if cfg.room > 0:
+        x = _room(x, cfg, sample_rate, generator)
     if cfg.tilt > 0:
         a = _uniform(b, -cfg.tilt, cfg.tilt, x, generator)[:, None]
         x = x - a * torch.nn.functional.pad(x[:, :-1], (1, 0))

@@ -125,6 +125,7 @@ class AssemblyConfig:
     edge_ms: tuple[float, float] = option((20.0, 700.0), "silence before and after the string (ms)")
     snr_db: tuple[float, float] = option((10.0, 45.0), "background noise level below the speech (dB)")
     room_prob: float = option(0.3, "share of strings put in a synthetic room")
+    tilt: float = option(0.0, "microphone tilt strength in [0, 1): a random first-order filter per string (0: off)")
     level_db: tuple[float, float] = option((-30.0, -1.0), "peak level of the string (dBFS)")
 
     def __post_init__(self) -> None:
@@ -132,6 +133,8 @@ class AssemblyConfig:
             raise ConfigError(f"need 1 <= min_digits <= max_digits, got {self.min_digits}, {self.max_digits}")
         if self.gap_ms[0] > self.gap_ms[1] or self.tempo[0] <= 0 or self.tempo[0] > self.tempo[1]:
             raise ConfigError("gap_ms and tempo must be (low, high) ranges with a positive tempo")
+        if not 0 <= self.tilt < 1:
+            raise ConfigError(f"tilt must be in [0, 1), got {self.tilt}")
 
 
 # How the test strings are said: one speed, words touching (no pauses), a quiet room. Fixed so results compare.
@@ -175,7 +178,7 @@ def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def assemble(words: list[np.ndarray], sr: int, cfg: AssemblyConfig, rng: np.random.Generator):
-    """One spoken string from its words' clips (one speaker): tempo, gaps, edges, room, noise and level.
+    """One spoken string from its words' clips (one speaker): tempo, gaps, edges, room, tilt, noise and level.
 
     Returns (waveform, the sample where each word ends)."""
     tempo = rng.uniform(*cfg.tempo)
@@ -192,6 +195,9 @@ def assemble(words: list[np.ndarray], sr: int, cfg: AssemblyConfig, rng: np.rand
         n = 1 << (len(speech) + len(rir) - 2).bit_length()  # a power of two: fast FFT sizes
         wet = np.fft.irfft(np.fft.rfft(speech, n) * np.fft.rfft(rir, n), n)  # np.convolve is O(n * len(rir))
         speech = wet[: len(speech) + sr // 10].astype(np.float32)
+    if cfg.tilt > 0:  # y[t] = x[t] - a x[t-1], as augment.AugmentConfig.tilt: another microphone
+        speech = speech - np.float32(rng.uniform(-cfg.tilt, cfg.tilt)) * np.concatenate([[0], speech[:-1]])
+        speech = speech.astype(np.float32)
     lead, tail = (int(rng.uniform(*cfg.edge_ms) * sr / 1000) for _ in range(2))
     x = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(tail, np.float32)])
     rms = math.sqrt(float(np.mean(speech.astype(np.float64) ** 2)) + 1e-12)
