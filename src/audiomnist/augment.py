@@ -25,6 +25,7 @@ class AugmentConfig:
 
     tilt is a random first-order filter y[t] = x[t] - a x[t-1], a uniform in [-tilt, +tilt]: it tilts the spectrum
     by up to 20*log10((1+tilt)/(1-tilt)) dB from DC to Nyquist, as a different microphone or room would.
+    room plays that share of the clips through a random synthetic room (_room) before the microphone's tilt.
     trim cuts the spoken span (samples within 40 dB of the clip's peak, in 10 ms frames) as an aggressive silence
     trimmer does: some recordings lose the edges of their fricatives, e.g. the /s/ of "six".
     Noise power is relative to the item's own mean power over the whole clip.
