@@ -211,6 +211,27 @@ def test_room_impulse_decays_60_db_at_rt60_with_the_given_direct_ratio():
     assert len(synth.room_impulse(SR, 0.0, drr, np.random.default_rng(0))) == 1
 
 
+def test_room_tail_shapes_a_batch_as_it_shapes_each_row():
+    noise = np.random.default_rng(1).standard_normal((3, 800))
+    rt60, drr = np.array([[0.1], [0.3], [0.05]]), np.array([[0.0], [6.0], [15.0]])
+    batch = synth.room_tail(noise.copy(), SR, rt60, drr)
+    for row in range(3):
+        one = synth.room_tail(noise[row].copy(), SR, float(rt60[row, 0]), float(drr[row, 0]))
+        np.testing.assert_allclose(batch[row], one, rtol=1e-12)
+        assert one[0] == 1.0 and 10 * math.log10(1 / np.sum(one[1:] ** 2)) == pytest.approx(drr[row, 0])
+
+
+@pytest.mark.parametrize("a", [-0.5, 0.3])
+def test_tilt_is_a_first_order_difference_that_keeps_the_dtype(a):
+    x = np.random.default_rng(2).standard_normal(4000).astype(np.float32)
+    y = synth.tilt(x, a)
+    assert y.dtype == np.float32 and y[0] == x[0]
+    np.testing.assert_allclose(y[1:], x[1:] - a * x[:-1], rtol=1e-6, atol=1e-6)
+    nyquist = (-1.0) ** np.arange(100)
+    assert synth.tilt(np.ones(100), a)[1:] == pytest.approx(1 - a)  # gain 1 - a at DC, 1 + a at Nyquist
+    assert synth.tilt(nyquist, a)[1:] == pytest.approx((1 + a) * nyquist[1:])
+
+
 @pytest.mark.parametrize("snr", [10.0, 30.0])
 def test_perturb_adds_noise_at_the_speakers_snr(snr):
     tone = (0.5 * np.sin(2 * np.pi * 300 * np.arange(SR // 2) / SR)).astype(np.float32)

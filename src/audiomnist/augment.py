@@ -4,7 +4,6 @@ additive noise at a random SNR."""
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 from .config import option
 from .errors import AudiomnistError, ConfigError
 from .placement import copy_spans
+from .synth import room_tail
 
 NOISE_COLORS = ("white", "pink")
 MAX_RT60 = 2.0  # seconds; a longer room is an echo chamber, and its impulse costs as much as the clip
@@ -23,8 +23,9 @@ ROOM_DRR_DB = (0.0, 15.0)  # direct-to-reverberant energy ratio, as synth.py dra
 class AugmentConfig:
     """Each item draws its own values; a zero range or probability turns that step off.
 
-    tilt is a random first-order filter y[t] = x[t] - a x[t-1], a uniform in [-tilt, +tilt]: it tilts the spectrum
-    by up to 20*log10((1+tilt)/(1-tilt)) dB from DC to Nyquist, as a different microphone or room would.
+    tilt is a random first-order filter y[t] = x[t] - a x[t-1] (synth.tilt, batched here in torch), a uniform in
+    [-tilt, +tilt]: it tilts the spectrum by up to 20*log10((1+tilt)/(1-tilt)) dB from DC to Nyquist, as a different
+    microphone or room would.
     room plays that share of the clips through a random synthetic room (_room) before the microphone's tilt.
     trim cuts the spoken span (samples within 40 dB of the clip's peak, in 10 ms frames) as an aggressive silence
     trimmer does: some recordings lose the edges of their fricatives, e.g. the /s/ of "six".
@@ -168,8 +169,8 @@ def _trim_edges(x: torch.Tensor, frac: float, sample_rate: int, generator: torch
 
 def _room(x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, generator: torch.Generator | None) -> torch.Tensor:
     """Convolve a random `room` share of the rows with a synthetic room impulse: a direct path plus exponentially
-    decaying noise (-60 dB at a uniform rt60) at a uniform direct-to-reverberant ratio, as synth.room_impulse draws
-    for the synthetic voices; the real voices otherwise never leave their own room. The clip keeps its length (the
+    decaying noise (-60 dB at a uniform rt60) at a uniform direct-to-reverberant ratio (synth.room_tail, as for the
+    synthetic voices); the real voices otherwise never leave their own room. The clip keeps its length (the
     tail past its end is cut)."""
     b, n = x.shape
     rows = (torch.rand(b, generator=generator, device=x.device) < cfg.room).nonzero().squeeze(1)
@@ -178,12 +179,9 @@ def _room(x: torch.Tensor, cfg: AugmentConfig, sample_rate: int, generator: torc
     k, taps = len(rows), max(2, min(n, round(cfg.rt60[1] * sample_rate)))
     rt60 = _uniform(k, cfg.rt60[0], cfg.rt60[1], x, generator)[:, None]
     drr = _uniform(k, ROOM_DRR_DB[0], ROOM_DRR_DB[1], x, generator)[:, None]
-    t = torch.arange(taps, device=x.device, dtype=x.dtype) / sample_rate
-    tail = torch.randn((k, taps), generator=generator, device=x.device, dtype=x.dtype)
-    tail = tail * torch.exp(-3 * math.log(10) * t / rt60)
-    tail[:, 0] = 0
-    tail = tail * (10 ** (-drr / 10) / tail.square().sum(1, keepdim=True).clamp(min=1e-12)).sqrt()
-    tail[:, 0] = 1
+    noise = torch.randn((k, taps), generator=generator, device=x.device, dtype=x.dtype)
+    noise, rt60, drr = (v.cpu().double().numpy() for v in (noise, rt60, drr))  # (k, taps), (k, 1): small
+    tail = torch.from_numpy(room_tail(noise, sample_rate, rt60, drr)).to(x)
     size = 1 << (n + taps - 1).bit_length()
     wet = torch.fft.irfft(torch.fft.rfft(x[rows], size) * torch.fft.rfft(tail, size), size)[:, :n]
     return x.index_copy(0, rows, wet)

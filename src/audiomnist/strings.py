@@ -26,7 +26,7 @@ from .audio import load_audio, resample
 from .config import option
 from .errors import AudioError, AudiomnistError, ConfigError
 from .paths import atomic_write, data_home, short_hash
-from .synth import coloured_noise, room_impulse, trim
+from .synth import coloured_noise, room_impulse, tilt, trim
 
 NAME = re.compile(r"^(\d{1,12})_([^_/]+)_(\d+)\.wav$", re.IGNORECASE)
 CACHE_VERSION = 1
@@ -195,9 +195,8 @@ def assemble(words: list[np.ndarray], sr: int, cfg: AssemblyConfig, rng: np.rand
         n = 1 << (len(speech) + len(rir) - 2).bit_length()  # a power of two: fast FFT sizes
         wet = np.fft.irfft(np.fft.rfft(speech, n) * np.fft.rfft(rir, n), n)  # np.convolve is O(n * len(rir))
         speech = wet[: len(speech) + sr // 10].astype(np.float32)
-    if cfg.tilt > 0:  # y[t] = x[t] - a x[t-1], as augment.AugmentConfig.tilt: another microphone
-        speech = speech - np.float32(rng.uniform(-cfg.tilt, cfg.tilt)) * np.concatenate([[0], speech[:-1]])
-        speech = speech.astype(np.float32)
+    if cfg.tilt > 0:  # another microphone, as augment.AugmentConfig.tilt
+        speech = tilt(speech, rng.uniform(-cfg.tilt, cfg.tilt))
     lead, tail = (int(rng.uniform(*cfg.edge_ms) * sr / 1000) for _ in range(2))
     x = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(tail, np.float32)])
     rms = math.sqrt(float(np.mean(speech.astype(np.float64) ** 2)) + 1e-12)

@@ -423,12 +423,25 @@ def room_impulse(sr: int, rt60: float, drr_db: float, rng: np.random.Generator) 
     if rt60 <= 0:
         return np.ones(1, dtype=np.float32)
     n = max(2, int(min(rt60, 1.0) * sr))
-    t = np.arange(n) / sr
-    tail = rng.standard_normal(n) * np.exp(-3 * math.log(10) * t / rt60)
-    tail[0] = 0.0
-    tail *= math.sqrt(10 ** (-drr_db / 10) / max(np.sum(tail**2), 1e-12))
-    tail[0] = 1.0
-    return tail.astype(np.float32)
+    return room_tail(rng.standard_normal(n), sr, rt60, drr_db).astype(np.float32)
+
+
+def room_tail(noise: np.ndarray, sr: int, rt60, drr_db) -> np.ndarray:
+    """Shape white noise (..., taps) into room impulses: decay to -60 dB at rt60 seconds, the tail scaled to drr_db
+    below the direct path, which is tap 0 (1.0). rt60 and drr_db are scalars or broadcast as (..., 1): the one
+    definition of a synthetic room, for synth's voices (one at a time) and augment's batches alike."""
+    t = np.arange(noise.shape[-1]) / sr
+    tail = noise * np.exp(-3 * math.log(10) * t / rt60)
+    tail[..., 0] = 0.0
+    tail *= np.sqrt(10 ** (-np.asarray(drr_db) / 10) / np.maximum(np.sum(tail**2, axis=-1, keepdims=True), 1e-12))
+    tail[..., 0] = 1.0
+    return tail
+
+
+def tilt(x: np.ndarray, a: float) -> np.ndarray:
+    """First-order spectral tilt y[t] = x[t] - a x[t-1] (x[-1] = 0): a > 0 brightens (a cheap capsule), a < 0
+    darkens (a muffled one), by 20 log10((1 + |a|) / (1 - |a|)) dB from DC to Nyquist. In x's dtype."""
+    return x - np.asarray(a, x.dtype) * np.concatenate([np.zeros(1, x.dtype), x[:-1]])
 
 
 def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
@@ -451,8 +464,7 @@ def _band_filter(sr: int, low_hz: float, high_hz: float | None) -> np.ndarray:
 def apply_channel(x: np.ndarray, sr: int, recipe: Recipe) -> np.ndarray:
     """Microphone or phone: band-pass, first-order spectral tilt, optional 8 kHz mu-law codec."""
     y = scipy.signal.sosfilt(_band_filter(sr, recipe.low_hz, recipe.high_hz), x)
-    # y[n] - tilt * y[n-1]: tilt > 0 brightens (a cheap capsule), < 0 darkens (a muffled one).
-    y = scipy.signal.lfilter([1.0, -recipe.tilt], [1.0], y)
+    y = tilt(y, recipe.tilt)
     if recipe.codec == "mulaw8k":
         low = soxr.resample(y, sr, CODEC_RATE) if sr != CODEC_RATE else y
         peak = max(np.abs(low).max(), 1e-9)
