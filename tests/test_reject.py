@@ -112,6 +112,20 @@ def test_temperature_scaling_lowers_nll_and_ece_on_an_overconfident_toy_set():
     assert fit_temperature(np.zeros((0, 0)), np.zeros(0, int)) == 1.0
 
 
+def test_weighted_temperature_counts_rows_as_often_as_their_weight():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, (600, 5))
+    y = np.array([rng.choice(5, p=np.exp(r) / np.exp(r).sum()) for r in logits])
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    sure, unsure = with_temperature(probs[:300], 1 / 3), with_temperature(probs[300:], 3)  # 3x too sure / unsure
+    both, w = np.concatenate([sure, unsure]), np.r_[np.full(300, 3.0), np.ones(300)]
+    repeated = np.concatenate([sure, sure, sure, unsure])
+    y_repeated = np.concatenate([y[:300], y[:300], y[:300], y[300:]])
+    assert fit_temperature(both, y, w) == pytest.approx(fit_temperature(repeated, y_repeated), rel=1e-4)
+    # the heavier half pulls T its way: up where the overconfident rows weigh more, down where the underconfident do
+    assert fit_temperature(both, y, w) > fit_temperature(both, y) + 0.2 > fit_temperature(both, y, w[::-1]) + 0.4
+
+
 def test_acceptance_counts_none_and_min_prob():
     classes = DIGITS + [NONE]
     probs = np.full((4, 11), 0.01)

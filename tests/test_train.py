@@ -292,7 +292,7 @@ def test_init_copies_matching_layers_and_leaves_a_new_output_layer(trained, tmp_
 
 
 def test_data_weights_draw_each_folder_in_proportion(tone_set, tmp_path):
-    from audiomnist.dataset import load_data, weighted_rows
+    from audiomnist.dataset import load_data, row_weights, weighted_rows
     from audiomnist.runconfig import with_data
 
     other = write_tone_set(tmp_path / "other", speakers=1, reps=4, speaker_offset=7)
@@ -302,6 +302,7 @@ def test_data_weights_draw_each_folder_in_proportion(tone_set, tmp_path):
     rows = weighted_rows(data, data.usable, cfg.data_weights, torch.Generator().manual_seed(0))
     share = (data.source[rows] == 1).mean()  # 40 clips x 5 against 200 x 1: half the draws
     assert len(rows) == len(data.usable) and 0.4 < share < 0.6, share
+    assert set(row_weights(data, data.usable, cfg.data_weights)[data.source[data.usable] == 1]) == {5.0}
     with pytest.raises(AudiomnistError, match="one positive --data-weight"):
         dataclasses.replace(cfg, data_weights=(1.0,))
 

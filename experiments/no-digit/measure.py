@@ -4,6 +4,7 @@ digit words (the run's test speakers), synthetic English non-digit words said by
 training list, and words never trained on), noise, and degenerate audio (silence, hiss, too short).
 
     python experiments/no-digit/measure.py RUN_DIR --data ../shared/data --negatives NEGDIR [--out FILE.json]
+        [--temperature T] [--probs FILE.npz]
 
 NEGDIR holds synth-digits-heldout/, neg-train/, neg-heldout-seen/, neg-heldout-words/, neg-heldout-noise/ (README.md).
 Two ways to say "digit" are scored from the same calibrated probabilities: the Classifier's (the top class is a digit
@@ -93,45 +94,47 @@ def at_digit_floor(groups: dict, floor: float = DIGIT_FLOOR) -> dict:
     return {"floor": floor, "threshold": t} | {k: float(np.mean(np.array(g["p_none"]) < t)) for k, g in groups.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", type=Path)
-    p.add_argument("--data", type=Path, required=True, help="the shared data folder (fsdd, bengali, ukrainian)")
-    p.add_argument("--negatives", type=Path, required=True, help="NEGDIR (see above)")
-    p.add_argument("--backend", default=None, help="torch (default for a run) or onnx")
-    p.add_argument("--out", type=Path)
-    args = p.parse_args(argv)
-    clf = Classifier.load(args.run, backend=args.backend)
-    result = {"run": str(args.run), "temperature": clf.temperature, "groups": {}}
-    for name, paths in groups(args.run, args.data, args.negatives).items():
+def raw_probabilities(clf: Classifier, groups: dict[str, list[Path]]) -> dict[str, np.ndarray]:
+    """Per group: the T = 1 probabilities of every clip (one-hot none for the audio gate's refusals) and, for
+    digits, the truth; the expensive part, saved beside --out so other temperatures cost nothing (--probs)."""
+    out = {}
+    none_only = [float(c == "none") for c in clf.classes]
+    for i, (name, paths) in enumerate(groups.items()):
         preds, errors = clf.predict_files(paths)
-        gated = [q.probabilities == {} for q in preds]  # refused by the audio gate: no digit, whatever the threshold
-        none_only = [float(c == "none") for c in clf.classes]
-        probs = np.array([none_only if g else [q.probabilities[c] for c in clf.classes] for q, g in zip(preds, gated)])
-        truth = None
+        probs = np.array([[q.probabilities[c] for c in clf.classes] if q.probabilities else none_only for q in preds])
+        gated = np.array([not q.probabilities for q in preds])  # refused by the gate: no digit, whatever the T
+        out[f"{i}/probs"] = np.where(gated[:, None], probs, with_temperature(probs, 1 / clf.temperature))
+        out[f"{i}/gated"], out[f"{i}/unreadable"] = gated, np.array(len(errors))
         if "digits" in name:
-            truth = np.array([int(Path(q.path).stem.split("_")[0]) for q in preds])
-        g = {"clips": len(preds), "unreadable": len(errors), "gated": int(sum(gated))}
-        g.update(curves(probs, clf.classes, truth))
+            out[f"{i}/truth"] = np.array([int(Path(q.path).stem.split("_")[0]) for q in preds])
+    return out
+
+
+def score(raw: dict[str, np.ndarray], names: list[str], classes: list[str], temperature: float) -> dict:
+    """measure's groups at this temperature, from raw_probabilities."""
+    result = {"temperature": temperature, "groups": {}}
+    for i, name in enumerate(names):
+        gated = raw[f"{i}/gated"].astype(bool)
+        probs = np.where(gated[:, None], raw[f"{i}/probs"], with_temperature(raw[f"{i}/probs"], temperature))
+        truth = raw.get(f"{i}/truth")
+        g = {"clips": len(probs), "unreadable": int(raw[f"{i}/unreadable"]), "gated": int(gated.sum())}
+        g.update(curves(probs, classes, truth))
         if truth is not None:  # ECE of the 11-way answer, before (T = 1) and after temperature scaling
-            g["ece"] = expected_calibration_error(with_temperature(probs, 1 / clf.temperature), truth)
+            g["ece"] = expected_calibration_error(raw[f"{i}/probs"], truth)
             g["ece_calibrated"] = expected_calibration_error(probs, truth)
-        g["p_none"] = [round(float(v), 5) for v in probs[:, clf.classes.index("none")]]
+        g["p_none"] = [round(float(v), 5) for v in probs[:, classes.index("none")]]
         result["groups"][name] = g
     result["at_digit_floor"] = at_digit_floor(result["groups"])
-    gated = clf.predict_batch(degenerate(), SR)
-    result["groups"]["silence, hiss, too short, bad samples"] = {
-        "clips": len(gated),
-        "accepted": float(np.mean([q.label is not None for q in gated])),
-    }
+    return result
+
+
+def show(result: dict) -> None:
     floor = result["at_digit_floor"]
     print(
         f"at the threshold keeping {floor['floor']:.0%} of FSDD digits ({floor['threshold']:.4f}): "
         + ", ".join(f"{k.split(',')[0]} {v:.3f}" for k, v in floor.items() if k not in ("floor", "threshold", FSDD))
     )
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{args.run}  T {clf.temperature:.3f}")
+    print(f"{result['run']}  T {result['temperature']:.3f}")
     for name, g in result["groups"].items():
         if "min_prob" not in g:
             print(f"{name:40s} n={g['clips']:5d}  accepted {g['accepted']:.3f}")
@@ -146,6 +149,36 @@ def main(argv: list[str] | None = None) -> int:
             f"; p(none) < 0.7 {nt[0.7]['accepted']:.3f}, < 0.9 {nt[0.9]['accepted']:.3f}"
             f", < 0.98 {nt[0.98]['accepted']:.3f}{acc}{ece}"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path)
+    p.add_argument("--data", type=Path, required=True, help="the shared data folder (fsdd, bengali, ukrainian)")
+    p.add_argument("--negatives", type=Path, required=True, help="NEGDIR (see above)")
+    p.add_argument("--backend", default=None, help="torch (default for a run) or onnx")
+    p.add_argument("--temperature", type=float, help="score at this temperature (default: the run's stored one)")
+    p.add_argument("--probs", type=Path, help="the .npz an earlier --out saved: skip the predictions")
+    p.add_argument("--out", type=Path, help="FILE.json; the T = 1 probabilities go to FILE.npz beside it")
+    args = p.parse_args(argv)
+    clf = Classifier.load(args.run, backend=args.backend)
+    names = list(groups(args.run, args.data, args.negatives))
+    if args.probs:
+        raw = dict(np.load(args.probs))
+    else:
+        raw = raw_probabilities(clf, groups(args.run, args.data, args.negatives))
+        if args.out:
+            np.savez(args.out.with_suffix(".npz"), **raw)
+    temperature = clf.temperature if args.temperature is None else args.temperature
+    result = {"run": str(args.run), **score(raw, names, clf.classes, temperature)}
+    gated = clf.predict_batch(degenerate(), SR)
+    result["groups"]["silence, hiss, too short, bad samples"] = {
+        "clips": len(gated),
+        "accepted": float(np.mean([q.label is not None for q in gated])),
+    }
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    show(result)
     return 0
 
 

@@ -125,12 +125,17 @@ def _sources(catalog: Catalog, roots: tuple[str, ...] | list[str]) -> np.ndarray
     return source
 
 
-def weighted_rows(data: Data, rows: np.ndarray, weights: tuple[float, ...], generator) -> np.ndarray:
-    """len(rows) rows drawn with replacement, each with probability proportional to its folder's weight."""
-    # Weights given for the --data folders only: every --negative folder weighs 1.
+def row_weights(data: Data, rows: np.ndarray, weights: tuple[float, ...]) -> np.ndarray:
+    """Each row's --data-weight: its folder's (weights given for the --data folders only: every --negative folder
+    weighs 1)."""
     per_folder = np.ones(max(len(weights), int(data.source.max(initial=-1)) + 1))
     per_folder[: len(weights)] = weights
-    p = torch.as_tensor(per_folder[data.source[rows]])
+    return per_folder[data.source[rows]]
+
+
+def weighted_rows(data: Data, rows: np.ndarray, weights: tuple[float, ...], generator) -> np.ndarray:
+    """len(rows) rows drawn with replacement, each with probability proportional to its folder's weight."""
+    p = torch.as_tensor(row_weights(data, rows, weights))
     return rows[torch.multinomial(p, len(rows), replacement=True, generator=generator).numpy()]
 
 

@@ -95,17 +95,21 @@ def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def nll(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-30, None)).mean()) if len(y) else float("nan")
+def nll(probs: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean negative log-likelihood of the labels, each row counted by its weight (default 1)."""
+    if not len(y):
+        return float("nan")
+    return float(np.average(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-30, None)), weights=weights))
 
 
-def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
+def fit_temperature(probs: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
     """The one scalar T that minimises the NLL of softmax(logits / T) on (probs, y): temperature scaling (Guo et al.
-    2017). It never changes the argmax, only how sure the model says it is. 1.0 when there is nothing to fit on."""
+    2017). It never changes the argmax, only how sure the model says it is. 1.0 when there is nothing to fit on.
+    `weights` count each row as training draws it (its folder's --data-weight)."""
     if len(y) == 0 or probs.size == 0:
         return 1.0
     res = minimize_scalar(
-        lambda log_t: nll(with_temperature(probs, float(np.exp(log_t))), y),
+        lambda log_t: nll(with_temperature(probs, float(np.exp(log_t))), y, weights),
         bounds=(-np.log(MAX_TEMPERATURE), np.log(MAX_TEMPERATURE)),
         method="bounded",
     )

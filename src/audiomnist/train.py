@@ -27,7 +27,7 @@ from .allocator import retain_freed_memory
 from .augment import AugmentConfig, augment_waveforms, mixup, reverse_as_none, time_shifts, warp_frequency
 from .checkpoint import init_from, load_checkpoint, pick_device, save_checkpoint
 from .config import save_json, to_dict
-from .dataset import NONE, Data, load_data_everywhere, make_split, weighted_rows, with_default_data
+from .dataset import NONE, Data, load_data_everywhere, make_split, row_weights, weighted_rows, with_default_data
 from .errors import AudiomnistError
 from .evaluate import calibration_line, confusion, fit_temperature, predict_sharded, write_report
 from .features import build_frontend, spec_augment
@@ -293,13 +293,15 @@ def save_checkpoints(loop: Loop, run_dir: Path, epoch: int, base: dict, improved
 
 def calibrate(loop: Loop, data: Data, split: Split, run_dir: Path) -> float:
     """Load best.pt, fit its softmax temperature on the validation speakers and store it in best.pt (1.0 without
-    validation speakers: nothing honest to fit on). The test speakers are never used for it."""
+    validation speakers: nothing honest to fit on). The test speakers are never used for it. With --data-weight each
+    clip counts as often as training draws it, so the calibration serves the mixture the model was trained for."""
     best = distributed.broadcast_object(load_checkpoint(run_dir / "best.pt") if distributed.is_main() else None)
     loop.model.load_state_dict(best["model"])
     temperature = 1.0
     if len(split.val):
         probs = predict_sharded(loop.model, loop.frontend, data.cache, split.val, loop.device)
-        temperature = fit_temperature(probs, data.labels[split.val])
+        weights = row_weights(data, split.val, loop.cfg.data_weights) if loop.cfg.data_weights else None
+        temperature = fit_temperature(probs, data.labels[split.val], weights)
     if distributed.is_main():
         save_checkpoint({**best, "temperature": temperature}, run_dir / "best.pt")
     return temperature
