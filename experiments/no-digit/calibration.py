@@ -22,26 +22,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from audiomnist.checkpoint import load_calibrated
 from audiomnist.dataset import NONE, load_data, make_split
-from audiomnist.evaluate import MAX_TEMPERATURE, expected_calibration_error, predict_rows, with_temperature
+from audiomnist.evaluate import expected_calibration_error, fit_temperature, predict_rows, with_temperature
 from audiomnist.features import build_frontend
 from audiomnist.infer import Classifier
 
 FSDD_FOLDER = 0  # the recipe's first --data folder
-
-
-def fit_weighted(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
-    """The T minimising the w-weighted NLL of softmax(log probs / T)."""
-
-    def loss(log_t: float) -> float:
-        p = with_temperature(probs, float(np.exp(log_t)))[np.arange(len(y)), y]
-        return float(np.sum(w * -np.log(np.clip(p, 1e-30, None))) / np.sum(w))
-
-    bound = np.log(MAX_TEMPERATURE)
-    return float(np.exp(minimize_scalar(loss, bounds=(-bound, bound), method="bounded").x))
 
 
 def heldout_synthetic(run: Path, negatives: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -108,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     result = {}
     for run, r in probs.items():
         temps = {"uncalibrated": 1.0}
-        temps.update({k: fit_weighted(r["val_p"], r["val_y"], w) for k, w in fit_rules(r).items()})
+        temps.update({k: fit_temperature(r["val_p"], r["val_y"], w) for k, w in fit_rules(r).items()})
         others = [groups(o)["held-out FSDD speaker"] for o in probs.values() if o is not r]
         if others:  # the other folds' unheard FSDD speakers: never this fold's own test speaker
             pp, yy = np.concatenate([o[0] for o in others]), np.concatenate([o[1] for o in others])
-            temps["other folds' held-out FSDD"] = fit_weighted(pp, yy, np.ones(len(yy)))
+            temps["other folds' held-out FSDD"] = fit_temperature(pp, yy, np.ones(len(yy)))
         result[str(run)] = {}
         print(run)
         for name, t in temps.items():
