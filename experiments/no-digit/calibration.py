@@ -22,9 +22,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from measure import AUDIO, raw_probabilities
 
 from audiomnist.checkpoint import load_calibrated
-from audiomnist.dataset import NONE, load_data, make_split
+from audiomnist.dataset import NONE, load_data, make_split, row_weights
 from audiomnist.evaluate import expected_calibration_error, fit_temperature, predict_rows, with_temperature
 from audiomnist.features import build_frontend
 from audiomnist.infer import Classifier
@@ -33,14 +34,12 @@ FSDD_FOLDER = 0  # the recipe's first --data folder
 
 
 def heldout_synthetic(run: Path, negatives: Path) -> tuple[np.ndarray, np.ndarray]:
-    """T = 1 probabilities and digits of the held-out synthetic voices, through the Classifier."""
-    clf = Classifier.load(run)
-    paths = sorted(p for p in (negatives / "synth-digits-heldout").iterdir() if p.suffix in (".wav", ".flac"))
-    preds, _ = clf.predict_files(paths)
-    preds = [q for q in preds if q.probabilities]  # the audio gate's refusals have no probabilities
-    probs = np.array([[q.probabilities[c] for c in clf.classes] for q in preds])
-    truth = np.array([int(Path(q.path).stem.split("_")[0]) for q in preds])
-    return with_temperature(probs, 1 / clf.temperature), truth
+    """T = 1 probabilities and digits of the held-out synthetic voices, through the Classifier as measure.py scores
+    them (the audio gate's refusals left out: they have no probabilities)."""
+    paths = sorted(p for p in (negatives / "synth-digits-heldout").iterdir() if p.suffix in AUDIO)
+    raw = raw_probabilities(Classifier.load(run), {"synthetic digits, held-out voices": paths})
+    heard = ~raw["0/gated"]
+    return raw["0/probs"][heard], raw["0/truth"][heard]
 
 
 def run_probs(run: Path, negatives: Path) -> dict[str, np.ndarray]:
@@ -53,7 +52,7 @@ def run_probs(run: Path, negatives: Path) -> dict[str, np.ndarray]:
     data = load_data(cfg, progress=False)
     split = make_split(cfg, data)
     frontend = build_frontend(cfg.features, cfg.audio.sample_rate)
-    out = {"none": np.array(classes.index(NONE)), "folder_weights": np.asarray(cfg.data_weights, float)}
+    out = {"none": np.array(classes.index(NONE)), "val_w": row_weights(data, split.val, cfg.data_weights)}
     for part, rows in (("val", split.val), ("test", split.test)):
         out[f"{part}_p"] = predict_rows(net, frontend, data.cache, rows, "cpu")
         out[f"{part}_y"], out[f"{part}_src"] = data.labels[rows], data.source[rows]
@@ -65,10 +64,10 @@ def run_probs(run: Path, negatives: Path) -> dict[str, np.ndarray]:
 def fit_rules(r: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per validation row weights of each way of fitting T."""
     src, y = r["val_src"], r["val_y"]
-    sizes = np.bincount(src, minlength=len(r["folder_weights"]))
+    sizes = np.bincount(src)
     return {
         "all rows": np.ones(len(y)),
-        "as sampled": r["folder_weights"][src],
+        "as sampled": r["val_w"],  # train.calibrate's weights
         "per folder": 1.0 / sizes[src],
         "digits only": (y != r["none"]).astype(float),
     }

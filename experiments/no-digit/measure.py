@@ -162,15 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="FILE.json; the T = 1 probabilities go to FILE.npz beside it")
     args = p.parse_args(argv)
     clf = Classifier.load(args.run, backend=args.backend)
-    names = list(groups(args.run, args.data, args.negatives))
+    held = groups(args.run, args.data, args.negatives)
     if args.probs:
         raw = dict(np.load(args.probs))
     else:
-        raw = raw_probabilities(clf, groups(args.run, args.data, args.negatives))
+        raw = raw_probabilities(clf, held)
         if args.out:
             np.savez(args.out.with_suffix(".npz"), **raw)
     temperature = clf.temperature if args.temperature is None else args.temperature
-    result = {"run": str(args.run), **score(raw, names, clf.classes, temperature)}
+    result = {"run": str(args.run), **score(raw, list(held), clf.classes, temperature)}
     gated = clf.predict_batch(degenerate(), SR)
     result["groups"]["silence, hiss, too short, bad samples"] = {
         "clips": len(gated),
