@@ -94,17 +94,28 @@ def at_digit_floor(groups: dict, floor: float = DIGIT_FLOOR) -> dict:
     return {"floor": floor, "threshold": t} | {k: float(np.mean(np.array(g["p_none"]) < t)) for k, g in groups.items()}
 
 
+def uncalibrated(clf: Classifier, preds: list) -> tuple[np.ndarray, np.ndarray]:
+    """The T = 1 probabilities of Classifier answers (one-hot none for the gate's refusals), and which those are."""
+    none_only = [float(c == "none") for c in clf.classes]
+    probs = np.array([[q.probabilities[c] for c in clf.classes] if q.probabilities else none_only for q in preds])
+    gated = np.array([not q.probabilities for q in preds])  # refused by the gate: no digit, whatever the T
+    return np.where(gated[:, None], probs, with_temperature(probs, 1 / clf.temperature)), gated
+
+
+def at_temperature(raw: dict[str, np.ndarray], i: int, temperature: float) -> np.ndarray:
+    """Group i of raw_probabilities at `temperature`; the gate's refusals stay one-hot none."""
+    gated = raw[f"{i}/gated"].astype(bool)
+    return np.where(gated[:, None], raw[f"{i}/probs"], with_temperature(raw[f"{i}/probs"], temperature))
+
+
 def raw_probabilities(clf: Classifier, groups: dict[str, list[Path]]) -> dict[str, np.ndarray]:
     """Per group: the T = 1 probabilities of every clip (one-hot none for the audio gate's refusals) and, for
     digits, the truth; the expensive part, saved beside --out so other temperatures cost nothing (--probs)."""
     out = {}
-    none_only = [float(c == "none") for c in clf.classes]
     for i, (name, paths) in enumerate(groups.items()):
         preds, errors = clf.predict_files(paths)
-        probs = np.array([[q.probabilities[c] for c in clf.classes] if q.probabilities else none_only for q in preds])
-        gated = np.array([not q.probabilities for q in preds])  # refused by the gate: no digit, whatever the T
-        out[f"{i}/probs"] = np.where(gated[:, None], probs, with_temperature(probs, 1 / clf.temperature))
-        out[f"{i}/gated"], out[f"{i}/unreadable"] = gated, np.array(len(errors))
+        out[f"{i}/probs"], out[f"{i}/gated"] = uncalibrated(clf, preds)
+        out[f"{i}/unreadable"] = np.array(len(errors))
         if "digits" in name:
             out[f"{i}/truth"] = np.array([int(Path(q.path).stem.split("_")[0]) for q in preds])
     return out
@@ -115,7 +126,7 @@ def score(raw: dict[str, np.ndarray], names: list[str], classes: list[str], temp
     result = {"temperature": temperature, "groups": {}}
     for i, name in enumerate(names):
         gated = raw[f"{i}/gated"].astype(bool)
-        probs = np.where(gated[:, None], raw[f"{i}/probs"], with_temperature(raw[f"{i}/probs"], temperature))
+        probs = at_temperature(raw, i, temperature)
         truth = raw.get(f"{i}/truth")
         g = {"clips": len(probs), "unreadable": int(raw[f"{i}/unreadable"]), "gated": int(gated.sum())}
         g.update(curves(probs, classes, truth))

@@ -16,17 +16,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from measure import AUDIO, DIGIT_FLOOR
-
-from audiomnist.evaluate import with_temperature
+from measure import AUDIO, DIGIT_FLOOR, at_temperature
 
 FSDD, SYNTH, UNSEEN = 0, 1, 4  # measure.py's group order
-
-
-def calibrated(raw: dict, i: int, temperature: float) -> np.ndarray:
-    """Group i's probabilities at `temperature` (the gate's refusals stay one-hot none)."""
-    gated = raw[f"{i}/gated"].astype(bool)[:, None]
-    return np.where(gated, raw[f"{i}/probs"], with_temperature(raw[f"{i}/probs"], temperature))
 
 
 def said(q: np.ndarray, threshold: float) -> str:
@@ -52,10 +44,10 @@ def main() -> None:
     zero = np.array([word[f] == "zero" for f in files])
     for npz in args.folds:
         raw = dict(np.load(npz))
-        fsdd_none = calibrated(raw, FSDD, args.temperature)[:, 10]
+        fsdd_none = at_temperature(raw, FSDD, args.temperature)[:, 10]
         floor = float(np.nextafter(np.quantile(fsdd_none, DIGIT_FLOOR, method="higher"), np.inf))
-        unseen = float(np.mean(calibrated(raw, UNSEEN, args.temperature)[:, 10] < floor))
-        synth = calibrated(raw, SYNTH, args.temperature)
+        unseen = float(np.mean(at_temperature(raw, UNSEEN, args.temperature)[:, 10] < floor))
+        synth = at_temperature(raw, SYNTH, args.temperature)
         assert len(synth) == len(files), f"{npz}: {len(synth)} held-out synthetic clips, {len(files)} files"
         oh_said, zero_said = said(synth[oh], args.threshold), said(synth[zero], args.threshold)
         print(f"{npz}: 97 % floor {floor:.3f}, unseen words {unseen:.3f} | 'oh' {oh_said} | 'zero' {zero_said}")

@@ -20,7 +20,6 @@ import measure
 import numpy as np
 import soxr
 
-from audiomnist.evaluate import with_temperature
 from audiomnist.infer import Classifier
 
 
@@ -29,10 +28,8 @@ def played_at(clf: Classifier, waves: list[np.ndarray], speed: float) -> dict[st
     sr = clf.sample_rate
     clips = [soxr.resample(w, sr * speed, sr).astype(np.float32) if speed != 1 and len(w) > 1 else w for w in waves]
     preds = [q for i in range(0, len(clips), 64) for q in clf.predict_batch(clips[i : i + 64], sr)]
-    none_only = [float(c == "none") for c in clf.classes]
-    probs = np.array([[q.probabilities[c] for c in clf.classes] if q.probabilities else none_only for q in preds])
-    gated = np.array([not q.probabilities for q in preds])
-    return {"probs": np.where(gated[:, None], probs, with_temperature(probs, 1 / clf.temperature)), "gated": gated}
+    probs, gated = measure.uncalibrated(clf, preds)
+    return {"probs": probs, "gated": gated}
 
 
 def combine(per_speed: list[np.ndarray], how: str) -> np.ndarray:
