@@ -25,6 +25,7 @@ from common_words import DIGIT_LIKE, HERE, LEFT_OUT, read_words
 
 DIGIT_WORDS = ["zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 VOWELS = set("aeiouAEIOUV3@")  # the first letter of every espeak-ng vowel phoneme in -x notation
+LEFT_OUT_HERE = LEFT_OUT | {"whore"}  # a slur that wordfreq ranks below common_words.py's cut, above this one's
 
 
 def phonemes(words: list[str]) -> list[list[str]]:
@@ -44,6 +45,7 @@ def phonemes(words: list[str]) -> list[list[str]]:
 
 
 def plain(word: list[str]) -> list[str]:
+    """The phonemes without their stress marks."""
     return [p.lstrip("'") for p in word]
 
 
@@ -84,7 +86,7 @@ def near_words(top: int, keep: int) -> list[str]:
     candidates = [
         w for w in top_n_list("en", top)
         if len(w) > 1 and w.isascii() and w.isalpha() and set(w) & set("aeiouy")
-        and w not in DIGIT_LIKE | LEFT_OUT | {"whore"} | held_out | known
+        and w not in DIGIT_LIKE | LEFT_OUT_HERE | held_out | known
     ]  # fmt: skip
     digits = phonemes(DIGIT_WORDS)
     return [w for w, p in zip(candidates, phonemes(candidates)) if near(p, digits)][:keep]
