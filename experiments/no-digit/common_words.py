@@ -33,6 +33,17 @@ def read_words(path: Path) -> list[str]:
     return tool.read_words(path)
 
 
+def is_word(w: str) -> bool:
+    """A list entry: all letters, ASCII, longer than one letter (a lone "a" is not what a user says to a reader)."""
+    return len(w) > 1 and w.isascii() and w.isalpha()
+
+
+def write_list(out: Path, header: str, words: list[str]) -> None:
+    """The header's comment lines, then one word a line (tools/make_negatives.py --words reads it)."""
+    out.write_text(header + "\n".join(words) + "\n")
+    print(f"{len(words)} words -> {out}")
+
+
 def common_words(top: int) -> list[str]:
     from wordfreq import top_n_list
 
@@ -41,7 +52,7 @@ def common_words(top: int) -> list[str]:
     for w in top_n_list("en", top * 2):
         if len(words) >= top:
             break
-        if len(w) > 1 and w.isascii() and w.isalpha() and w not in DIGIT_LIKE | LEFT_OUT | held_out | set(words):
+        if is_word(w) and w not in DIGIT_LIKE | LEFT_OUT | held_out | set(words):
             words.append(w)
     return words
 
@@ -56,8 +67,7 @@ def main() -> None:
         "# words-train.txt, then the most frequent English words (wordfreq, CC BY-SA 4.0 data) that are not digits,\n"
         "# 'oh', their homophones, held-out words (words-heldout.txt) or slurs. Made by common_words.py.\n"
     )
-    args.out.write_text(header + "\n".join(words) + "\n")
-    print(f"{len(words)} words -> {args.out}")
+    write_list(args.out, header, words)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import argparse
 import subprocess
 from pathlib import Path
 
-from common_words import DIGIT_LIKE, HERE, LEFT_OUT, read_words
+from common_words import DIGIT_LIKE, HERE, LEFT_OUT, is_word, read_words, write_list
 
 DIGIT_WORDS = ["zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 VOWELS = set("aeiouAEIOUV3@")  # the first letter of every espeak-ng vowel phoneme in -x notation
@@ -85,7 +85,7 @@ def near_words(top: int, keep: int) -> list[str]:
     known = set(read_words(HERE / "words-common.txt"))
     candidates = [
         w for w in top_n_list("en", top)
-        if len(w) > 1 and w.isascii() and w.isalpha() and set(w) & set("aeiouy")
+        if is_word(w) and set(w) & set("aeiouy")
         and w not in DIGIT_LIKE | LEFT_OUT_HERE | held_out | known
     ]  # fmt: skip
     digits = phonemes(DIGIT_WORDS)
@@ -103,8 +103,7 @@ def main() -> None:
         "# Frequent English words (wordfreq, CC BY-SA 4.0 data) one phoneme from a digit word, ending in its rhyme\n"
         "# or starting with its first two phonemes (espeak-ng en-us); not in words-common.txt. near_words.py.\n"
     )
-    args.out.write_text(header + "\n".join(words) + "\n")
-    print(f"{len(words)} words -> {args.out}")
+    write_list(args.out, header, words)
 
 
 if __name__ == "__main__":
