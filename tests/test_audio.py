@@ -13,11 +13,13 @@ from audiomnist.audio import (
     MAX_APERIODICITY,
     AudioConfig,
     aperiodicity,
+    centre_on_speech,
     crop_on_energy,
     eval_noise,
     fit_windows,
     load_audio,
     prepare,
+    speech_span,
     voiced_frames,
 )
 from audiomnist.catalog import sample_root
@@ -118,6 +120,37 @@ def test_energy_crop_finds_a_late_burst():
     assert crop_on_energy(short, n) is short
     y, k = prepare(x, AudioConfig())
     assert k == len(y) == n
+
+
+def test_speech_span_finds_the_word_between_quiet_stretches():
+    sr, frame = 8000, 80
+    x = np.random.default_rng(1).normal(0, 1e-3, 2 * sr).astype(np.float32)
+    x[6000:8400] += sine(300, sr, 0.3)
+    start, end = speech_span(x, sr)
+    assert abs(start - 6000) <= frame and abs(end - 8400) <= frame
+    assert speech_span(x[:50], sr) == (0, 50)  # shorter than a frame: all of it
+    assert speech_span(np.zeros(800, np.float32), sr) == (0, 800)  # nothing louder than anything else
+    assert speech_span(sine(300, sr, 0.5), sr) == (0, 4000)  # nothing quieter either
+
+
+@pytest.mark.parametrize("lead", [0, 3000, 12000, 20000])
+def test_windows_centre_the_word_wherever_it_is_said(lead):
+    """A word at the start, middle or end of a recording longer or shorter than the window lands at its centre."""
+    cfg, sr = AudioConfig(sample_rate=8000), 8000
+    x = np.zeros(lead + 2400 + max(0, 20000 - lead), np.float32)
+    x[lead : lead + 2400] = sine(300, sr, 0.3)
+    part, centre = centre_on_speech(x, cfg.num_samples, sr)
+    assert len(part) <= cfg.num_samples
+    w = fit_windows([part], cfg, [centre])[0]
+    loud = np.flatnonzero(np.abs(w) > 0.1)
+    assert len(loud) > 2000 and abs((loud[0] + loud[-1]) / 2 - cfg.num_samples / 2) <= 80
+
+
+def test_speech_longer_than_the_window_keeps_its_loudest_stretch():
+    sr, n = 8000, 8000
+    x = np.concatenate([sine(300, sr, 0.5, 0.2), np.zeros(5000, np.float32), sine(300, sr, 0.5, 0.5)])
+    part, centre = centre_on_speech(x, n, sr)
+    assert centre is None and np.array_equal(part, crop_on_energy(x, n))
 
 
 def ramps(lengths: list[int], L: int) -> torch.Tensor:

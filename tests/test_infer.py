@@ -88,6 +88,24 @@ def test_any_input_rate_gives_the_same_answer(clf, digit):
     assert_same(at[8000], at[44100], 0.02)
 
 
+@pytest.mark.parametrize("digit", [1, 6, 9])
+def test_quiet_stretches_around_a_word_do_not_change_its_answer(clf, digit):
+    """A second of quiet room before or after the word: the window is centred on the word, as training windows are,
+    so the answer is the word's alone (a crop to the loudest stretch used to leave it at the window's edge)."""
+    x, sr = sample_clip(digit)
+    x = soxr.resample(x, sr, clf.sample_rate)
+    rng = np.random.default_rng(digit)
+
+    def said(before: int, after: int) -> Prediction:
+        room = rng.normal(0, 1e-3, before + x.size + after).astype(np.float32)
+        room[before : before + x.size] += x
+        return clf.predict(room, clf.sample_rate)
+
+    alone = said(800, 800)
+    for before, after in ((16000, 800), (800, 16000), (12000, 12000)):
+        assert_same(said(before, after), alone, 0.05)
+
+
 def test_stereo_frames_by_channels_is_downmixed(clf, tmp_path):
     x, sr = sample_clip(5)
     mono = clf.predict(x, sr)

@@ -173,24 +173,30 @@ def test_page_counts_voiced_frames_as_python_does(page):
 
 @pytest.mark.browser
 def test_page_places_windows_as_python_does(page):
-    """The page's crop, centring and both paddings give audio.prepare + audio.fit_windows's samples exactly."""
-    from audiomnist.audio import AudioConfig, eval_noise, fit_windows, prepare
+    """The page's word finding, centring, crop and both paddings give Classifier.windows's samples exactly
+    (audio.centre_on_speech + audio.fit_windows): ramps, and a word with quiet stretches around it."""
+    from audiomnist.audio import AudioConfig, centre_on_speech, eval_noise, fit_windows
 
     pg, _ = page
     np.testing.assert_array_equal(np.array(pg.evaluate("Array.from(evalNoise(8000))"), np.float32), eval_noise(8000))
     rng = np.random.default_rng(5)
     window_ms = pg.evaluate("CFG.num_samples") * 1000 // 8000
-    for n in (1, 60, 3001, 8000, 8001, 12345, 12800, 12801, 20000):
-        x = (rng.uniform(-0.3, 0.3, n) * np.linspace(0.01, 1, n) ** 3).astype(np.float32)
+    clips = [(rng.uniform(-0.3, 0.3, n) * np.linspace(0.01, 1, n) ** 3).astype(np.float32)
+             for n in (1, 60, 3001, 8000, 8001, 12345, 12800, 12801, 20000)]  # fmt: skip
+    for before, after in ((0, 9000), (700, 700), (15000, 333), (4000, 30000)):
+        x = rng.normal(0, 1e-3, before + 3000 + after).astype(np.float32)
+        x[before : before + 3000] += rng.uniform(-0.4, 0.4, 3000).astype(np.float32)
+        clips.append(x)
+    for x in clips:
         for pad_mode in ("zeros", "noise"):
             got = pg.evaluate(
                 "([x, mode]) => { const keep = CFG.pad_mode; CFG.pad_mode = mode; try { "
-                "return Array.from(fitWindow(cropOnEnergy(Float32Array.from(x), CFG.num_samples))); "
-                "} finally { CFG.pad_mode = keep; } }",
+                "return Array.from(placeWindow(Float32Array.from(x))); } finally { CFG.pad_mode = keep; } }",
                 [x.tolist(), pad_mode],
             )
             cfg = AudioConfig(sample_rate=8000, duration_ms=window_ms, pad_mode=pad_mode)
-            np.testing.assert_array_equal(np.array(got, np.float32), fit_windows([prepare(x, cfg)[0]], cfg)[0])
+            part, centre = centre_on_speech(x, cfg.num_samples, 8000)
+            np.testing.assert_array_equal(np.array(got, np.float32), fit_windows([part], cfg, [centre])[0])
 
 
 # ---- a digit-string model's page: the number, decoded in the browser ------------------------------------------------

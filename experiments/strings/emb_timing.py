@@ -18,7 +18,7 @@ import numpy as np
 from fold import add_fold_arguments, held_out
 
 from audiomnist import ctc
-from audiomnist.audio import full_scale
+from audiomnist.audio import fit_windows, full_scale, prepare
 from audiomnist.recognizer import StringRecognizer
 from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
 
@@ -28,6 +28,8 @@ def main() -> None:
     add_fold_arguments(ap)
     ap.add_argument("--strings", type=int, default=200, help="10-digit test strings")
     ap.add_argument("--offsets", type=float, nargs="+", default=[0.07, 0.15, 0.25, 0.35, 0.39], help="peak-to-end, s")
+    ap.add_argument("--loudest-stretch", action="store_true",
+                    help="the rescorer's windows as before stop 40: each cut's loudest stretch, centred")  # fmt: skip
     args = ap.parse_args()
     speaker, seed, sr = held_out(args.string_run)
     maker = StringMaker(load_clips([args.data], sr, progress=False), sr, TEST_ASSEMBLY)
@@ -46,6 +48,9 @@ def main() -> None:
     m = ctc.string_metrics(refs, [alone.transcribe(x, sr).digits for x, _, _ in items])
     print(f"| {speaker} | alone | {m['digit_error_rate']:.3f} | {m['exact_match']:.3f} |")
     rescored = StringRecognizer.load(args.string_run, backend="torch", threads=1, rescore=args.digit_run)
+    if args.loudest_stretch:
+        a = rescored.rescorer.cfg.audio
+        rescored.rescorer.windows = lambda clips: fit_windows([prepare(full_scale(c), a)[0] for c in clips], a)
     for off in args.offsets:
         rescored.model.timing = replace(rescored.model.timing, cut_s=off)  # where each word is cut to end
         m = ctc.string_metrics(refs, [rescored.transcribe(x, sr).digits for x, _, _ in items])

@@ -247,6 +247,42 @@ def crop_on_energy(x: np.ndarray, n: int) -> np.ndarray:
     return x[start : start + n]
 
 
+# A recording's word is found by its loudness: a FRAME_S frame is part of it when it is within 40 dB of the clip's
+# loudest frame and at least 6 dB over its quietest (the recording's own background). Powers, not dB, so the web
+# page (web/offline.js) compares the very same float64 numbers.
+SPEECH_BELOW_PEAK = 1e-4
+SPEECH_OVER_FLOOR = 4.0
+
+
+def speech_span(x: np.ndarray, sample_rate: int) -> tuple[int, int]:
+    """(start, end) samples of a clip's word: from its first frame loud enough (SPEECH_BELOW_PEAK,
+    SPEECH_OVER_FLOOR) to the end of its last; a clip shorter than one frame, or with no frame 6 dB over its
+    quietest, is all word."""
+    frame = max(1, round(FRAME_S * sample_rate))
+    whole = x.size // frame * frame
+    if whole == 0:
+        return 0, x.size
+    c = np.concatenate(([0.0], np.cumsum(np.square(x, dtype=np.float64))))
+    power = c[frame : whole + 1 : frame] - c[:whole:frame]
+    peak, floor = power.max(), power.min() * SPEECH_OVER_FLOOR
+    if floor > peak:  # no frame stands out from the others: no quiet stretch to leave out
+        return 0, x.size
+    loud = np.flatnonzero(power >= max(peak * SPEECH_BELOW_PEAK, floor))
+    return int(loud[0]) * frame, (int(loud[-1]) + 1) * frame
+
+
+def centre_on_speech(x: np.ndarray, n: int, sample_rate: int) -> tuple[np.ndarray, int | None]:
+    """At most n samples of a recording around its word (speech_span) and the index among them that a window's
+    centre must hold, so that silence before or after the word does not push it off centre (training windows hold
+    trimmed clips, centred). Speech longer than n (several words) keeps crop_on_energy's loudest n samples and
+    centres them (None)."""
+    start, end = speech_span(x, sample_rate)
+    if end - start > n:
+        return crop_on_energy(x, n), None
+    first = max(0, (start + end) // 2 - n // 2)
+    return x[first : first + n], (start + end) // 2 - first
+
+
 def prepare(x: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, int]:
     """A decoded clip as the cache stores it: energy-cropped to at most num_samples, left-aligned."""
     x = crop_on_energy(x, cfg.num_samples)
@@ -286,11 +322,12 @@ def eval_noise(n: int) -> np.ndarray:
     return (raw & 0xFFFFFF).astype(np.float32) * np.float32(2.0**-24)
 
 
-def fit_windows(clips: list[np.ndarray], cfg: AudioConfig) -> np.ndarray:
+def fit_windows(clips: list[np.ndarray], cfg: AudioConfig, centres: list[int | None] | None = None) -> np.ndarray:
     """Clips at the model's rate -> (B, num_samples) float32 windows, placed as evaluation does: centred, a longer
     clip cropped centred, pad zeros or (pad_mode "noise") the fixed pattern scaled into the clip's own silence.
+    `centres`: per clip, the sample to put at the window's centre instead (centre_on_speech; None: the clip's).
 
-    Equal to placement.fit_batch(..., train=False) without a generator on the same clips.
+    Equal to placement.fit_batch(..., train=False) without a generator on the same clips and no centres.
     """
     n = cfg.num_samples
     out = np.zeros((len(clips), n), dtype=np.float32)
@@ -301,7 +338,8 @@ def fit_windows(clips: list[np.ndarray], cfg: AudioConfig) -> np.ndarray:
         x = np.asarray(clip, dtype=np.float32).reshape(-1)
         if cfg.pad_mode == "noise":
             out[i] = in_own_silence(noise, x, frame)
-        offset = (n - x.size) // 2
+        centre = None if centres is None else centres[i]
+        offset = (n - x.size) // 2 if centre is None else n // 2 - centre
         start = min(max(offset, 0), n)
         length = min(offset + x.size, n) - start
         if length > 0:

@@ -8,8 +8,8 @@ The graph (onnx_model.FORMAT 2) takes "waveform": float32 (batch, num_samples) w
 rate, any batch size, and gives "probabilities" (batch, classes): STFT (a conv1d over a fixed DFT-times-window
 basis, features.DftLogMel), mel, log, top_db floor, per-clip normalisation, the network and softmax of its logits
 divided by the checkpoint's temperature (calibration fitted at training; recorded in the sidecar). The window is
-fixed (cfg.audio.num_samples): placing a clip in it (energy crop of long clips, centring, padding) is
-audio.prepare + audio.fit_windows in numpy, which every caller already runs, and a fixed length keeps the graph
+fixed (cfg.audio.num_samples): placing a clip in it (centring the window on the word, padding) is
+Classifier.windows in numpy (audio.centre_on_speech + audio.fit_windows), and a fixed length keeps the graph
 free of data-dependent shapes. OUT.onnx.json holds the config, classes and input/output names. After writing,
 the export is checked against the torch pipeline (features.LogMel + network + softmax) on the shipped sample.
 """

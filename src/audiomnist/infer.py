@@ -27,10 +27,10 @@ from .audio import (
     NO_SPEECH,  # noqa: F401
     audio_problem,
     bad_samples,
+    centre_on_speech,
     fit_windows,
     full_scale,
     load_audio,
-    prepare,
     resample,
 )
 from .errors import AudioError, AudiomnistError
@@ -168,10 +168,12 @@ class Classifier:
         return self.pipeline.probabilities(windows)
 
     def windows(self, clips: list[np.ndarray]) -> np.ndarray:
-        """Clips already at the model's rate -> (B, num_samples) centred windows, long clips cropped on their energy."""
-        return fit_windows(
-            [prepare(full_scale(np.asarray(c, dtype=np.float32)), self.cfg.audio)[0] for c in clips], self.cfg.audio
-        )
+        """Clips already at the model's rate -> (B, num_samples) windows, each centred on its word (a recording's
+        silence around it does not move it), speech longer than a window cropped on its energy."""
+        a = self.cfg.audio
+        placed = [centre_on_speech(full_scale(np.asarray(c, dtype=np.float32)), a.num_samples, a.sample_rate)
+                  for c in clips]  # fmt: skip
+        return fit_windows([x for x, _ in placed], a, [centre for _, centre in placed])
 
     def _answer(self, p: np.ndarray, path: str | None = None) -> Prediction:
         i = int(p.argmax())

@@ -6,7 +6,7 @@ windows of exactly cfg.audio.num_samples samples at the model's rate (input "wav
 STFT, mel, log, top_db floor, per-clip normalisation, the network and softmax(logits / T) to "probabilities", T
 being the temperature fitted at training (the sidecar's "temperature", already applied in the graph; 1.0 for models
 without one). Reading files, resampling
-and placing each clip in its window (audio.fit_windows) stay in Python: they are numpy and soxr, not torch.
+and placing each clip in its window (infer.Classifier.windows) stay in Python: they are numpy and soxr, not torch.
 """
 
 from __future__ import annotations

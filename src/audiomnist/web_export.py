@@ -4,7 +4,7 @@ DIR gets index.html, model.onnx (+ its sidecar) and ort/, the WebAssembly build 
 onnxruntime-web, fetched at build time with `npm pack`, or taken from --ort-web PATH: a tarball from `npm pack` or
 an unpacked package). Serve DIR with any static file server (`python -m http.server -d DIR`; browsers do not run
 WebAssembly from file:// pages); the page decodes a file or the microphone, resamples to the model's rate, applies
-the no-digit gate, crops and centres the window as audiomnist.infer does, and shows the digit. For a digit-string
+the no-digit gate, centres the window on the word as audiomnist.infer does, and shows the digit. For a digit-string
 model (sidecar "task": "strings") it runs the whole utterance and decodes the CTC output greedily, as
 recognizer.StringRecognizer does, and shows the number. No server code.
 """
@@ -30,6 +30,8 @@ from .audio import (
     MIN_VOICED_FRAMES,
     PITCH_FRAME_S,
     PITCH_HZ,
+    SPEECH_BELOW_PEAK,
+    SPEECH_OVER_FLOOR,
 )
 from .ctc import (
     FIRST_WORD_S,
@@ -159,6 +161,8 @@ def page(onnx_path: Path, rescorer: Path | None = None) -> str:
             "pitch_frame_s": PITCH_FRAME_S,
             "max_aperiodicity": MAX_APERIODICITY,
             "min_voiced_frames": MIN_VOICED_FRAMES,
+            "speech_below_peak": SPEECH_BELOW_PEAK,
+            "speech_over_floor": SPEECH_OVER_FLOOR,
         },
         "record_s": 5.0 if strings else 1.5,
         "max_record_s": 30.0 if strings else 10.0,

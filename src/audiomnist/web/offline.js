@@ -2,7 +2,7 @@
 // The page `audiomnist export MODEL --web DIR` writes: the model runs in the browser on onnxruntime-web (WebAssembly),
 // no server code. model.onnx is the whole pipeline (window -> probabilities); the lines below do what
 // audiomnist.infer.Classifier does before it: decode, mono, resample to the model's rate, the no-digit gate
-// (infer.audio_problem), crop to the loudest window (audio.crop_on_energy) and centre it (audio.fit_windows).
+// (infer.audio_problem), and the window centred on the word (audio.centre_on_speech, audio.fit_windows).
 // A digit-string model (CFG.task "strings") takes the whole utterance instead and gives (frames, 11) CTC
 // probabilities, decoded greedily here as audiomnist.ctc.greedy does (StringRecognizer.transcribe).
 const CFG = __CONFIG__;
@@ -115,6 +115,33 @@ function cropOnEnergy(x, n) {
   return x.subarray(best, best + n);
 }
 
+// audio.speech_span: the word's first and last loud enough frame, from the same float64 running sums of squares.
+function speechSpan(x, sr) {
+  const g = CFG.gate, frame = Math.max(1, Math.round(g.frame_s * sr)), whole = Math.floor(x.length / frame) * frame;
+  if (whole === 0) return [0, x.length];
+  const power = [];
+  let c = 0, prev = 0;
+  for (let i = 0; i < whole; i++) {
+    c += x[i] * x[i];
+    if ((i + 1) % frame === 0) { power.push(c - prev); prev = c; }
+  }
+  let peak = power[0], floor = power[0];
+  for (const p of power) { peak = Math.max(peak, p); floor = Math.min(floor, p); }
+  floor *= g.speech_over_floor;
+  if (floor > peak) return [0, x.length];  // no frame stands out from the others: no quiet stretch to leave out
+  const bar = Math.max(peak * g.speech_below_peak, floor);
+  const loud = power.flatMap((p, k) => (p >= bar ? [k] : []));
+  return [loud[0] * frame, (loud[loud.length - 1] + 1) * frame];
+}
+
+// audio.centre_on_speech + audio.fit_windows: the window centred on the word, speech longer than it cropped on energy.
+function placeWindow(x, cfg = CFG) {
+  const n = cfg.num_samples, [start, end] = speechSpan(x, cfg.sample_rate);
+  if (end - start > n) return fitWindow(cropOnEnergy(x, n), cfg);
+  const mid = Math.floor((start + end) / 2), first = Math.max(0, mid - Math.floor(n / 2));
+  return fitWindow(x.subarray(first, first + n), cfg, mid - first);
+}
+
 // audio.eval_noise: torch.rand(n) of a generator seeded with 0 (MT19937, low 24 bits of each draw).
 function evalNoise(n) {
   const mt = new Uint32Array(624);
@@ -158,12 +185,13 @@ function background(n, lo, hi) {
   return out;
 }
 
-// audio.fit_windows for one clip: centred, zero padding or (pad_mode "noise") the clip's own quietest 10 ms.
-function fitWindow(x, cfg = CFG) {
+// audio.fit_windows for one clip: centred (or its sample `centre` at the window's centre), zero padding or
+// (pad_mode "noise") the clip's own quietest 10 ms.
+function fitWindow(x, cfg = CFG, centre = null) {
   const n = cfg.num_samples;
   const out = new Float32Array(n);
   if (cfg.pad_mode === "noise" && x.length) out.set(background(n, ...noiseFloor(x, cfg.sample_rate)));
-  const offset = Math.floor((n - x.length) / 2);
+  const offset = centre === null ? Math.floor((n - x.length) / 2) : Math.floor(n / 2) - centre;
   const start = Math.min(Math.max(offset, 0), n);
   const length = Math.min(offset + x.length, n) - start;
   if (length > 0) out.set(x.subarray(start - offset, start - offset + length), start);
@@ -209,7 +237,7 @@ async function classify(x, filename) {
   let peak = 0;
   for (const v of x) peak = Math.max(peak, Math.abs(v));
   const clip = peak > 1 ? x.map((v) => v / peak) : x;
-  const window = fitWindow(cropOnEnergy(clip, CFG.num_samples));
+  const window = placeWindow(clip);
   const feeds = { [CFG.input]: new ort.Tensor("float32", window, [1, CFG.num_samples]) };
   const p = (await session.run(feeds))[CFG.output].data;
   // infer.Classifier: the model's "none" class (trained on non-digits) is an answer of no digit, with its reason;
@@ -261,7 +289,7 @@ async function rescoreWords(words, p, k, x) {
   const heard = segs.map((s, i) => i).filter((i) => audioProblem(segs[i], CFG.sample_rate) === null);
   if (!heard.length) return words;
   const batch = new Float32Array(heard.length * n);
-  heard.forEach((i, j) => batch.set(fitWindow(cropOnEnergy(segs[i], n), r), j * n));
+  heard.forEach((i, j) => batch.set(placeWindow(segs[i], r), j * n));
   const out = (await rescorer.run({ [CFG.input]: new ort.Tensor("float32", batch, [heard.length, n]) }))[CFG.output];
   const cols = [...Array(10).keys()].map((d) => r.classes.indexOf(String(d)));
   const kc = out.dims[1];
