@@ -108,7 +108,9 @@ def test_bad_rates_short_clips_and_bad_weight_files_are_clear_errors(tmp_path):
 @pytest.mark.slow
 def test_the_converter_remakes_the_shipped_weights_from_the_original_graphs(tmp_path):
     """pip download the openwakeword 0.4.0 wheel, convert its ONNX graphs (the tool compares the torch module with
-    onnxruntime on them and refuses to write on a difference), and get the shipped file's numbers exactly."""
+    onnxruntime on them and refuses to write on a difference), and get the shipped file's numbers: the weights copied
+    from the graph exactly, the batch-norm affine the tool computes (float32 division and square root) to the last
+    bits, which differ by one unit between CPUs (seen on 2026-12-07)."""
     done = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "openwakeword==0.4.0", "-d", str(tmp_path), "-q"],
         capture_output=True,
@@ -124,4 +126,8 @@ def test_the_converter_remakes_the_shipped_weights_from_the_original_graphs(tmp_
     assert done.returncode == 0, done.stderr
     assert "largest difference from onnxruntime" in done.stdout
     made, shipped = torch.load(out, weights_only=True), torch.load(WEIGHTS, weights_only=True)
-    assert made.keys() == shipped.keys() and all(torch.equal(made[k], shipped[k]) for k in made)
+    assert made.keys() == shipped.keys()
+    computed = ("bn_scale", "bn_shift")
+    assert all(torch.equal(made[k], shipped[k]) for k in made if k not in computed)
+    for k in computed:
+        torch.testing.assert_close(made[k], shipped[k], rtol=1e-6, atol=1e-7)
