@@ -27,6 +27,7 @@ PEAK = 10 ** (-6 / 20)
 
 
 def loudest_stretch(clf: Classifier):
+    """Classifier.windows as it was before stop 40: the loudest window-long stretch (audio.prepare), centred."""
     a = clf.cfg.audio
     return lambda clips: fit_windows([prepare(full_scale(np.asarray(c, np.float32)), a)[0] for c in clips], a)
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     split = json.loads((args.run / "metrics.json").read_text())["split"] if not args.speaker else {}
     speakers = args.speaker or [s.split("/")[-1] for s in split["test_speakers"]]
     fsdd = sorted(f for f in (args.data / "fsdd" / "recordings").glob("*.wav") if f.stem.split("_")[1] in speakers)
-    groups = {"fsdd " + "+".join(s for s in speakers if any(s in f.stem for f in fsdd)): (fsdd, True)}
+    groups = {"fsdd " + "+".join(speakers): (fsdd, True)}
     if args.words:
         groups[f"words {args.words.name}"] = (sorted(args.words.glob("*.wav")), False)
     loaded = {name: load_group(paths, clf.sample_rate, args.n, lab) for name, (paths, lab) in groups.items()}

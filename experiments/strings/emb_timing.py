@@ -12,15 +12,20 @@ peak-to-end offset (the recogniser's cut: ctc.Timing.cut_s) at each --offsets va
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from fold import add_fold_arguments, held_out
 
 from audiomnist import ctc
-from audiomnist.audio import fit_windows, full_scale, prepare
+from audiomnist.audio import full_scale
 from audiomnist.recognizer import StringRecognizer
 from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "placement"))
+from placement import loudest_stretch  # noqa: E402
 
 
 def main() -> None:
@@ -49,8 +54,7 @@ def main() -> None:
     print(f"| {speaker} | alone | {m['digit_error_rate']:.3f} | {m['exact_match']:.3f} |")
     rescored = StringRecognizer.load(args.string_run, backend="torch", threads=1, rescore=args.digit_run)
     if args.loudest_stretch:
-        a = rescored.rescorer.cfg.audio
-        rescored.rescorer.windows = lambda clips: fit_windows([prepare(full_scale(c), a)[0] for c in clips], a)
+        rescored.rescorer.windows = loudest_stretch(rescored.rescorer)
     for off in args.offsets:
         rescored.model.timing = replace(rescored.model.timing, cut_s=off)  # where each word is cut to end
         m = ctc.string_metrics(refs, [rescored.transcribe(x, sr).digits for x, _, _ in items])

@@ -130,8 +130,7 @@ function speechSpan(x, sr) {
   floor *= g.speech_over_floor;
   if (floor > peak) return [0, x.length];  // no frame stands out from the others: no quiet stretch to leave out
   const bar = Math.max(peak * g.speech_below_peak, floor);
-  const loud = power.flatMap((p, k) => (p >= bar ? [k] : []));
-  return [loud[0] * frame, (loud[loud.length - 1] + 1) * frame];
+  return [power.findIndex((p) => p >= bar) * frame, (power.findLastIndex((p) => p >= bar) + 1) * frame];
 }
 
 // audio.centre_on_speech + audio.fit_windows: the window centred on the word, speech longer than it cropped on energy.
