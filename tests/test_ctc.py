@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from audiomnist.ctc import (
-    MIN_GAP_FRAMES,
     STRING_CLASSES,
     beam_search,
     decode,
     edit_distance,
     greedy,
     merge_close,
+    min_gap_frames,
     string_metrics,
 )
 
@@ -48,13 +48,13 @@ def test_beam_search_finds_what_greedy_misses():
     text, logp = beam_search(p, beam=4)
     assert text == "7"  # P("7") = 1 - P("") = 1 - 0.36 = 0.64
     assert np.exp(logp) == pytest.approx(0.64, abs=1e-3)
-    assert [h.digit for h in decode(p, beam=4)] == ["7"]
+    assert [h.digit for h in decode(p, beam=4, min_gap=3)] == ["7"]
 
 
 def test_beam_agrees_with_greedy_on_peaky_outputs():
     p = frames("-1---2---2---3-")
     assert beam_search(p, beam=8)[0] == "1223"
-    assert decode(p, beam=8) == greedy(p)
+    assert decode(p, beam=8, min_gap=3) == greedy(p)
 
 
 @pytest.mark.parametrize(("a", "b", "d"), [("", "", 0), ("123", "123", 0), ("123", "13", 1), ("123", "1243", 1),
@@ -80,10 +80,10 @@ def test_close_peaks_are_one_word_far_ones_two():
     p[4, [0, 10, 8]] = [0.1, 0.5, 0.4]
     p[9, [0, 2]] = [0.2, 0.8]
     assert [h.digit for h in greedy(p)] == ["7", "9", "1"]
-    merged = merge_close(greedy(p), p, MIN_GAP_FRAMES)
+    merged = merge_close(greedy(p), p, 3)
     assert [(h.digit, h.frame) for h in merged] == [("7", 3), ("1", 9)]
     assert merged[0].confidence == pytest.approx(0.7)
-    assert decode(p) == merged and decode(p, beam=8) == merged
+    assert decode(p, min_gap=3) == merged and decode(p, beam=8, min_gap=3) == merged
     assert [h.digit for h in decode(p, min_gap=1)] == ["7", "9", "1"]  # 1: nothing is merged
 
 
@@ -96,7 +96,7 @@ def test_beam_search_strings_are_never_merged():
         text, _ = beam_search(p, beam=8)
         if text != "".join(h.digit for h in greedy(p)):
             differed += 1
-            assert "".join(h.digit for h in decode(p, beam=8)) == text
+            assert "".join(h.digit for h in decode(p, beam=8, min_gap=3)) == text
     assert differed >= 10
 
 
@@ -110,6 +110,20 @@ def test_output_seconds_follow_the_front_end():
     assert EMBEDDING_STEP_S == se.STEP_FRAMES * se.HOP_LENGTH / se.SAMPLE_RATE
     assert timing({"features": {"kind": "speech_embedding"}, "audio": {"sample_rate": 8000}}).frame_s == 0.08
     assert timing(LOGMEL_CONFIG).frame_s == 0.04
+
+
+def test_close_peaks_are_judged_in_seconds_whatever_the_frame_step():
+    """Two digits said 160 ms apart are two words: a 40 ms model merges peaks 1-2 frames apart, an 80 ms (emb-ctc)
+    model only 1 frame apart, not the 3 frames (240 ms) that merged quickly said digits."""
+    from audiomnist.ctc import timing
+
+    emb = {"features": {"kind": "speech_embedding"}, "audio": {"sample_rate": 8000}}
+    assert timing(LOGMEL_CONFIG).min_gap == min_gap_frames(0.04) == 3
+    assert timing(emb).min_gap == min_gap_frames(0.08) == 2
+    p = frames("--4-1---")  # peaks 2 frames apart; "4" the surer
+    p[2, 5] = 0.95
+    assert "".join(h.digit for h in decode(p, min_gap=timing(emb).min_gap)) == "41"
+    assert "".join(h.digit for h in decode(p, min_gap=timing(LOGMEL_CONFIG).min_gap)) == "4"
 
 
 def test_a_stream_holds_an_emb_ctc_digit_until_its_window_and_lookahead_have_been_heard():

@@ -150,7 +150,7 @@ def test_rescoring_changes_digits_never_their_number_or_times(string_model):
     a, b = plain.transcribe(w, SR), heard.transcribe(w, SR)
     assert b.digits and len(a.digits) == len(b.digits) and [d.time for d in a.words] == [d.time for d in b.words]
     padded, _ = pad_edges(w, SR)  # what transcribe decodes and cuts
-    hits = decode(plain.probabilities(padded))
+    hits = decode(plain.probabilities(padded), min_gap=plain.model.timing.min_gap)
     want = [2 * len(s) for s in word_segments(hits, padded, SR, plain.frame_seconds)]
     assert ears.heard == pytest.approx(want, abs=2)
     assert plain.rescorer is None and StringRecognizer.load(string_model[1]).rescorer.classes[:10] == list("0123456789")

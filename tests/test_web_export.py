@@ -311,10 +311,12 @@ def test_page_of_a_none_class_model_says_no_digit_heard(chromium, ort_web, tmp_p
 
 @pytest.mark.browser
 def test_page_merges_close_peaks_as_python_does(string_page):
-    """greedyCtc's merge of peaks under CFG.min_gap frames apart equals ctc.decode's on wavering outputs."""
+    """greedyCtc's merge of peaks under CFG.min_gap frames apart equals ctc.decode's on wavering outputs, and the page
+    merges as the model's own timing says (2 frames for the 80 ms encoder model, 3 for 40 ms log-mel)."""
     from audiomnist.ctc import decode
 
     pg, errors, out = string_page
+    assert pg.evaluate("CFG.min_gap") == {0.04: 3, 0.08: 2}[pg.evaluate("CFG.frame_s")]
     rng = np.random.default_rng(0)
     for _ in range(20):
         labels = rng.choice(11, size=40, p=[0.6] + [0.04] * 10)
@@ -322,7 +324,7 @@ def test_page_merges_close_peaks_as_python_does(string_page):
         p[np.arange(40), labels] = rng.uniform(0.4, 0.9, 40)
         p /= p.sum(axis=1, keepdims=True)
         got = pg.evaluate("([p, n]) => greedyCtc(new Float32Array(p), n, 11)", [p.ravel().tolist(), 40])
-        want = decode(p)
+        want = decode(p, min_gap=pg.evaluate("CFG.min_gap"))
         assert [w["digit"] for w in got] == [h.digit for h in want]
         assert [w["confidence"] for w in got] == pytest.approx([round(h.confidence, 4) for h in want], abs=2e-4)
     assert errors == []

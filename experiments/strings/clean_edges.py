@@ -31,7 +31,7 @@ def edge_db(seg: np.ndarray, sr: int) -> float:
 def digits(rec: StringRecognizer, x: np.ndarray, edge: float) -> str:
     x = full_scale(x)
     probs = rec.probabilities(x)
-    hits = decode(probs)
+    hits = decode(probs, min_gap=rec.model.timing.min_gap)
     if not hits:
         return ""
     q = rec.rescorer_probabilities(hits, x, list(range(len(hits))))

@@ -44,7 +44,7 @@ def main() -> None:
     gaps = []
     for x, digits, ends in items:
         w, lead = ctc.pad_edges(full_scale(x), sr)
-        hits = ctc.decode(alone.probabilities(w))
+        hits = ctc.decode(alone.probabilities(w), min_gap=alone.model.timing.min_gap)
         if len(hits) == len(digits):
             gaps += [e / sr + lead - h.frame * alone.frame_seconds for h, e in zip(hits, ends)]
     q = np.percentile(gaps, [10, 50, 90])

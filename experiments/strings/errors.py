@@ -54,7 +54,7 @@ def main() -> None:
             p = p.copy()
             p[:, 0] *= scale
             p /= p.sum(axis=1, keepdims=True)
-            hits = decode(p)
+            hits = decode(p, min_gap=rec.model.timing.min_gap)
             alone.append("".join(h.digit for h in hits))
             q = rec.rescorer_probabilities(hits, x, list(range(len(hits)))) if hits else np.zeros((0, 10))
             rescored.append("".join(h.digit for h in rescore(hits, p, q)))

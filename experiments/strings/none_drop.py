@@ -27,7 +27,7 @@ def heard(rec: StringRecognizer, x: np.ndarray) -> tuple[list, np.ndarray, np.nd
     """Hits, the string model's probabilities and the rescorer's (all classes; NaN rows: no speech in the word)."""
     x = full_scale(x)
     probs = rec.probabilities(x)
-    hits = decode(probs)
+    hits = decode(probs, min_gap=rec.model.timing.min_gap)
     _, q = rec.rescorer.gated_probabilities(word_segments(hits, x, rec.sample_rate, rec.frame_seconds))
     return hits, probs, q
 

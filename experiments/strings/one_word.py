@@ -31,7 +31,7 @@ def main() -> None:
     for x, t in single:
         x = full_scale(x)
         probs = rec.probabilities(x)
-        hits = decode(probs)
+        hits = decode(probs, min_gap=rec.model.timing.min_gap)
         heard = rec.rescorer_probabilities(hits, x, list(range(len(hits)))) if hits else np.zeros((0, 10))
         cut = "".join(h.digit for h in rescore(hits, probs, heard))
         right["cut word, rescored"] += cut == t

@@ -41,7 +41,7 @@ def main() -> None:
         x, digits, ends = maker.make_timed(rng, speaker, 10)
         x = full_scale(x)
         probs = rec.probabilities(x)
-        hits = decode(probs)
+        hits = decode(probs, min_gap=rec.model.timing.min_gap)
         refs.append(digits)
         q = rec.rescorer_probabilities(hits, x, list(range(len(hits)))) if hits else np.zeros((0, 10))
         cut = "".join(h.digit for h in rescore(hits, probs, q))

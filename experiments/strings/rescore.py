@@ -55,7 +55,7 @@ def sweep_fold(string_run: Path, digit_run: Path, data: str, n: int, weights: li
     for x, _ in ten:
         x = full_scale(x)
         probs = rec.probabilities(x)
-        hits = decode(probs)
+        hits = decode(probs, min_gap=rec.model.timing.min_gap)
         q = rec.rescorer_probabilities(hits, x, list(range(len(hits)))) if hits else np.zeros((0, 10))
         p = np.array([probs[h.frame, 1:] / probs[h.frame, 1:].sum() for h in hits]).reshape(-1, 10)
         q = np.where(np.isnan(q), p, q)  # no speech heard: the string model alone

@@ -18,8 +18,10 @@ from .audio import eval_noise, in_own_silence
 
 BLANK = "<blank>"
 STRING_CLASSES = [BLANK] + [str(d) for d in range(10)]
-# Peaks closer than this many output frames are one word (experiments/strings/README.md, "Decoding").
-MIN_GAP_FRAMES = 3
+# Peaks closer than this are one word, the model wavering inside it: no digit is said that fast. In seconds, not
+# frames: three 80 ms frames of an emb-ctc model would merge two digits said quickly (experiments/strings/README.md,
+# "Close peaks").
+MIN_GAP_S = 0.12
 # Where a digit's word ends, from its peak: a string model's peak comes shortly before its word's end (measured in
 # experiments/strings/README.md, "Rescoring"); a word runs from the previous word's end to its own, PAD_S wider.
 PEAK_TO_END_S = 0.07
@@ -54,12 +56,14 @@ class Timing:
     """When a string model's outputs happen, from its run config (`timing`): seconds per output frame; how long
     after a peak frame's time (frame x frame_s) its digit's word is cut to end for rescoring (cut_s) and the time the
     digit is given (word_end_s); and how long after that a live stream must wait before the output there can no
-    longer change (hold_s; 0 for a log-mel model, whose hold is string_stream.HOLD_MS, measured)."""
+    longer change (hold_s; 0 for a log-mel model, whose hold is string_stream.HOLD_MS, measured); and how many
+    frames apart two peaks must be to be two digits (min_gap, from MIN_GAP_S)."""
 
     frame_s: float
     cut_s: float
     word_end_s: float
     hold_s: float
+    min_gap: int
 
 
 def timing(config: dict) -> Timing:
@@ -69,9 +73,15 @@ def timing(config: dict) -> Timing:
     if features.get("kind") == "speech_embedding":
         ahead = int(config.get("model_args", {}).get("lookahead", EMB_CTC_LOOKAHEAD))
         hold = EMBEDDING_WINDOW_AHEAD_S + ahead * EMBEDDING_STEP_S - EMBEDDING_PEAK_TO_END_S
-        return Timing(EMBEDDING_STEP_S, EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S, hold)
+        step = EMBEDDING_STEP_S
+        return Timing(step, EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S, hold, min_gap_frames(step))
     frame_s = LOGMEL_STRIDE * int(features["hop_length"]) / int(config["audio"]["sample_rate"])
-    return Timing(frame_s, PEAK_TO_END_S, frame_s, 0.0)
+    return Timing(frame_s, PEAK_TO_END_S, frame_s, 0.0, min_gap_frames(frame_s))
+
+
+def min_gap_frames(frame_s: float) -> int:
+    """The fewest output frames between two peaks that are two digits: MIN_GAP_S rounded up (3 at 40 ms, 2 at 80)."""
+    return max(1, math.ceil(MIN_GAP_S / frame_s - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -152,7 +162,7 @@ def beam_search(probs: np.ndarray, beam: int = 8, prune: float = 1e-4) -> tuple[
     return prefix, _logsumexp(pb, pnb)
 
 
-def decode(probs: np.ndarray, beam: int = 1, min_gap: int = MIN_GAP_FRAMES) -> list[DigitHit]:
+def decode(probs: np.ndarray, beam: int = 1, *, min_gap: int) -> list[DigitHit]:
     """Greedy (beam 1) or beam-search digits. Greedy peaks under `min_gap` frames apart are merged (merge_close).
     Beam search keeps greedy's (merged) hits where the two strings agree, and otherwise places each of its digits at
     its likeliest frame after the previous one, unmerged: those frames are not peaks, and beam search has already

@@ -197,7 +197,7 @@ class StringRecognizer:
         duration = len(w) / sample_rate
         w, lead = pad_edges(full_scale(w), sample_rate, lead=not segment, tail=ended)
         probs = self.probabilities(w)
-        hits = decode(probs, beam)
+        hits = decode(probs, beam, min_gap=self.model.timing.min_gap)
         t, after = self.frame_seconds, self.model.timing.word_end_s
         ends = [min(max(h.frame * t + after - lead, 0.0), duration) for h in hits]  # seconds into the audio given
         todo = [i for i, end in enumerate(ends) if i >= rescore_from and end <= rescore_until]

@@ -17,8 +17,8 @@ import torch
 from . import models
 from .audio import AudioConfig
 from .checkpoint import load_checkpoint
-from .config import from_dict, option
-from .ctc import STRING_CLASSES, decode, string_metrics
+from .config import from_dict, option, to_dict
+from .ctc import STRING_CLASSES, decode, string_metrics, timing
 from .errors import AudiomnistError, ConfigError
 from .features import FeatureConfig, SpecAugmentConfig, build_frontend
 from .paths import atomic_write_text
@@ -148,6 +148,7 @@ class StringNet(torch.nn.Module):
 
     def __init__(self, net: torch.nn.Module, cfg: StringTrainConfig, exportable: bool = False):
         super().__init__()
+        self.min_gap = timing(to_dict(cfg)).min_gap  # decoding's, for this model's frame step
         self.net = net.eval()
         self.frontend = string_frontend(cfg, exportable=exportable).eval()
 
@@ -162,12 +163,15 @@ def probabilities(pipeline: StringNet, waves: list[np.ndarray]) -> list[np.ndarr
 
 def score(pipeline: StringNet, items: list[tuple[np.ndarray, str]], beam: int = 1) -> tuple[dict, list[str]]:
     """string_metrics of the pipeline's decodings of (waveform, digits) items, and the decodings."""
-    return score_probabilities(probabilities(pipeline, [w for w, _ in items]), [d for _, d in items], beam)
+    probs = probabilities(pipeline, [w for w, _ in items])
+    return score_probabilities(probs, [d for _, d in items], pipeline.min_gap, beam)
 
 
-def score_probabilities(probs: list[np.ndarray], refs: list[str], beam: int = 1) -> tuple[dict, list[str]]:
+def score_probabilities(
+    probs: list[np.ndarray], refs: list[str], min_gap: int, beam: int = 1
+) -> tuple[dict, list[str]]:
     """string_metrics of the decodings of (frames, 11) probabilities against the digits said, and the decodings."""
-    hyps = ["".join(h.digit for h in decode(p, beam)) for p in probs]
+    hyps = ["".join(h.digit for h in decode(p, beam, min_gap=min_gap)) for p in probs]
     return string_metrics(refs, hyps), hyps
 
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .augment import warp_frequency
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import add_arguments, load_json, merged, overrides_from_args, save_json, to_dict
-from .ctc import STRING_CLASSES
+from .ctc import STRING_CLASSES, timing
 from .errors import AudiomnistError, ConfigError
 from .features import spec_augment
 from .paths import atomic_write_text, new_run_dir
@@ -188,7 +188,7 @@ def validate(net, cfg: StringTrainConfig, val: list, val_feats: list | None) -> 
         net.eval()
         with torch.inference_mode():
             probs = [torch.softmax(net(f[None]), -1)[0].numpy() for f in val_feats]
-        metrics, _ = score_probabilities(probs, [d for _, d in val])
+        metrics, _ = score_probabilities(probs, [d for _, d in val], timing(to_dict(cfg)).min_gap)
     net.train()
     return metrics
 

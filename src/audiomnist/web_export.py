@@ -36,7 +36,6 @@ from .audio import (
 from .ctc import (
     FIRST_WORD_S,
     LEAD_PAD_S,
-    MIN_GAP_FRAMES,
     PAD_S,
     STRING_CLASSES,
     TAIL_PAD_S,
@@ -170,7 +169,7 @@ def page(onnx_path: Path, rescorer: Path | None = None) -> str:
     if strings:
         t = timing(side["config"])
         config |= {"classes": STRING_CLASSES, "frame_s": t.frame_s, "word_end_s": t.word_end_s,
-                   "min_gap": MIN_GAP_FRAMES, "rescorer": None, "lead_pad_s": LEAD_PAD_S,
+                   "min_gap": t.min_gap, "rescorer": None, "lead_pad_s": LEAD_PAD_S,
                    "tail_pad_s": TAIL_PAD_S}  # fmt: skip
         if rescorer is not None:
             config["rescorer"] = _rescorer_config(rescorer, info.audio.sample_rate, t.cut_s)
