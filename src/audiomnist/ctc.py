@@ -73,8 +73,8 @@ def timing(config: dict) -> Timing:
     if features.get("kind") == "speech_embedding":
         ahead = int(config.get("model_args", {}).get("lookahead", EMB_CTC_LOOKAHEAD))
         hold = EMBEDDING_WINDOW_AHEAD_S + ahead * EMBEDDING_STEP_S - EMBEDDING_PEAK_TO_END_S
-        step = EMBEDDING_STEP_S
-        return Timing(step, EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S, hold, min_gap_frames(step))
+        gap = min_gap_frames(EMBEDDING_STEP_S)
+        return Timing(EMBEDDING_STEP_S, EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S, hold, gap)
     frame_s = LOGMEL_STRIDE * int(features["hop_length"]) / int(config["audio"]["sample_rate"])
     return Timing(frame_s, PEAK_TO_END_S, frame_s, 0.0, min_gap_frames(frame_s))
 
