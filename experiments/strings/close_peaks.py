@@ -13,11 +13,10 @@ import argparse
 from dataclasses import replace
 
 import numpy as np
-from fold import add_fold_arguments, held_out
+from fold import add_fold_arguments, held_out, recognizer
 
 from audiomnist import ctc
 from audiomnist.audio import full_scale
-from audiomnist.recognizer import StringRecognizer
 from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
 
 
@@ -33,8 +32,7 @@ def main() -> None:
         speaker, seed = args.speaker, 0
     else:
         speaker, seed, _ = held_out(args.string_run)
-    rescore = None if str(args.digit_run) == "none" else str(args.digit_run)  # "none": the string model alone
-    rec = StringRecognizer.load(str(args.string_run), backend="torch", threads=1, rescore=rescore)
+    rec = recognizer(args.string_run, args.digit_run)  # DIGIT_RUN "none": the string model alone
     sr, shipped = rec.sample_rate, rec.model.timing
     clips = load_clips([args.data], sr, progress=False)
     print(f"| {speaker}: tempo | peaks 1 / 2 / 3 frames apart | " + " | ".join(f"min_gap {g}" for g in args.gaps))

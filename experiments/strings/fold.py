@@ -6,11 +6,20 @@ import argparse
 import json
 from pathlib import Path
 
+from audiomnist.recognizer import StringRecognizer
+
 
 def held_out(string_run: str | Path) -> tuple[str, int, int]:
     """(held-out FSDD speaker, seed, sample rate) of a string run, from its config.json."""
     cfg = json.loads((Path(string_run) / "config.json").read_text())
     return cfg["test_speakers"][0], cfg["seed"], cfg["audio"]["sample_rate"]
+
+
+def recognizer(string_run: str | Path, digit_run: str | Path) -> StringRecognizer:
+    """The fold's StringRecognizer (torch, one thread), rescored by `digit_run` unless it is "none" (the string model
+    alone). Either may be a shipped model's name as well as a run folder."""
+    rescore = None if str(digit_run) == "none" else str(digit_run)
+    return StringRecognizer.load(str(string_run), backend="torch", threads=1, rescore=rescore)
 
 
 def add_fold_arguments(ap: argparse.ArgumentParser) -> None:

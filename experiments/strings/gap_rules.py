@@ -14,12 +14,11 @@ import argparse
 from dataclasses import replace
 
 import numpy as np
-from fold import held_out
+from fold import held_out, recognizer
 
 from audiomnist import ctc
 from audiomnist.audio import full_scale
-from audiomnist.ctc import STRING_CLASSES, DigitHit, greedy, merge_close
-from audiomnist.recognizer import StringRecognizer
+from audiomnist.ctc import DigitHit, greedy, merge_close
 from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
 
 RULES = ["g1", "g2", "g3", "mid-nonblank", "blank<0.3", "blank<0.5", "blank<0.7"]
@@ -33,10 +32,7 @@ def merge_by_middle(p: np.ndarray, rule: str) -> list[DigitHit]:
         mid = p[out[-1].frame + 1] if gap == 2 else None
         two = mid is not None and (mid.argmax() != 0 if rule == "mid-nonblank" else mid[0] < float(rule[6:]))
         if gap < 2 or two:
-            first = out[-1].frame
-            k = int(p[first : h.frame + 1, 1:].sum(0).argmax()) + 1
-            t = first + int(p[first : h.frame + 1, k].argmax())
-            out[-1] = DigitHit(STRING_CLASSES[k], float(p[t, k]), t)
+            out[-1] = merge_close([out[-1], h], p, gap + 1)[0]  # merge_close's merged digit, whatever the gap
         else:
             out.append(h)
     return out
@@ -57,7 +53,7 @@ def main() -> None:
         means: dict[str, list[float]] = {r: [] for r in RULES}
         for run in args.string_runs:
             speaker, seed, _ = held_out(run)
-            rec = StringRecognizer.load(run, backend="torch", threads=1, rescore=None)
+            rec = recognizer(run, "none")
             sr = rec.sample_rate
             maker = StringMaker(
                 load_clips([args.data], sr, progress=False), sr, replace(TEST_ASSEMBLY, tempo=(tempo,) * 2)

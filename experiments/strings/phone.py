@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from fold import add_fold_arguments, held_out
+from fold import add_fold_arguments, held_out, recognizer
 
 from audiomnist import ctc
 from audiomnist.audio import resample
-from audiomnist.recognizer import StringRecognizer
 from audiomnist.string_stream import stream_file
 from audiomnist.strings import TEST_ASSEMBLY, StringMaker, _join, _noise, load_clips
 
@@ -67,8 +66,7 @@ def main() -> None:
     args = ap.parse_args()
     speaker, seed, sr = held_out(args.string_run)
     maker = StringMaker(load_clips([args.data], sr, progress=False), sr, TEST_ASSEMBLY)
-    rescore = None if str(args.digit_run) == "none" else args.digit_run
-    rec = StringRecognizer.load(args.string_run, backend="torch", threads=1, rescore=rescore)
+    rec = recognizer(args.string_run, args.digit_run)  # DIGIT_RUN "none": the string model alone
     rng = np.random.default_rng([seed, 0, 11])
     takes = maker.table[speaker]
     numbers = []
