@@ -360,6 +360,16 @@ def emb_string_model(tmp_path_factory) -> tuple[Path, Path]:
     return _untrained_string_model(folder, model="emb-ctc", features=FeatureConfig(kind="speech_embedding"))
 
 
+@pytest.fixture(scope="session")
+def emb2_string_model(tmp_path_factory) -> tuple[Path, Path]:
+    """The same with two outputs per encoder vector (40 ms frames)."""
+    from audiomnist.features import FeatureConfig
+
+    folder = tmp_path_factory.mktemp("emb2_string_model")
+    return _untrained_string_model(folder, model="emb-ctc", features=FeatureConfig(kind="speech_embedding"),
+                                   model_args={"outputs_per_vector": 2})  # fmt: skip
+
+
 def reject_checkpoint(path: Path, none_bias: float = 0.0, **extra) -> Path:
     """An untrained default network (width 1) with the 'none' class as an 11th output, saved as a checkpoint;
     `none_bias` is added to the none logit (large: 'none' always wins), `extra` goes into the checkpoint

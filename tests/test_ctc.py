@@ -110,6 +110,8 @@ def test_output_seconds_follow_the_front_end():
     assert EMBEDDING_STEP_S == se.STEP_FRAMES * se.HOP_LENGTH / se.SAMPLE_RATE
     assert timing({"features": {"kind": "speech_embedding"}, "audio": {"sample_rate": 8000}}).frame_s == 0.08
     assert timing(LOGMEL_CONFIG).frame_s == 0.04
+    two = timing({"features": {"kind": "speech_embedding"}, "model_args": {"outputs_per_vector": 2}})
+    assert two.frame_s == 0.04 and two.min_gap == 3  # two outputs per vector: a 40 ms model's frames and gap
 
 
 def test_close_peaks_are_judged_in_seconds_whatever_the_frame_step():

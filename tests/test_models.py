@@ -259,6 +259,26 @@ def test_emb_ctc_gives_one_output_per_vector_and_looks_ahead_at_most_lookahead_v
     assert first == 20 - lookahead and torch.equal(a[:first], b[:first])
 
 
+def test_emb_ctc_can_give_several_outputs_per_vector_in_time_order():
+    torch.manual_seed(0)
+    one = models.create("emb-ctc", 11, hidden=32).eval()
+    two = models.create("emb-ctc", 11, hidden=32, outputs_per_vector=2).eval()
+    two.load_state_dict({k: v for k, v in one.state_dict().items() if not k.startswith("head")}, strict=False)
+    with torch.no_grad():  # the second output of each vector from the first's weights: both must equal `one`'s
+        two.head.weight.copy_(one.head.weight.repeat(2, 1))
+        two.head.bias.copy_(one.head.bias.repeat(2))
+        x = torch.randn(3, 25, 96)
+        a, b = one(x), two(x)
+    assert b.shape == (3, 50, 11) and int(two.output_frames(torch.tensor(25))) == 50
+    assert torch.allclose(b[:, 0::2], a, atol=1e-6) and torch.allclose(b[:, 1::2], a, atol=1e-6)
+    with torch.no_grad():
+        two.head.bias[11:] += 1.0  # move only the second output of each vector
+        c = two(x)
+    assert torch.allclose(c[:, 0::2], a, atol=1e-6) and torch.allclose(c[:, 1::2], a + 1.0, atol=1e-5)
+    with pytest.raises(AudiomnistError, match="outputs_per_vector"):
+        models.create("emb-ctc", 11, outputs_per_vector=0)
+
+
 def test_emb_ctc_refuses_log_mel_input():
     from audiomnist.errors import AudiomnistError
 

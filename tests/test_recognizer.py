@@ -16,7 +16,7 @@ def utterance(n: int) -> np.ndarray:
     return np.concatenate([tone_digit(d % 10, 1, d) for d in range(n)])
 
 
-@pytest.mark.parametrize("which", ["string_model", "emb_string_model"])
+@pytest.mark.parametrize("which", ["string_model", "emb_string_model", "emb2_string_model"])
 def test_onnx_export_matches_torch_on_any_length(which, request):
     ckpt, onnx = request.getfixturevalue(which)
     net, cfg = load(ckpt)
@@ -24,6 +24,7 @@ def test_onnx_export_matches_torch_on_any_length(which, request):
     assert string_parity(net, cfg, onnx, waves) <= 1e-4
     torch_rec, onnx_rec = StringRecognizer.load(ckpt), StringRecognizer.load(onnx)
     assert (torch_rec.backend, onnx_rec.backend) == ("torch", "onnx")
+    assert torch_rec.frame_seconds == onnx_rec.frame_seconds == (0.08 if which == "emb_string_model" else 0.04)
     for w in waves:
         a, b = torch_rec.transcribe(w, SR), onnx_rec.transcribe(w, SR)
         assert a.digits == b.digits and set(a.digits) <= set("0123456789")

@@ -14,6 +14,7 @@ from audiomnist.strings import (
     held_out_strings,
     list_clips,
     load_clips,
+    time_stretch,
 )
 
 from conftest import SR, tone_digit, write_tone_set
@@ -104,3 +105,22 @@ def test_tilt_brightens_or_darkens_each_string_and_is_off_by_default(tones):
     assert AssemblyConfig().tilt == 0 and TEST_ASSEMBLY.tilt == 0
     with pytest.raises(AudiomnistError):
         AssemblyConfig(tilt=1.0)
+
+
+def test_stretch_speeds_words_up_keeping_their_pitch(tones):
+    t = np.arange(SR) / SR
+    x = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    y = time_stretch(x, SR, 1.5)
+    assert abs(len(y) - SR / 1.5) < 0.02 * SR
+    peak_hz = np.argmax(np.abs(np.fft.rfft(y))) * SR / len(y)
+    assert abs(peak_hz - 220) < 10, peak_hz  # resampling 1.5 x faster would move it to 330 Hz
+    clips = load_clips([str(tones)], SR, progress=False)
+    words = [clips.audio[i] for i in range(4)]
+    quiet = dict(room_prob=0.0, edge_ms=(50.0, 50.0), tempo=(1.0, 1.0), gap_ms=(0.0, 0.0), pause_prob=0.0)
+    plain, ends = assemble(words, SR, AssemblyConfig(**quiet), np.random.default_rng(0))
+    fast, fast_ends = assemble(words, SR, AssemblyConfig(**quiet, stretch=(1.5, 1.5)), np.random.default_rng(0))
+    speech, fast_speech = ends[-1] - 0.05 * SR, fast_ends[-1] - 0.05 * SR
+    assert abs(fast_speech - speech / 1.5) < 0.02 * SR and len(fast) < len(plain)
+    for bad in ((0.0, 1.0), (1.4, 1.2)):
+        with pytest.raises(AudiomnistError, match="stretch"):
+            AssemblyConfig(stretch=bad)

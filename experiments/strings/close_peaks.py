@@ -25,6 +25,12 @@ def main() -> None:
     add_fold_arguments(ap)
     ap.add_argument("--strings", type=int, default=200, help="10-digit test strings per tempo")
     ap.add_argument("--tempo", type=float, nargs="+", default=[1.0, 1.15], help="speed factors (1: as recorded)")
+    ap.add_argument(
+        "--speed-by",
+        choices=["tempo", "stretch"],
+        default="tempo",
+        help="how --tempo speeds the words up: resampled (voice raised too) or stretched (pitch kept)",
+    )
     ap.add_argument("--gaps", type=int, nargs="+", default=[1, 2, 3], help="min_gap values (frames) to decode with")
     ap.add_argument("--speaker", help="the speaker, where STRING_RUN is a shipped model's name")
     args = ap.parse_args()
@@ -37,7 +43,7 @@ def main() -> None:
     clips = load_clips([args.data], sr, progress=False)
     print(f"| {speaker}: tempo | peaks 1 / 2 / 3 frames apart | " + " | ".join(f"min_gap {g}" for g in args.gaps))
     for tempo in args.tempo:
-        maker = StringMaker(clips, sr, replace(TEST_ASSEMBLY, tempo=(tempo, tempo)))
+        maker = StringMaker(clips, sr, replace(TEST_ASSEMBLY, **{args.speed_by: (tempo, tempo)}))
         rng = np.random.default_rng([seed, 0, 10])  # the test strings' digits and takes (emb_timing.py's)
         items = [maker.make(rng, speaker, 10) for _ in range(args.strings)]
         refs = [d for _, d in items]

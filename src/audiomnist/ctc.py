@@ -71,10 +71,11 @@ def timing(config: dict) -> Timing:
     is timed at its peak frame's end; an emb-ctc model's window and lookahead set its hold."""
     features = config["features"]
     if features.get("kind") == "speech_embedding":
-        ahead = int(config.get("model_args", {}).get("lookahead", EMB_CTC_LOOKAHEAD))
+        args = config.get("model_args", {})
+        ahead = int(args.get("lookahead", EMB_CTC_LOOKAHEAD))
         hold = EMBEDDING_WINDOW_AHEAD_S + ahead * EMBEDDING_STEP_S - EMBEDDING_PEAK_TO_END_S
-        gap = min_gap_frames(EMBEDDING_STEP_S)
-        return Timing(EMBEDDING_STEP_S, EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S, hold, gap)
+        frame_s = EMBEDDING_STEP_S / int(args.get("outputs_per_vector", 1))
+        return Timing(frame_s, EMBEDDING_CUT_S, EMBEDDING_PEAK_TO_END_S, hold, min_gap_frames(frame_s))
     frame_s = LOGMEL_STRIDE * int(features["hop_length"]) / int(config["audio"]["sample_rate"])
     return Timing(frame_s, PEAK_TO_END_S, frame_s, 0.0, min_gap_frames(frame_s))
 

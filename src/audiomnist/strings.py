@@ -122,6 +122,7 @@ class AssemblyConfig:
     pause_prob: float = option(0.15, "chance that a gap is a pause instead, up to --assembly.max-pause-ms")
     max_pause_ms: float = option(400.0, "longest pause between words (ms)")
     tempo: tuple[float, float] = option((0.85, 1.2), "range of the string's speed factor (1: as recorded)")
+    stretch: tuple[float, float] = option((1.0, 1.0), "range of a pitch-keeping speed-up of the words (1 1: off)")
     edge_ms: tuple[float, float] = option((20.0, 700.0), "silence before and after the string (ms)")
     snr_db: tuple[float, float] = option((10.0, 45.0), "background noise level below the speech (dB)")
     room_prob: float = option(0.3, "share of strings put in a synthetic room")
@@ -131,8 +132,12 @@ class AssemblyConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.min_digits <= self.max_digits:
             raise ConfigError(f"need 1 <= min_digits <= max_digits, got {self.min_digits}, {self.max_digits}")
-        if self.gap_ms[0] > self.gap_ms[1] or self.tempo[0] <= 0 or self.tempo[0] > self.tempo[1]:
-            raise ConfigError("gap_ms and tempo must be (low, high) ranges with a positive tempo")
+        for name in ("tempo", "stretch"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ConfigError(f"{name} must be a (low, high) range of positive factors, got {lo}, {hi}")
+        if self.gap_ms[0] > self.gap_ms[1]:
+            raise ConfigError(f"gap_ms must be a (low, high) range, got {self.gap_ms}")
         if not 0 <= self.tilt < 1:
             raise ConfigError(f"tilt must be in [0, 1), got {self.tilt}")
 
@@ -162,6 +167,17 @@ def _join(words: list[np.ndarray], gaps: list[int]) -> np.ndarray:
 
 
 NOISE_SECONDS = 20
+STRETCH_WINDOW_S = 0.032  # a speech analysis window: librosa's default 2048 points would smear a word's sounds
+
+
+def time_stretch(x: np.ndarray, sr: int, factor: float) -> np.ndarray:
+    """`factor` x faster with the pitch and formants kept (librosa's phase vocoder), as speech gets faster; resampling
+    (`tempo`) raises the voice as well."""
+    import librosa  # the only user here; slow to import
+
+    n_fft = 1 << round(math.log2(STRETCH_WINDOW_S * sr))
+    y = librosa.effects.time_stretch(x, rate=factor, n_fft=n_fft, hop_length=n_fft // 4)
+    return y.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -184,6 +200,9 @@ def assemble(words: list[np.ndarray], sr: int, cfg: AssemblyConfig, rng: np.rand
     tempo = rng.uniform(*cfg.tempo)
     if abs(tempo - 1) > 1e-3:
         words = [resample(w, round(sr * tempo), sr, "MQ") for w in words]
+    if cfg.stretch != (1.0, 1.0):  # drawn only when on, so the strings of recipes without it stay as they were
+        factor = rng.uniform(*cfg.stretch)
+        words = [time_stretch(w, sr, factor) for w in words]
     gaps = []
     for _ in range(len(words) - 1):
         lo, hi = (cfg.gap_ms[1], max(cfg.gap_ms[1], cfg.max_pause_ms)) if rng.uniform() < cfg.pause_prob else cfg.gap_ms

@@ -1,9 +1,11 @@
 """A digit-string head over the frozen speech_embedding encoder's vectors: CTC over {blank, 0-9}, one output per
-80 ms vector (features.kind "speech_embedding").
+80 ms vector, or `outputs_per_vector` of them (features.kind "speech_embedding").
 
 Each vector (96 numbers over 775 ms of audio) goes through a layer-normalised projection, then residual 3-tap
 convolutions along time; `lookahead` of them see one vector of the future, the others only the past, so the head
 adds at most `lookahead` x 80 ms to what the encoder's window already looks ahead. ~0.3M parameters.
+CTC needs an output frame per digit and a blank between two equal ones; a number said fast has digits under 3 vectors
+long, so each vector may give `outputs_per_vector` frames (the last layer's outputs side by side, 80 / k ms apart).
 experiments/embedding/README.md ("A string recogniser on the embeddings") measured the design.
 """
 
@@ -44,14 +46,17 @@ class EmbeddingCtc(nn.Module):
         layers: int = 3,
         lookahead: int = 3,
         dropout: float = 0.1,
+        outputs_per_vector: int = 1,
     ):
         super().__init__()
         if not 0 <= lookahead <= layers:
             raise AudiomnistError(f"emb-ctc: lookahead {lookahead} must be 0..layers ({layers})")
-        self.dim = dim
+        if outputs_per_vector < 1:
+            raise AudiomnistError(f"emb-ctc: outputs_per_vector must be >= 1, got {outputs_per_vector}")
+        self.dim, self.per_vector, self.num_classes = dim, outputs_per_vector, num_classes
         self.inp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU())
         self.convs = nn.Sequential(*(_Residual(hidden, int(i < lookahead), dropout) for i in range(layers)))
-        self.head = nn.Linear(hidden, num_classes)
+        self.head = nn.Linear(hidden, num_classes * outputs_per_vector)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_tracing() and (x.dim() != 3 or x.shape[2] != self.dim):  # an export traces one size
@@ -60,9 +65,9 @@ class EmbeddingCtc(nn.Module):
                 "train it with --features.kind speech_embedding"
             )
         z = self.convs(self.inp(x).transpose(1, 2))
-        return self.head(z.transpose(1, 2))
+        out = self.head(z.transpose(1, 2))  # (B, vectors, k x classes): a vector's k frames side by side
+        return out.unflatten(2, (self.per_vector, self.num_classes)).flatten(1, 2)
 
-    @staticmethod
-    def output_frames(frames: torch.Tensor) -> torch.Tensor:
-        """One output per input vector."""
-        return frames
+    def output_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """outputs_per_vector outputs per input vector."""
+        return frames * self.per_vector
