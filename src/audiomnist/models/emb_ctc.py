@@ -5,7 +5,8 @@ Each vector (96 numbers over 775 ms of audio) goes through a layer-normalised pr
 convolutions along time; `lookahead` of them see one vector of the future, the others only the past, so the head
 adds at most `lookahead` x 80 ms to what the encoder's window already looks ahead. ~0.3M parameters.
 CTC needs an output frame per digit and a blank between two equal ones; a number said fast has digits under 3 vectors
-long, so each vector may give `outputs_per_vector` frames (the last layer's outputs side by side, 80 / k ms apart).
+long, so each vector may give `outputs_per_vector` frames (the last layer's outputs side by side, 80 / k ms apart;
+off by default: it did not help fast speech, experiments/strings/README.md "Natural pace").
 experiments/embedding/README.md ("A string recogniser on the embeddings") measured the design.
 """
 
