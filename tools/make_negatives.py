@@ -18,20 +18,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 from audiomnist.synth import (
-    ENGINES,
     NOISE_COLOURS,
-    available_engines,
     coloured_noise,
     engine_request,
-    list_voices,
+    english_voices,
+    finish_take,
     parse_perturbations,
-    perturb,
     plan,
     synthesize_many,
-    trim,
     write_wav,
 )
 
@@ -51,8 +47,7 @@ def render_words(
     """`voices` synthetic speakers (from the `first`-th of the plan on), each saying `per_voice` words drawn from
     `words` (one take each). With `data synth`'s seed (and --no-perturb, `off`) the voices are that corpus's
     speakers, voice for voice."""
-    engines = available_engines(list(ENGINES))
-    recipes = plan({e: list_voices(e) for e in engines}, first + voices, seed, off)[first:]
+    recipes = plan(english_voices(), first + voices, seed, off)[first:]
     rows = []
     for k, recipe in enumerate(recipes, start=first):
         rng = np.random.default_rng([seed, k])
@@ -65,11 +60,8 @@ def render_words(
             if isinstance(got, Exception):
                 print(f"skipped {speaker} {word!r}: {got}", file=sys.stderr)
                 continue
-            x, rate = got
-            x = trim(x, rate)
-            x = soxr.resample(x, rate, sr).astype(np.float32) if rate != sr else x
             name = f"{words.index(word) % 10}_{speaker}_{take}.wav"
-            write_wav(out / name, perturb(x, sr, recipe, rng), sr)
+            write_wav(out / name, finish_take(*got, sr, recipe, rng), sr)
             rows.append({"file": name, "speaker": speaker, "word": word, "voice": recipe.voice.label})
         print(f"{k + 1 - first}/{len(recipes)} {speaker}", flush=True)
     return rows

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import soxr
 from tqdm import tqdm
 
 from audiomnist import ctc, synth
@@ -28,8 +27,7 @@ SEED = 101  # the voices' draws: the training corpora use seed 0
 
 def make_clips(voices: int, strings: int, speeds: list[float]) -> dict[str, np.ndarray]:
     """Each voice says `strings` numbers at each speed: same words, same room and noise draws, only the rate moves."""
-    engines = synth.available_engines(list(synth.ENGINES))
-    recipes = synth.plan({e: synth.list_voices(e) for e in engines}, voices, SEED)
+    recipes = synth.plan(synth.english_voices(), voices, SEED)
     audio, digits, speed_of, voice_of = [], [], [], []
     for i, recipe in enumerate(tqdm(recipes, desc="voices")):
         params = [synth.string_params(recipe, np.random.default_rng([SEED, i, k]), (10, 10)) for k in range(strings)]
@@ -42,8 +40,7 @@ def make_clips(voices: int, strings: int, speeds: list[float]) -> dict[str, np.n
                 if isinstance(g, Exception):
                     print(f"{recipe.speaker} {params[k][1]!r}: {g}")
                     continue
-                x = soxr.resample(synth.trim(*g), g[1], SAMPLE_RATE).astype(np.float32)
-                audio.append(synth.perturb(x, SAMPLE_RATE, recipe, np.random.default_rng([SEED, i, k, 1])))
+                audio.append(synth.finish_take(*g, SAMPLE_RATE, recipe, np.random.default_rng([SEED, i, k, 1])))
                 digits.append(params[k][0])
                 speed_of.append(s)
                 voice_of.append(i)

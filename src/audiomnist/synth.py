@@ -597,6 +597,14 @@ def plan(voices: dict[str, list[Voice]], n: int, seed: int, off: frozenset[str] 
     return recipes
 
 
+def english_voices(engines: list[str] | None = None) -> dict[str, list[Voice]]:
+    """The English voices of each installed engine of `engines` (default: all of ENGINES), as `plan` takes them."""
+    found = {e: list_voices(e) for e in available_engines(list(engines or ENGINES))}
+    if not any(found.values()):
+        raise AudiomnistError(f"the installed engines ({', '.join(found)}) list no English voice")
+    return found
+
+
 def speaker_entry(recipe: Recipe) -> dict:
     """speakers.json entry: the fields the fsdd layout reads, plus the whole recipe."""
     data = dataclasses.asdict(recipe)
@@ -705,6 +713,15 @@ def write_wav(path: Path, x: np.ndarray, sr: int) -> None:
         sf.write(f, pcm, sr, format="WAV", subtype="PCM_16")
 
 
+def finish_take(x: np.ndarray, sr: int, sample_rate: int, recipe: Recipe, rng: np.random.Generator) -> np.ndarray:
+    """A clean engine take at the engine's rate `sr` -> this speaker's recording at `sample_rate`: trimmed,
+    resampled, then `perturb`ed with `rng`."""
+    x = trim(x, sr)
+    if sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate).astype(np.float32)
+    return perturb(x, sample_rate, recipe, rng)
+
+
 def render_voice(task: Task) -> tuple[str, list[dict], list[str]]:
     """All takes of one speaker: one batched engine call for the digits, one for the strings, then perturb and
     write each take.
@@ -726,11 +743,7 @@ def render_voice(task: Task) -> tuple[str, list[dict], list[str]]:
         try:
             if isinstance(got, Exception):
                 raise got
-            x, sr = got
-            x = trim(x, sr)
-            if sr != task.sample_rate:
-                x = soxr.resample(x, sr, task.sample_rate).astype(np.float32)
-            y = perturb(x, task.sample_rate, recipe, clip.rng)
+            y = finish_take(*got, task.sample_rate, recipe, clip.rng)
             write_wav(task.out / name, y, task.sample_rate)
         except (SynthesisError, OSError, ValueError) as e:
             errors.append(f"{name} ({recipe.voice.engine} {recipe.voice.label} {clip.text!r}): {e}")
@@ -806,9 +819,7 @@ def generate(
     and takes.csv beside them. `no_perturb`: the PERTURBATIONS left out (for ablations)."""
     _check_counts(voices, takes, strings, string_lengths)
     check_perturbations(no_perturb)
-    found = {e: list_voices(e) for e in available_engines(list(engines or ENGINES))}
-    if not any(found.values()):
-        raise AudiomnistError(f"the installed engines ({', '.join(found)}) list no English voice")
+    found = english_voices(engines)
     recipes = plan(found, voices, seed, no_perturb)
     out = Path(out)
     _prepare_out(out, force)
