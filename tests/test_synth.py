@@ -364,6 +364,30 @@ def test_strings_come_after_the_isolated_takes_which_stay_as_they_were(tmp_path,
         synth.main([str(tmp_path / "c"), "--strings", "2", "--string-lengths", "a,b"])
 
 
+def test_string_rate_speeds_up_the_strings_only(tmp_path, fake_flite_only):
+    """--string-rate multiplies each string's drawn rate; without it the corpus is as before, isolated takes kept."""
+    args = ["--voices", "2", "--takes", "1", "--strings", "4", "--jobs", "1", "--no-progress"]
+    assert synth.main([str(tmp_path / "a"), *args]) == 0
+    assert synth.main([str(tmp_path / "b"), *args, "--string-rate", "1,1"]) == 0
+    assert synth.main([str(tmp_path / "c"), *args, "--string-rate", "1.5,1.6"]) == 0
+
+    def rates(folder):
+        rows = [r.split(",") for r in (tmp_path / folder / "takes.csv").read_text().splitlines()[1:]]
+        return {r[0]: float(r[5]) for r in rows}
+
+    a, b, c = rates("a"), rates("b"), rates("c")
+    assert a == b and set(a) == set(c) and len(a) == 28
+    isolated = [n for n in a if n.endswith("_0.wav")]  # take 0; the strings are takes 1-4
+    strings = sorted(set(a) - set(isolated))
+    assert len(isolated) == 20 and len(strings) == 8
+    assert all(1.5 - 1e-3 <= c[n] / a[n] <= 1.6 + 1e-3 for n in strings)
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "c" / n).read_bytes() for n in isolated)
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in a)
+    with pytest.raises(SystemExit):
+        synth.main([str(tmp_path / "d"), *args, "--string-rate", "fast"])
+    assert synth.main([str(tmp_path / "d"), *args, "--string-rate", "1.6,1.2"]) == 2
+
+
 def test_missing_engines_name_the_package_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AudiomnistError) as err:

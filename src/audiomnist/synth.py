@@ -6,7 +6,8 @@ synthetic room impulse response and background noise at a fixed SNR. Each *take*
 the word form ("zero" or "oh" for 0), the silence around the word, the noise and the level. Every perturbed
 voice is its own speaker: `OUT/{digit}_{speaker}_{take}.wav` plus `OUT/speakers.json` (metadata and full recipe).
 With `--strings K` each voice also says K digit strings ("four one five five ...", no pauses) as
-`OUT/{digits}_{speaker}_{take}.wav`; `--takes 0` leaves out the isolated digits.
+`OUT/{digits}_{speaker}_{take}.wav`; `--takes 0` leaves out the isolated digits, `--string-rate 1,1.7` says the
+strings up to 1.7 x faster than the voice's own pace.
 
     python -m audiomnist.synth OUT [--voices N] [--takes K] [--strings K] [--seed S] [--engines espeak,flite,festival]
 
@@ -98,6 +99,7 @@ SILENCE_RANGE_S = (0.03, 0.25)  # before and after the word
 PEAK_RANGE_DB = (-18.0, -1.0)
 TRIM_FLOOR_DB = -40.0
 STRING_LENGTHS = (1, 12)  # digits in a string, uniform between the two (inclusive)
+STRING_RATE = (1.0, 1.0)  # extra rate factor of the strings, log-uniform (1, 1: the voice's own pace)
 STRING_STREAM = 10  # rng stream of the strings: the isolated digits use streams 0-9 (their digit)
 NO_CHANNEL = "none"  # a recipe's channel when --no-perturb channel
 CHANNELS = {
@@ -633,6 +635,7 @@ class Task:
     scratch: Path | None = None  # parent of the engines' temp folders; the run removes it whatever happens
     strings: int = 0  # digit strings said whole, after the isolated digits
     string_lengths: tuple[int, int] = STRING_LENGTHS
+    string_rate: tuple[float, float] = STRING_RATE
 
     @property
     def clips(self) -> int:
@@ -692,6 +695,8 @@ def _clips(task: Task) -> tuple[list[Clip], list[Clip]]:
     for k in range(task.strings):
         rng = np.random.default_rng([task.seed, task.index, STRING_STREAM, k])
         label, text, rate, pitch = string_params(task.recipe, rng, task.string_lengths)
+        if task.string_rate != STRING_RATE:  # drawn only when asked, so default corpora keep their files
+            rate = round(rate * _log_uniform(rng, *task.string_rate), 4)
         strings.append(Clip(label, task.takes + k, text, rate, pitch, rng=rng))
     return digits, strings
 
@@ -814,17 +819,20 @@ def generate(
     out: Path, voices: int, takes: int = 1, seed: int = 0, engines: list[str] | None = None, jobs: int = 1,
     sample_rate: int = DEFAULT_SAMPLE_RATE, progress: bool = True, force: bool = False, strings: int = 0,
     string_lengths: tuple[int, int] = STRING_LENGTHS, no_perturb: frozenset[str] = frozenset(),
+    string_rate: tuple[float, float] = STRING_RATE,
 ) -> Summary:  # fmt: skip
     """Write `voices` speakers x (10 digits x `takes` + `strings` digit strings) clips to `out`; speakers.json
     and takes.csv beside them. `no_perturb`: the PERTURBATIONS left out (for ablations)."""
     _check_counts(voices, takes, strings, string_lengths)
+    if not 0 < string_rate[0] <= string_rate[1]:
+        raise AudiomnistError(f"--string-rate must be LOW,HIGH with 0 < LOW <= HIGH, got {string_rate}")
     check_perturbations(no_perturb)
     found = english_voices(engines)
     recipes = plan(found, voices, seed, no_perturb)
     out = Path(out)
     _prepare_out(out, force)
     scratch = Path(tempfile.mkdtemp(prefix="audiomnist-synth-"))  # workers killed mid-call leave files here
-    tasks = [Task(r, i, takes, seed, out, sample_rate, scratch, strings, tuple(string_lengths))
+    tasks = [Task(r, i, takes, seed, out, sample_rate, scratch, strings, tuple(string_lengths), tuple(string_rate))
              for i, r in enumerate(recipes)]  # fmt: skip
     rows: list[dict] = []
     failed: list[str] = []
@@ -878,6 +886,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lo, hi = STRING_LENGTHS
     p.add_argument("--string-lengths", type=_lengths, default=STRING_LENGTHS, metavar="MIN,MAX",
                    help=f"digits in a string, uniform from MIN to MAX (default {lo},{hi})")  # fmt: skip
+    p.add_argument("--string-rate", type=_rates, default=STRING_RATE, metavar="LOW,HIGH",
+                   help="the strings' extra speaking-rate factor, log-uniform from LOW to HIGH on the voice's own "
+                   "(e.g. 1,1.7 for numbers read quickly; the engines shorten words and keep the pitch) "
+                   "(default 1,1)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default 0)")
     p.add_argument("--engines", default=",".join(ENGINES),
                    help=f"comma-separated engines to use, of {','.join(ENGINES)} (default: all installed)")  # fmt: skip
@@ -913,6 +925,17 @@ def _lengths(text: str) -> tuple[int, int]:
     return parts[0], parts[-1]
 
 
+def _rates(text: str) -> tuple[float, float]:
+    """'LOW,HIGH' (or one number for a fixed factor) -> (LOW, HIGH)."""
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (e.g. 1,1.7), got {text!r}")
+    return parts[0], parts[-1]
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -940,7 +963,8 @@ def run(args: argparse.Namespace) -> int:
             warnings.showwarning = _one_line_warning
             summary = generate(args.out, args.voices, args.takes, args.seed, engines, args.jobs, args.sample_rate,
                                progress=not args.no_progress, force=args.force, strings=args.strings,
-                               string_lengths=args.string_lengths, no_perturb=args.no_perturb)  # fmt: skip
+                               string_lengths=args.string_lengths, no_perturb=args.no_perturb,
+                               string_rate=args.string_rate)  # fmt: skip
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
