@@ -386,6 +386,7 @@ def test_string_rate_speeds_up_the_strings_only(tmp_path, fake_flite_only):
     with pytest.raises(SystemExit):
         synth.main([str(tmp_path / "d"), *args, "--string-rate", "fast"])
     assert synth.main([str(tmp_path / "d"), *args, "--string-rate", "1.6,1.2"]) == 2
+    assert synth.main([str(tmp_path / "d"), *args, "--string-rate", "1,inf"]) == 2
 
 
 def test_missing_engines_name_the_package_to_install(tmp_path, monkeypatch, capsys):

@@ -824,7 +824,7 @@ def generate(
     """Write `voices` speakers x (10 digits x `takes` + `strings` digit strings) clips to `out`; speakers.json
     and takes.csv beside them. `no_perturb`: the PERTURBATIONS left out (for ablations)."""
     _check_counts(voices, takes, strings, string_lengths)
-    if not 0 < string_rate[0] <= string_rate[1]:
+    if not (0 < string_rate[0] <= string_rate[1] and math.isfinite(string_rate[1])):
         raise AudiomnistError(f"--string-rate must be LOW,HIGH with 0 < LOW <= HIGH, got {string_rate}")
     check_perturbations(no_perturb)
     found = english_voices(engines)
