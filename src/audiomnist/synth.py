@@ -914,26 +914,23 @@ def parse_perturbations(text: str) -> frozenset[str]:
     return off
 
 
-def _lengths(text: str) -> tuple[int, int]:
-    """'MIN,MAX' (or one number for a fixed length) -> (MIN, MAX)."""
-    try:
-        parts = [int(p) for p in text.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"expected MIN,MAX (e.g. 1,12), got {text!r}")
-    return parts[0], parts[-1]
+def _pair(cast, example: str):
+    """An argparse type: 'A,B' (or one number for A = B) -> (A, B), each through `cast`."""
+
+    def parse(text: str) -> tuple:
+        try:
+            parts = [cast(p) for p in text.split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 2):
+            raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}")
+        return parts[0], parts[-1]
+
+    return parse
 
 
-def _rates(text: str) -> tuple[float, float]:
-    """'LOW,HIGH' (or one number for a fixed factor) -> (LOW, HIGH)."""
-    try:
-        parts = [float(p) for p in text.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2):
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (e.g. 1,1.7), got {text!r}")
-    return parts[0], parts[-1]
+_lengths = _pair(int, "MIN,MAX (e.g. 1,12)")
+_rates = _pair(float, "LOW,HIGH (e.g. 1,1.7)")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
