@@ -211,3 +211,25 @@ def test_input_reads_a_recording_with_the_shipped_encoder_string_model(fsdd_dir,
     assert cli.main(["listen", "--input", str(path)]) == 0
     assert loaded == ["strings-emb.onnx"]
     assert capsys.readouterr().out.strip().splitlines()[-1] == "4159"
+
+
+def test_input_slows_a_quick_number_unless_told_not_to(fsdd_dir, tmp_path, monkeypatch, capsys):
+    from audiomnist.ctc import STEADY_PACE
+    from audiomnist.recognizer import StringRecognizer
+
+    path = tmp_path / "number.wav"
+    sf.write(path, speech(fsdd_dir, [4, 1, 5, 9], pause=0.1), MIC_RATE)
+    paces, real = [], StringRecognizer.load.__func__
+
+    def spy(cls, *args, **kw):
+        rec = real(cls, *args, **kw)
+        paces.append(rec.pace)
+        return rec
+
+    monkeypatch.setattr(StringRecognizer, "load", classmethod(spy))
+    for pace in ([], ["--steady-pace", "0"]):
+        assert cli.main(["listen", "--input", str(path), *pace]) == 0
+        assert capsys.readouterr().out.strip().splitlines()[-1] == "4159"
+    assert paces == [STEADY_PACE, None]
+    assert cli.main(["listen", "--input", str(path), "--steady-pace", "-1"]) != 0
+    assert "pace must be a positive number" in capsys.readouterr().err

@@ -144,9 +144,9 @@ def test_rescoring_changes_digits_never_their_number_or_times(string_model):
     from audiomnist.ctc import decode, pad_edges, word_segments
     from audiomnist.recognizer import RESCORER
 
-    plain = StringRecognizer.load(string_model[1], rescore=None)
+    plain = StringRecognizer.load(string_model[1], rescore=None, pace=None)  # decoded once, as the check below does
     ears = Ears(2 * SR, digit=7)  # another rate: each stretch is resampled to it
-    heard = StringRecognizer(plain.model, plain.backend, plain.path, rescorer=ears)
+    heard = StringRecognizer(plain.model, plain.backend, plain.path, rescorer=ears, pace=None)
     w = utterance(6)
     a, b = plain.transcribe(w, SR), heard.transcribe(w, SR)
     assert b.digits and len(a.digits) == len(b.digits) and [d.time for d in a.words] == [d.time for d in b.words]
@@ -198,3 +198,45 @@ def test_a_word_that_ends_with_the_audio_is_heard_and_timed_in_the_audio_given(s
     assert np.array(rec.model.lengths) - len(word) == pytest.approx([lead + tail, lead, tail, 0])
     later = rec.transcribe(np.concatenate([np.zeros(SR // 2, np.float32), word]), SR)
     assert later.words[0].time == pytest.approx(end + 0.5, abs=rec.frame_seconds + 1e-3)
+
+
+class Chatter:
+    """A stand-in string model that hears a digit every `every` output frames wherever its input is loud."""
+
+    def __init__(self, real, every: int):
+        self.info, self.timing, self.every, self.lengths = real.info, real.timing, every, []
+
+    def probabilities(self, wave: np.ndarray) -> np.ndarray:
+        self.lengths.append(len(wave))
+        step = int(self.timing.frame_s * SR)
+        loud = [np.abs(wave[i : i + step]).max() > 0.05 for i in range(0, len(wave) - step + 1, step)]
+        p = np.eye(11, dtype=np.float32)[np.zeros(len(loud), int)]
+        for k, i in enumerate(np.flatnonzero(loud)[:: self.every]):
+            p[i] = np.eye(11)[1 + k % 10]
+        return p
+
+
+def test_a_quick_number_is_heard_again_slowed_to_a_steady_pace_and_timed_in_the_audio_given(string_model):
+    from audiomnist.ctc import SLOWEST_TEMPO, STEADY_PACE
+
+    plain = StringRecognizer.load(string_model[1], rescore=None)
+    frame = plain.frame_seconds
+    voice = 0.5 * np.sin(2 * np.pi * 150 * np.arange(2 * SR) / SR)  # 2 s of a steady vowel after 0.5 s of quiet
+    word = np.concatenate([np.zeros(SR // 2), voice]).astype(np.float32)
+    fast = StringRecognizer(Chatter(plain.model, 4), plain.backend, plain.path)  # 1 / (4 x 40 ms): 6.25 a second
+    t = fast.transcribe(word, SR)
+    assert 1 / (4 * frame) > STEADY_PACE and t.tempo == SLOWEST_TEMPO  # 3.5 / 6.25 is under the slowest tempo
+    first, again = fast.model.lengths
+    pads = first - len(word)
+    assert again - pads == pytest.approx(len(word) / SLOWEST_TEMPO, abs=2)
+    assert len(t.digits) > 10 and 0.5 - 2 * frame <= t.words[0].time and t.words[-1].time <= len(word) / SR
+    assert t.to_dict()["tempo"] == SLOWEST_TEMPO
+    for rec, kw in [(fast, {"slow": False}), (fast, {"ended": False}), (StringRecognizer(
+            Chatter(plain.model, 4), plain.backend, plain.path, pace=None), {})]:  # fmt: skip
+        rec.model.lengths.clear()
+        assert rec.transcribe(word, SR, **kw).tempo == 1.0 and len(rec.model.lengths) == 1
+    steady = StringRecognizer(Chatter(plain.model, 8), plain.backend, plain.path)  # 3.1 a second: left as said
+    assert steady.transcribe(word, SR).tempo == 1.0 and len(steady.model.lengths) == 1
+    assert fast.tempo_for([]) == 1.0
+    with pytest.raises(AudiomnistError, match="pace must be a positive number"):
+        StringRecognizer.load(string_model[1], rescore=None, pace=0)

@@ -18,12 +18,13 @@ class Clock:
     stream_hold_seconds = 0.0  # no lookahead of its own: the stream's hold_ms rules
 
     def __init__(self):
-        self.calls, self.asked, self.known, self.ended = 0, [], [], []
+        self.calls, self.asked, self.known, self.ended, self.slowed = 0, [], [], [], []
 
     def transcribe(self, wave, sample_rate, rescore_from=0, rescore_until=np.inf, speech_known=False, ended=True,
-                   segment=False):  # fmt: skip
+                   segment=False, slow=True):  # fmt: skip
         assert segment  # a stream's segments start with the detector's own background: no lead is added
         self.calls += 1
+        self.slowed.append(slow)
         self.asked.append((rescore_from, rescore_until, len(wave) / sample_rate))
         self.known.append(speech_known)
         self.ended.append(ended)
@@ -68,6 +69,7 @@ def test_only_digits_not_yet_printed_and_already_final_are_rescored():
     assert rec.asked[-1][1] == np.inf  # the closing decode rescores whatever is left
     assert rec.ended[-1] and not any(rec.ended[:-1])  # only the closed segment is a whole utterance (silence after)
     assert rec.known[0] is False and all(rec.known[1:])  # the gate found speech once; it is not asked again
+    assert not any(rec.slowed)  # live: the closing decode hears what the printed digits were heard from
 
 
 def test_block_size_does_not_change_the_digits():
@@ -79,6 +81,7 @@ def test_a_recording_heard_whole_decodes_each_segment_once_when_it_closes():
     rec = Clock()
     out = list(stream_digits(blocks(speech_stream(3.0), 400), rec, SR, every_ms=np.inf))
     assert rec.calls == 1 and rec.ended == [True] and rec.asked[0][:2] == (0, np.inf)
+    assert rec.slowed == [True]  # nothing printed before it: a quick number may be heard slowed
     assert [d.digit for d in out] == [d.digit for d in stream_digits(blocks(speech_stream(3.0), 400), Clock(), SR)]
 
 

@@ -25,7 +25,7 @@ PACKAGE = "audiomnist"
 LAYERS = """
     __init__ errors paths config distributed allocator splits
     sources catalog download synth
-    audio ctc onnx_model placement cache speech_embedding features augment strings models
+    audio tempo ctc onnx_model placement cache speech_embedding features augment strings models
     runconfig checkpoint string_model dataset report evaluate train train_strings cv demo
     analyze_quality analyze_result analyze_figures analyze_html analyze
     web_export export torch_infer infer recognizer stream string_stream listen serve cli

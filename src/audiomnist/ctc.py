@@ -31,6 +31,12 @@ FIRST_WORD_S = 0.6  # how far before its end the first word may start
 # the audio ends (a tightly trimmed file) is only heard with some background after it. The background is the clip's
 # own (its quietest 10 ms), not zeros: each clip's mel bands are normalised over its frames, and digital silence
 # would shift them (experiments/strings/README.md, "Edges").
+# A whole utterance whose first decoding finds its digits coming faster than STEADY_PACE a second (first peak to
+# last) is slowed to that pace, pitch kept (tempo.change_tempo), and decoded again: quick readers lose digits that
+# the same number slowed keeps; numbers at that pace or slower are left as said (experiments/strings/README.md,
+# "Slowed down").
+STEADY_PACE = 3.5
+SLOWEST_TEMPO = 0.6  # slower than this the words stop sounding like the speech the model learnt from
 LEAD_PAD_S = 0.1
 TAIL_PAD_S = 0.2
 LOGMEL_STRIDE = 4  # feature hops per output frame of a log-mel string model (models.ctc_tcn)
@@ -187,6 +193,15 @@ def _align(text: str, probs: np.ndarray) -> list[DigitHit]:
         out.append(DigitHit(ch, float(probs[t, k]), t))
         start = min(t + 1, n - 1)
     return out
+
+
+def steady_tempo(hits: list[DigitHit], frame_s: float, pace: float = STEADY_PACE) -> float:
+    """The tempo to hear an utterance at, given its first decoding's digits: 1 unless they came faster than `pace` a
+    second, else what brings them to it (never under SLOWEST_TEMPO)."""
+    if len(hits) < 2 or hits[-1].frame <= hits[0].frame:
+        return 1.0
+    heard = (len(hits) - 1) / ((hits[-1].frame - hits[0].frame) * frame_s)
+    return 1.0 if heard <= pace else max(pace / heard, SLOWEST_TEMPO)
 
 
 def edit_distance(ref: str, hyp: str) -> int:

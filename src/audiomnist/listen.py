@@ -26,7 +26,15 @@ from .errors import AudiomnistError
 from .infer import BACKENDS, Classifier, Prediction, add_no_digit_arguments, no_digit_options
 from .onnx_model import resolve_model
 from .recognizer import SHIPPED as SHIPPED_STRINGS
-from .recognizer import SHIPPED_LIVE, StringRecognizer, add_rescore_arguments, is_string_model, rescore_spec
+from .recognizer import (
+    SHIPPED_LIVE,
+    StringRecognizer,
+    add_pace_argument,
+    add_rescore_arguments,
+    is_string_model,
+    pace_of,
+    rescore_spec,
+)
 from .stream import Detection, VadConfig, join_labels, transcribe, transcribe_file
 from .string_stream import StreamDigit, stream_digits, stream_file
 
@@ -245,7 +253,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     strings = wants_strings(args)
     if args.input:
         if strings:
-            rec = StringRecognizer.load(args.model, args.backend, args.threads, rescore_spec(args))
+            rec = StringRecognizer.load(args.model, args.backend, args.threads, rescore_spec(args), pace_of(args))
             # A recording is heard whole: each voice segment is decoded once, when it closes (live, open segments
             # are decoded as they grow so digits come early; a file has no one waiting for them).
             print(print_digits(stream_file(args.input, rec, every_ms=math.inf), args.min_prob))
@@ -306,6 +314,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         "the digit-string model, which needs no pauses)",
     )
     add_rescore_arguments(p)
+    add_pace_argument(p)
     add_no_digit_arguments(p)  # a detection under --min-prob is skipped ("low confidence") and left out of the string
     p.add_argument(
         "--end-silence-ms", type=float, help=f"pause that ends a digit (default {VadConfig().end_silence_ms:g})"

@@ -16,6 +16,10 @@ The string model finds the digits and where each one is; by default the shipped 
 digit's stretch of audio again, and each digit is the one both models find likeliest together (`rescore`). The
 single-digit network (2-D, trained on clips) hears a word better than the string model does, and the string model
 knows where the words are (experiments/strings/README.md, "Rescoring").
+
+A whole utterance whose digits came faster than `pace` a second is decoded again slowed to that pace, pitch kept
+(ctc.steady_tempo, tempo.change_tempo): the encoder's windows hold fewer quick digits then (experiments/strings/
+README.md, "Slowed down"). A live stream's segments are not: their first digits are printed while they are said.
 """
 
 from __future__ import annotations
@@ -31,18 +35,21 @@ import numpy as np
 
 from .audio import BAD_SAMPLES, TOO_SHORT, audio_problem, bad_samples, full_scale, load_audio, resample
 from .ctc import (
+    STEADY_PACE,
     STRING_CLASSES,
     DigitHit,
     decode,
     is_string_config,
     pad_edges,
     rescore,
+    steady_tempo,
     timing,
     word_segments,
 )
 from .errors import AudiomnistError
 from .infer import Classifier
 from .onnx_model import INPUT, OUTPUT, ModelInfo, onnx_session, read_sidecar, resolve_model, torch_available
+from .tempo import change_tempo
 
 SHIPPED = "strings-emb"  # whole recordings
 SHIPPED_LIVE = "strings"  # a live stream, decoded as it grows
@@ -66,6 +73,7 @@ class Transcript:
     words: list[Digit] = field(default_factory=list)
     reason: str | None = None
     path: str | None = None
+    tempo: float = 1.0  # how fast the model heard the audio: 1 as recorded, < 1 a quick number slowed down
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,8 +128,12 @@ def _digit_columns(classes: list[str]) -> list[int]:
 
 
 class StringRecognizer:
-    def __init__(self, backend_model, backend: str, path: Path, rescorer: Classifier | None = None, rescorer_name=""):
+    def __init__(
+        self, backend_model, backend: str, path: Path, rescorer: Classifier | None = None, rescorer_name="",
+        pace: float | None = STEADY_PACE,
+    ):  # fmt: skip
         self.model, self.backend, self.path = backend_model, backend, path
+        self.pace = pace  # digits a second above which a whole utterance is slowed (None: never; a live stream's)
         self.rescorer = rescorer
         self.rescorer_name = (rescorer_name or "custom") if rescorer is not None else None  # what /transcribe reports
         self._columns = _digit_columns(rescorer.classes) if rescorer is not None else []
@@ -133,9 +145,14 @@ class StringRecognizer:
         backend: str | None = None,
         threads: int | None = None,
         rescore: str | os.PathLike | None = RESCORER,
+        pace: float | None = STEADY_PACE,
     ):
         """From a string run folder, checkpoint, .onnx export or shipped name (None: the shipped SHIPPED); `rescore`
-        names the single-digit model that hears each digit again (Classifier.load's spec; None: no rescoring)."""
+        names the single-digit model that hears each digit again (Classifier.load's spec; None: no rescoring);
+        `pace`: a whole utterance whose digits come faster is slowed to it (None: heard as recorded, as a live
+        stream must be: its digits are printed before the utterance ends)."""
+        if pace is not None and not (np.isfinite(pace) and pace > 0):
+            raise AudiomnistError(f"pace must be a positive number of digits a second, got {pace}")
         spec = SHIPPED if spec is None else spec
         # The shipped string model runs on ONNX Runtime unless torch is asked for: the same probabilities, and a
         # stream keeps up on one CPU thread (README, Decisions).
@@ -151,7 +168,8 @@ class StringRecognizer:
                 rescorer = Classifier.load(rescore, backend=ears, threads=threads)
             except AudiomnistError as e:
                 raise RescorerError(f"rescoring model: {e}") from None
-        return cls(model, "onnx" if path.suffix == ".onnx" else "torch", path, rescorer, os.fspath(rescore or ""))
+        backend_name = "onnx" if path.suffix == ".onnx" else "torch"
+        return cls(model, backend_name, path, rescorer, os.fspath(rescore or ""), pace)
 
     @property
     def sample_rate(self) -> int:
@@ -173,6 +191,7 @@ class StringRecognizer:
     def transcribe(
         self, wave: np.ndarray, sample_rate: int, beam: int = 1, path: str | None = None, rescore_from: int = 0,
         rescore_until: float = np.inf, speech_known: bool = False, ended: bool = True, segment: bool = False,
+        slow: bool = True,
     ) -> Transcript:  # fmt: skip
         """The digits said in mono (or (frames, channels)) audio at any rate; unusable audio gets no digits and a
         reason (audio.audio_problem). Only digits from the `rescore_from`-th on, peaking by `rescore_until` seconds,
@@ -181,7 +200,9 @@ class StringRecognizer:
         only its samples are checked, not again its signal and pitch. `ended`: the utterance ends with the audio
         (not a stream's open segment), so background is put after it for the model to hear its last word
         (pad_edges); `segment`: the audio is a stream's segment, which starts with the detector's own background,
-        so none is put before it (every decode of a segment then sees the same frames)."""
+        so none is put before it (every decode of a segment then sees the same frames). `slow`: an ended utterance
+        said faster than `self.pace` is heard again slowed to it (a live stream's segment is not: its first digits
+        were printed from the audio as recorded)."""
         w = np.asarray(wave, dtype=np.float32)
         w = w.mean(axis=1) if w.ndim == 2 else w
         # Gated at the model's rate, as Classifier does; a NaN or 1e30 is judged before resampling spreads it.
@@ -194,18 +215,32 @@ class StringRecognizer:
             why = audio_problem(w, sample_rate) if w.size else TOO_SHORT
         if why is not None:
             return Transcript("", [], why, path)
-        duration = len(w) / sample_rate
-        w, lead = pad_edges(full_scale(w), sample_rate, lead=not segment, tail=ended)
-        probs = self.probabilities(w)
-        hits = decode(probs, beam, min_gap=self.model.timing.min_gap)
+        duration, w = len(w) / sample_rate, full_scale(w)
+        padded, lead, probs, hits = self._decode(w, sample_rate, beam, segment, ended)
+        tempo = self.tempo_for(hits) if ended and slow else 1.0  # an open segment's pace is not known yet
+        if tempo != 1.0:
+            padded, lead, probs, hits = self._decode(
+                change_tempo(w, sample_rate, tempo), sample_rate, beam, segment, ended
+            )
         t, after = self.frame_seconds, self.model.timing.word_end_s
-        ends = [min(max(h.frame * t + after - lead, 0.0), duration) for h in hits]  # seconds into the audio given
+        # Seconds into the audio given (the model's seconds times the tempo, where it heard the audio slowed).
+        ends = [min(max(h.frame * t + after - lead, 0.0), duration / tempo) * tempo for h in hits]
         todo = [i for i, end in enumerate(ends) if i >= rescore_from and end <= rescore_until]
         if self.rescorer is not None and todo:
-            done = rescore([hits[i] for i in todo], probs, self.rescorer_probabilities(hits, w, todo))
+            done = rescore([hits[i] for i in todo], probs, self.rescorer_probabilities(hits, padded, todo))
             hits = [*hits[: todo[0]], *done, *hits[todo[-1] + 1 :]]
         words = [Digit(h.digit, round(h.confidence, 4), round(end, 3)) for h, end in zip(hits, ends)]
-        return Transcript("".join(h.digit for h in hits), words, None, path)
+        return Transcript("".join(h.digit for h in hits), words, None, path, round(tempo, 3))
+
+    def _decode(self, w: np.ndarray, sample_rate: int, beam: int, segment: bool, ended: bool):
+        """(the padded audio, the seconds put before it, probabilities, digits) of audio at the model's rate."""
+        w, lead = pad_edges(w, sample_rate, lead=not segment, tail=ended)
+        probs = self.probabilities(w)
+        return w, lead, probs, decode(probs, beam, min_gap=self.model.timing.min_gap)
+
+    def tempo_for(self, hits: list[DigitHit]) -> float:
+        """How much to slow an utterance whose first decoding found `hits` (ctc.steady_tempo; 1: not at all)."""
+        return 1.0 if self.pace is None else steady_tempo(hits, self.frame_seconds, self.pace)
 
     def rescorer_probabilities(self, hits: list[DigitHit], wave: np.ndarray, todo: list[int]) -> np.ndarray:
         """(len(todo), 10) digit probabilities of the rescoring model, each on its hit's word_segments stretch; NaN
@@ -238,6 +273,21 @@ def rescore_spec(args: argparse.Namespace) -> str | None:
     return None if args.no_rescore else args.rescore_model
 
 
+def add_pace_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--steady-pace",
+        type=float,
+        default=STEADY_PACE,
+        metavar="DIGITS_PER_S",
+        help="a whole recording whose digits come faster than this many a second is heard again slowed to it, "
+        f"pitch kept (default {STEADY_PACE}; 0: never; a live stream is never slowed)",
+    )
+
+
+def pace_of(args: argparse.Namespace) -> float | None:
+    return args.steady_pace or None
+
+
 def is_string_model(spec: str | os.PathLike | None) -> bool:
     """Whether a model spec names a digit-string model (an .onnx sidecar's task, or a checkpoint's run config)."""
     if spec is None:
@@ -259,7 +309,9 @@ __all__ = [
     "RescorerError",
     "StringRecognizer",
     "Transcript",
+    "add_pace_argument",
     "add_rescore_arguments",
     "is_string_model",
+    "pace_of",
     "rescore_spec",
 ]

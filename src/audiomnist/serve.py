@@ -2,7 +2,7 @@
 
     audiomnist serve [--model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME] [--string-model RUN_DIR|CHECKPOINT|MODEL.onnx|NAME]
                      [--no-string-model] [--rescore-model SPEC | --no-rescore] [--backend torch|onnx]
-                     [--host 127.0.0.1] [--port 8000]
+                     [--steady-pace 3.5] [--host 127.0.0.1] [--port 8000]
                      [--max-upload-mb 10] [--threads 1] [--min-prob P] [--none-threshold P]
 
     GET  /            a page that records from the microphone (or sends a chosen file): one digit with its class
@@ -15,7 +15,8 @@
                       "digit": null with a "reason" (too short, no speech, bad samples, not a digit, low confidence)
     POST /transcribe  the same upload, a number said at natural pace (a digit-string model, CTC), ?beam=N optional:
                       {"digits": "4155551234", "words": [{"digit", "confidence", "time"}, ...], "reason",
-                      "rescored_by": the single-digit model that heard each digit again (null: none), ...};
+                      "rescored_by": the single-digit model that heard each digit again (null: none), "tempo": 1,
+                      or under 1 where a quick number was heard slowed down (ctc.STEADY_PACE), ...};
                       "digits": "" with a "reason" for unusable audio; 503 when no string model is loaded
 
     curl -F file=@7_jackson_0.wav http://127.0.0.1:8000/predict
@@ -54,7 +55,9 @@ from .recognizer import (
     RescorerError,
     StringRecognizer,
     Transcript,
+    add_pace_argument,
     add_rescore_arguments,
+    pace_of,
     rescore_spec,
 )
 
@@ -132,6 +135,7 @@ def _transcript_result(rec: StringRecognizer, name: str, t: Transcript, beam: in
         "backend": rec.backend,
         "beam": beam,
         "rescored_by": rec.rescorer_name,
+        "tempo": t.tempo,
     }
 
 
@@ -277,7 +281,7 @@ def load_strings(args: argparse.Namespace) -> tuple[StringRecognizer | None, str
             return None, ""
         spec = SHIPPED_STRINGS
     try:
-        rec = StringRecognizer.load(spec, args.backend, args.threads, rescore_spec(args))
+        rec = StringRecognizer.load(spec, args.backend, args.threads, rescore_spec(args), pace_of(args))
     except RescorerError:
         raise  # it names the rescoring model itself
     except AudiomnistError as e:
@@ -322,6 +326,7 @@ def add_cli(p: argparse.ArgumentParser) -> None:
     )
     strings.add_argument("--no-string-model", action="store_true", help="serve no /transcribe (503), only digits")
     add_rescore_arguments(p)
+    add_pace_argument(p)
     p.add_argument("--backend", choices=BACKENDS, help="default: by the model (.onnx: onnx, checkpoint: torch)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)

@@ -45,11 +45,13 @@ class _Open:
         self.done, self.decoded_at, self.speech = 0, 0, False
 
 
-def _emit(rec: StringRecognizer, seg: Segment, state: _Open, final: bool, hold_s: float) -> list[StreamDigit]:
+def _emit(
+    rec: StringRecognizer, seg: Segment, state: _Open, final: bool, hold_s: float, whole: bool
+) -> list[StreamDigit]:
     t0, now = seg.start / seg.sample_rate, seg.end / seg.sample_rate
     until = np.inf if final else (now - t0) - hold_s
     heard = rec.transcribe(seg.audio, seg.sample_rate, rescore_from=state.done, rescore_until=until,
-                           speech_known=state.speech, ended=final, segment=True)  # fmt: skip
+                           speech_known=state.speech, ended=final, segment=True, slow=whole)  # fmt: skip
     state.speech = state.speech or heard.reason is None
     words = heard.words
     ready = [w for w in words if w.time <= until]
@@ -74,19 +76,20 @@ def stream_digits(
     rs = None if sr == sr_model else soxr.ResampleStream(sr, sr_model, 1, dtype="float32", quality="HQ")
     every = np.inf if np.isinf(every_ms) else round(every_ms * sr_model / 1000)
     hold = max(hold_ms / 1000, recognizer.stream_hold_seconds)  # an emb-ctc model looks further ahead
+    whole = np.isinf(every)  # each segment decoded once, closed: a quick one may be slowed (recognizer.STEADY_PACE)
     state = _Open()
 
     def step(x: np.ndarray) -> Iterator[StreamDigit]:
         nonlocal state
         for closed in seg.feed(x):
-            yield from _emit(recognizer, closed, state, True, hold)
+            yield from _emit(recognizer, closed, state, True, hold, whole)
             state = _Open()
         partial = seg.pending()
         if partial is None:
             state = _Open()
         elif len(partial.audio) - state.decoded_at >= every:
             state.decoded_at = len(partial.audio)
-            yield from _emit(recognizer, partial, state, False, hold)
+            yield from _emit(recognizer, partial, state, False, hold, whole)
 
     for chunk in chunks:
         x = np.asarray(chunk, dtype=np.float32)
@@ -95,7 +98,7 @@ def stream_digits(
     if rs is not None:
         yield from step(rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     for closed in seg.flush():
-        yield from _emit(recognizer, closed, state, True, hold)
+        yield from _emit(recognizer, closed, state, True, hold, whole)
 
 
 def stream_file(path: str | os.PathLike, recognizer: StringRecognizer, block_ms: float = 100.0, **kw):

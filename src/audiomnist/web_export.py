@@ -37,6 +37,8 @@ from .ctc import (
     FIRST_WORD_S,
     LEAD_PAD_S,
     PAD_S,
+    SLOWEST_TEMPO,
+    STEADY_PACE,
     STRING_CLASSES,
     TAIL_PAD_S,
     timing,
@@ -44,6 +46,8 @@ from .ctc import (
 from .errors import AudiomnistError
 from .onnx_model import INPUT, NONE_CLASS, OUTPUT, PRETRAINED, ModelInfo, read_sidecar, sidecar_path
 from .paths import atomic_write_text
+from .tempo import FRAME_S as TEMPO_FRAME_S
+from .tempo import SEARCH_S as TEMPO_SEARCH_S
 
 ORT_WEB_VERSION = "1.31.1"  # the version the page was tested with; --ort-web-version picks another
 # package.json names the version and the licence (MIT); the package ships no separate licence file.
@@ -170,7 +174,9 @@ def page(onnx_path: Path, rescorer: Path | None = None) -> str:
         t = timing(side["config"])
         config |= {"classes": STRING_CLASSES, "frame_s": t.frame_s, "word_end_s": t.word_end_s,
                    "min_gap": t.min_gap, "rescorer": None, "lead_pad_s": LEAD_PAD_S,
-                   "tail_pad_s": TAIL_PAD_S}  # fmt: skip
+                   "tail_pad_s": TAIL_PAD_S,
+                   "tempo": {"steady_pace": STEADY_PACE, "slowest": SLOWEST_TEMPO, "frame_s": TEMPO_FRAME_S,
+                             "search_s": TEMPO_SEARCH_S}}  # fmt: skip
         if rescorer is not None:
             config["rescorer"] = _rescorer_config(rescorer, info.audio.sample_rate, t.cut_s)
     web = resources.files("audiomnist").joinpath("web")

@@ -325,6 +325,56 @@ function mergeClose(words, p, k) {
   return out;
 }
 
+// tempo.change_tempo: WSOLA, the recording said `factor` times as fast with its pitch kept. Sums and products in
+// doubles, each output sample stored as float32 after each addition, as Python does: the same samples.
+function changeTempo(x, sr, factor) {
+  const n = Math.max(2, Math.floor(Math.trunc(CFG.tempo.frame_s * sr) / 2) * 2);
+  const hop = n / 2, search = Math.max(1, Math.trunc(CFG.tempo.search_s * sr)), base = search + hop;
+  const win = new Float32Array(n);
+  for (let i = 0; i < n; i++) win[i] = 0.5 - 0.5 * Math.cos(2 * Math.PI * i / n);
+  const outLen = Math.floor(x.length / factor + 0.5), frames = Math.floor(outLen / hop) + 2;
+  const pad = new Float64Array(base + x.length + n + 2 * search + 2 * hop);
+  pad.set(x, base);
+  const y = new Float32Array(frames * hop + n);
+  let prev = -hop;
+  for (let k = 0; k < frames; k++) {
+    const nominal = Math.min(Math.max(Math.floor((k - 1) * hop * factor + 0.5), -base), x.length + hop);
+    let start = nominal;
+    if (k > 0) {  // the candidate that best continues the previous frame; the first of equal best
+      const lo = Math.max(nominal - search, -base), follow = base + prev + hop;
+      let best = -Infinity;
+      for (let j = 0; j <= 2 * search; j++) {
+        let c = 0;
+        for (let i = 0; i < n; i++) c += pad[base + lo + j + i] * pad[follow + i];
+        if (c > best) { best = c; start = lo + j; }
+      }
+    }
+    for (let i = 0; i < n; i++) y[k * hop + i] += win[i] * pad[base + start + i];
+    prev = start;
+  }
+  return y.slice(hop, hop + outLen);
+}
+
+// ctc.steady_tempo: a number whose digits came faster than CFG.tempo.steady_pace a second is heard again slowed.
+function steadyTempo(hits) {
+  const n = hits.length;
+  if (n < 2 || hits[n - 1].frame <= hits[0].frame) return 1;
+  const heard = (n - 1) / ((hits[n - 1].frame - hits[0].frame) * CFG.frame_s);
+  return heard <= CFG.tempo.steady_pace ? 1 : Math.max(CFG.tempo.steady_pace / heard, CFG.tempo.slowest);
+}
+
+// ctc.pad_edges: the recording's own background before and after it, so a word cut off by its end is still heard.
+async function decodePadded(scaled) {
+  const lead = Math.trunc(CFG.lead_pad_s * CFG.sample_rate), tail = Math.trunc(CFG.tail_pad_s * CFG.sample_rate);
+  const pad = background(lead + tail, ...noiseFloor(scaled, CFG.sample_rate));
+  const clip = new Float32Array(lead + scaled.length + tail);
+  clip.set(pad.subarray(0, lead));
+  clip.set(scaled, lead);
+  clip.set(pad.subarray(lead), lead + scaled.length);
+  const out = (await session.run({ [CFG.input]: new ort.Tensor("float32", clip, [1, clip.length]) }))[CFG.output];
+  return { clip, out, lead, hits: greedyCtc(out.data, out.dims[0], out.dims[1]) };
+}
+
 async function transcribe(x, filename) {
   if (session === null) throw new Error("the model is not loaded (yet): see the message above, or reload the page");
   const t0 = performance.now();
@@ -333,22 +383,18 @@ async function transcribe(x, filename) {
   if (why !== null) return { ...base, digits: "", words: [], reason: why, latency_ms: performance.now() - t0 };
   let peak = 0;
   for (const v of x) peak = Math.max(peak, Math.abs(v));
-  // ctc.pad_edges: the recording's own background before and after it, so a word cut off by its end is still heard.
-  const lead = Math.trunc(CFG.lead_pad_s * CFG.sample_rate), tail = Math.trunc(CFG.tail_pad_s * CFG.sample_rate);
   const scaled = peak > 1 ? x.map((v) => v / peak) : x;
-  const pad = background(lead + tail, ...noiseFloor(scaled, CFG.sample_rate));
-  const clip = new Float32Array(lead + x.length + tail);
-  clip.set(pad.subarray(0, lead));
-  clip.set(scaled, lead);
-  clip.set(pad.subarray(lead), lead + x.length);
-  const feeds = { [CFG.input]: new ort.Tensor("float32", clip, [1, clip.length]) };
-  const out = (await session.run(feeds))[CFG.output];
-  let hits = greedyCtc(out.data, out.dims[0], out.dims[1]);
+  let heard = await decodePadded(scaled);
+  const tempo = steadyTempo(heard.hits);
+  if (tempo !== 1) heard = await decodePadded(changeTempo(scaled, CFG.sample_rate, tempo));
+  const { clip, out, lead } = heard;
+  let hits = heard.hits;
   if (rescorer !== null && hits.length) hits = await rescoreWords(hits, out.data, out.dims[1], clip);
-  const end = (w) => Math.min(Math.max(w.frame * CFG.frame_s + CFG.word_end_s - lead / CFG.sample_rate, 0), x.length / CFG.sample_rate);
+  const sr = CFG.sample_rate;  // times in the recording given: the model's seconds times the tempo
+  const end = (w) => Math.min(Math.max(w.frame * CFG.frame_s + CFG.word_end_s - lead / sr, 0), x.length / sr / tempo) * tempo;
   const words = hits.map((w) => ({ digit: w.digit, confidence: +w.confidence.toFixed(4), time: +end(w).toFixed(3) }));
   const digits = words.map((w) => w.digit).join("");
-  return { ...base, digits, words, reason: null, latency_ms: performance.now() - t0 };
+  return { ...base, digits, words, reason: null, tempo: +tempo.toFixed(3), latency_ms: performance.now() - t0 };
 }
 
 const recognise = STRINGS ? transcribe : classify;
