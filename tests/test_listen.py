@@ -231,5 +231,6 @@ def test_input_slows_a_quick_number_unless_told_not_to(fsdd_dir, tmp_path, monke
         assert cli.main(["listen", "--input", str(path), *pace]) == 0
         assert capsys.readouterr().out.strip().splitlines()[-1] == "4159"
     assert paces == [STEADY_PACE, None]
-    assert cli.main(["listen", "--input", str(path), "--steady-pace", "-1"]) != 0
-    assert "pace must be a positive number" in capsys.readouterr().err
+    for bad in ("-1", "nan"):
+        assert cli.main(["listen", "--input", str(path), "--steady-pace", bad]) != 0
+        assert "--steady-pace must be a number of digits a second" in capsys.readouterr().err

@@ -456,6 +456,8 @@ def test_cli_rejects_a_string_model_that_is_not_one(capsys, tmp_path):
     assert "--string-model" in (err := capsys.readouterr().err) and "not a digit-string model" in err
     assert cli.main(["serve", "--string-model", str(tmp_path / "nothing")]) == 2
     assert "--string-model" in capsys.readouterr().err
+    assert cli.main(["serve", "--steady-pace", "-2"]) == 2
+    assert "--steady-pace must be a number of digits a second" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -285,6 +285,9 @@ def add_pace_argument(p: argparse.ArgumentParser) -> None:
 
 
 def pace_of(args: argparse.Namespace) -> float | None:
+    """--steady-pace as StringRecognizer.load's `pace` (0: None, never slowed)."""
+    if not (np.isfinite(args.steady_pace) and args.steady_pace >= 0):
+        raise AudiomnistError(f"--steady-pace must be a number of digits a second (0: never), got {args.steady_pace}")
     return args.steady_pace or None
 
 

@@ -280,8 +280,9 @@ def load_strings(args: argparse.Namespace) -> tuple[StringRecognizer | None, str
         except AudiomnistError:
             return None, ""
         spec = SHIPPED_STRINGS
+    pace = pace_of(args)
     try:
-        rec = StringRecognizer.load(spec, args.backend, args.threads, rescore_spec(args), pace_of(args))
+        rec = StringRecognizer.load(spec, args.backend, args.threads, rescore_spec(args), pace)
     except RescorerError:
         raise  # it names the rescoring model itself
     except AudiomnistError as e:
