@@ -2,7 +2,7 @@
 ends it is printed by the streaming path (`audiomnist listen --continuous`).
 
     python benchmarks/bench_strings.py [--model strings|RUN_DIR|FILE.onnx] [--data FSDD] [--speaker nicolas] [--n 40]
-                                       [--rescore-model default | --no-rescore]
+                                       [--rescore-model default | --no-rescore] [--stretch 1.5]
 
 Strings are 10 digits said without pauses (strings.TEST_ASSEMBLY) by --speaker from its isolated FSDD clips, so
 where each word ends is known. The stream is fed in --block-ms blocks as a microphone would deliver them; a digit's
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,18 +57,20 @@ def main() -> None:
     p.add_argument("--block-ms", type=float, default=20.0, help="microphone block (ms)")
     p.add_argument("--hold-ms", type=float, default=HOLD_MS, help=f"string_stream hold (default {HOLD_MS:g})")
     p.add_argument("--every-ms", type=float, default=EVERY_MS, help=f"decode interval (default {EVERY_MS:g})")
+    p.add_argument("--stretch", type=float, default=1.0,
+                   help="words said this many times as fast, pitch kept: a quick number, which a whole utterance "
+                   "decodes again slowed (ctc.STEADY_PACE)")  # fmt: skip
     add_rescore_arguments(p)
     args = p.parse_args()
     rec = StringRecognizer.load(args.model, threads=1, rescore=rescore_spec(args))
     clips = load_clips([args.data], rec.sample_rate, progress=False)
-    maker = StringMaker(clips, rec.sample_rate, TEST_ASSEMBLY)
+    maker = StringMaker(clips, rec.sample_rate, replace(TEST_ASSEMBLY, stretch=(args.stretch, args.stretch)))
     rng = np.random.default_rng(0)
     items = [maker.make_timed(rng, args.speaker, 10) for _ in range(args.n)]
     audio = sum(len(x) for x, _, _ in items) / rec.sample_rate
     rec.transcribe(items[0][0], rec.sample_rate)  # warm up
     t = time.perf_counter()
-    for x, _, _ in items:
-        rec.transcribe(x, rec.sample_rate)
+    tempos = [rec.transcribe(x, rec.sample_rate).tempo for x, _, _ in items]
     rtf = (time.perf_counter() - t) / audio
     block = round(args.block_ms * rec.sample_rate / 1000)
     t = time.perf_counter()
@@ -79,6 +82,9 @@ def main() -> None:
     print(f"rescored by: {rec.rescorer_name or 'nothing'}")
     print(f"model {rec.path} ({rec.backend}), {args.n} strings of 10 digits by {args.speaker}, {audio:.1f} s of audio")
     print(f"real-time factor, one thread: whole utterance {rtf:.4f}, streaming {stream_rtf:.4f}")
+    slowed = [t for t in tempos if t < 1]
+    print(f"whole utterances heard again slowed: {len(slowed)} of {args.n}"
+          + (f" (tempo {min(slowed):.2f}-{max(slowed):.2f})" if slowed else ""))  # fmt: skip
     if len(lag):
         q = np.percentile(lag, [50, 90, 99])
         print(f"delay from a word's end to its digit on screen ({len(lag)} digits of {sum(g is not None for g in got)} "
