@@ -31,14 +31,14 @@ FIRST_WORD_S = 0.6  # how far before its end the first word may start
 # the audio ends (a tightly trimmed file) is only heard with some background after it. The background is the clip's
 # own (its quietest 10 ms), not zeros: each clip's mel bands are normalised over its frames, and digital silence
 # would shift them (experiments/strings/README.md, "Edges").
+LEAD_PAD_S = 0.1
+TAIL_PAD_S = 0.2
 # A whole utterance whose first decoding finds its digits coming faster than STEADY_PACE a second (first peak to
 # last) is slowed to that pace, pitch kept (tempo.change_tempo), and decoded again: quick readers lose digits that
 # the same number slowed keeps; numbers at that pace or slower are left as said (experiments/strings/README.md,
 # "Slowed down").
 STEADY_PACE = 3.5
 SLOWEST_TEMPO = 0.6  # slower than this the words stop sounding like the speech the model learnt from
-LEAD_PAD_S = 0.1
-TAIL_PAD_S = 0.2
 LOGMEL_STRIDE = 4  # feature hops per output frame of a log-mel string model (models.ctc_tcn)
 EMBEDDING_STEP_S = 0.08  # seconds between speech_embedding vectors, one output each (speech_embedding's step)
 # An emb-ctc peak comes at the first vector whose 775 ms window holds the whole word, so the word ends about
