@@ -13,11 +13,11 @@ import argparse
 from dataclasses import replace
 
 import numpy as np
-from fold import add_fold_arguments, held_out, recognizer
+from fold import add_fold_arguments, held_out, recognizer, test_strings
 
 from audiomnist import ctc
 from audiomnist.audio import full_scale
-from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
+from audiomnist.strings import load_clips
 
 
 def main() -> None:
@@ -43,9 +43,7 @@ def main() -> None:
     clips = load_clips([args.data], sr, progress=False)
     print(f"| {speaker}: tempo | peaks 1 / 2 / 3 frames apart | " + " | ".join(f"min_gap {g}" for g in args.gaps))
     for tempo in args.tempo:
-        maker = StringMaker(clips, sr, replace(TEST_ASSEMBLY, **{args.speed_by: (tempo, tempo)}))
-        rng = np.random.default_rng([seed, 0, 10])  # the test strings' digits and takes (emb_timing.py's)
-        items = [maker.make(rng, speaker, 10) for _ in range(args.strings)]
+        items = test_strings(clips, sr, speaker, seed, args.strings, **{args.speed_by: (tempo, tempo)})
         refs = [d for _, d in items]
         gaps = []
         for x, _ in items:

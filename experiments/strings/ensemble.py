@@ -12,14 +12,13 @@ same audio. The runs share the speech_embedding encoder, so their heads can be c
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from fold import held_out, recognizer
+from fold import held_out, recognizer, test_strings
 
 from audiomnist import ctc
-from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
+from audiomnist.strings import load_clips
 
 COMBINE = {
     "mean": lambda ps: np.mean(ps, axis=0),
@@ -71,9 +70,7 @@ def main() -> None:
     print("|---" * (len(args.tempo) + 1) + "|")
     items = {}
     for tempo in args.tempo:
-        maker = StringMaker(clips, sr, replace(TEST_ASSEMBLY, **{args.speed_by: (tempo, tempo)}))
-        rng = np.random.default_rng([seed, 0, 10])  # the test strings' digits and takes (close_peaks.py's)
-        items[tempo] = [maker.make(rng, speaker, 10) for _ in range(args.strings)]
+        items[tempo] = test_strings(clips, sr, speaker, seed, args.strings, **{args.speed_by: (tempo, tempo)})
     for name, rec in rows:
         cells = []
         for tempo in args.tempo:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from audiomnist.recognizer import StringRecognizer
+from audiomnist.strings import TEST_ASSEMBLY, Clips, StringMaker
 
 
 def held_out(string_run: str | Path) -> tuple[str, int, int]:
@@ -20,6 +24,14 @@ def recognizer(string_run: str | Path, digit_run: str | Path) -> StringRecognize
     alone). Either may be a shipped model's name as well as a run folder."""
     rescore = None if str(digit_run) == "none" else str(digit_run)
     return StringRecognizer.load(str(string_run), backend="torch", threads=1, rescore=rescore)
+
+
+def test_strings(clips: Clips, sr: int, speaker: str, seed: int, n: int, **assembly) -> list[tuple[np.ndarray, str]]:
+    """The fold's `n` ten-digit test strings, (waveform, digits): the same digits and takes in every script (rng
+    [seed, 0, 10]), said as TEST_ASSEMBLY with `assembly`'s fields replaced (tempo=(t, t), stretch=(s, s), ...)."""
+    maker = StringMaker(clips, sr, replace(TEST_ASSEMBLY, **assembly))
+    rng = np.random.default_rng([seed, 0, 10])
+    return [maker.make(rng, speaker, 10) for _ in range(n)]
 
 
 def add_fold_arguments(ap: argparse.ArgumentParser) -> None:

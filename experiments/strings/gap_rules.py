@@ -11,15 +11,14 @@ Rules: g1/g2/g3 merge peaks under 1/2/3 frames apart (ctc.merge_close); "mid-non
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import numpy as np
-from fold import held_out, recognizer
+from fold import held_out, recognizer, test_strings
 
 from audiomnist import ctc
 from audiomnist.audio import full_scale
 from audiomnist.ctc import DigitHit, greedy, merge_close
-from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips
+from audiomnist.strings import load_clips
 
 RULES = ["g1", "g2", "g3", "mid-nonblank", "blank<0.3", "blank<0.5", "blank<0.7"]
 
@@ -55,11 +54,9 @@ def main() -> None:
             speaker, seed, _ = held_out(run)
             rec = recognizer(run, "none")
             sr = rec.sample_rate
-            maker = StringMaker(
-                load_clips([args.data], sr, progress=False), sr, replace(TEST_ASSEMBLY, tempo=(tempo,) * 2)
+            items = test_strings(
+                load_clips([args.data], sr, progress=False), sr, speaker, seed, 200, tempo=(tempo,) * 2
             )
-            rng = np.random.default_rng([seed, 0, 10])  # close_peaks.py's strings
-            items = [maker.make(rng, speaker, 10) for _ in range(200)]
             probs = [rec.probabilities(ctc.pad_edges(full_scale(x), sr)[0]) for x, _ in items]
             cells = []
             for r in RULES:

@@ -19,16 +19,15 @@ import json
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from fold import held_out
+from fold import held_out, test_strings
 
 from audiomnist import ctc, tempo
 from audiomnist.recognizer import StringRecognizer
-from audiomnist.strings import TEST_ASSEMBLY, StringMaker, load_clips, time_stretch
+from audiomnist.strings import load_clips, time_stretch
 from audiomnist.tempo import change_tempo
 
 FACTORS = (1.0, 0.9, 0.8, 0.7, 0.6)
@@ -66,9 +65,7 @@ def fold_items(run: Path, data: str, sr: int, n: int, stretch: list[float]) -> l
     clips = load_clips([data], sr, progress=False)
     out = []
     for s in stretch:
-        maker = StringMaker(clips, sr, replace(TEST_ASSEMBLY, stretch=(s, s)) if s != 1 else TEST_ASSEMBLY)
-        rng = np.random.default_rng([seed, 0, 10])  # the test strings' digits and takes (close_peaks.py's)
-        out += [(f"{speaker} x{s:g}", x, d) for x, d in (maker.make(rng, speaker, 10) for _ in range(n))]
+        out += [(f"{speaker} x{s:g}", x, d) for x, d in test_strings(clips, sr, speaker, seed, n, stretch=(s, s))]
     return out
 
 
