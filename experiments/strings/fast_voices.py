@@ -49,6 +49,12 @@ def make_clips(voices: int, strings: int, speeds: list[float], seed: int = SEED)
             "speed": np.array(speed_of), "voice": np.array(voice_of)}  # fmt: skip
 
 
+def read_clips(cache: Path) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """--cache's arrays (digits, speed, voice, ...) and its clips, one waveform each."""
+    data = dict(np.load(cache))
+    return data, np.split(data["audio"], np.cumsum(data["lengths"])[:-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", help="string runs or shipped model names (the string model alone)")
@@ -62,8 +68,7 @@ def main() -> None:
     if not args.cache.exists():
         data = make_clips(args.voices, args.strings, args.speed, args.seed)
         np.savez(args.cache, **data)
-    data = dict(np.load(args.cache))
-    waves = np.split(data["audio"], np.cumsum(data["lengths"])[:-1])
+    data, waves = read_clips(args.cache)
     speeds = sorted(set(data["speed"].tolist()))
     secs = [data["lengths"][data["speed"] == s].mean() / SAMPLE_RATE for s in speeds]
     print("| model | " + " | ".join(f"speed {s:g} ({t:.2f} s / number)" for s, t in zip(speeds, secs)) + " |")

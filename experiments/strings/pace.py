@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from fast_voices import read_clips
 from fold import held_out, test_strings
 
 from audiomnist import ctc, tempo
@@ -55,8 +56,7 @@ def pace(words: list) -> float:
 
 
 def fast_voice_items(cache: Path) -> list[tuple[str, np.ndarray, str]]:
-    data = dict(np.load(cache))
-    waves = np.split(data["audio"], np.cumsum(data["lengths"])[:-1])
+    data, waves = read_clips(cache)
     return [(f"synthetic x{s:g}", w, str(d)) for w, d, s in zip(waves, data["digits"], data["speed"])]
 
 
