@@ -387,3 +387,49 @@ def reject_checkpoint(path: Path, none_bias: float = 0.0, **extra) -> Path:
     classes = [str(d) for d in range(10)] + ["none"]
     save_checkpoint({"model": state, "classes": classes, "config": to_dict(cfg), **extra}, path)
     return path
+
+
+# ---- ffmpeg stand-ins: a test decides whether the program is there and what it gives --------------------------------
+
+FAKE_FFMPEG_RATE = 8000
+FAKE_FFMPEG = f"""#!{sys.executable}
+# Stands in for ffmpeg: its input is b"FAKE" + raw float32 samples at {FAKE_FFMPEG_RATE} Hz, its output a float WAV.
+import io, sys
+import numpy as np, soundfile as sf
+args = sys.argv[1:]
+name = args[args.index("-i") + 1]
+data = sys.stdin.buffer.read() if name == "pipe:0" else open(name.removeprefix("file:"), "rb").read()
+if not data.startswith(b"FAKE"):
+    sys.exit(f"{{name}}: Invalid data found when processing input")
+x = np.frombuffer(data[4:], np.float32)
+if "-t" in args:
+    x = x[: int(float(args[args.index("-t") + 1]) * {FAKE_FFMPEG_RATE})]
+out = io.BytesIO()
+sf.write(out, np.stack([x, x], axis=1), {FAKE_FFMPEG_RATE}, format="WAV", subtype="FLOAT")
+sys.stdout.buffer.write(out.getvalue())
+"""
+
+
+def fake_encoded(x: np.ndarray) -> bytes:
+    """What the fake ffmpeg decodes to x (two equal channels at FAKE_FFMPEG_RATE)."""
+    return b"FAKE" + np.asarray(x, np.float32).tobytes()
+
+
+@pytest.fixture
+def fake_ffmpeg(tmp_path, monkeypatch) -> Path:
+    """decode.FFMPEG pointed at the stand-in above."""
+    from audiomnist import decode
+
+    exe = tmp_path / "fake-ffmpeg"
+    exe.write_text(FAKE_FFMPEG)
+    exe.chmod(0o755)
+    monkeypatch.setattr(decode, "FFMPEG", str(exe))
+    return exe
+
+
+@pytest.fixture
+def no_ffmpeg(monkeypatch) -> None:
+    """As where ffmpeg is not installed."""
+    from audiomnist import decode
+
+    monkeypatch.setattr(decode, "FFMPEG", "audiomnist-test-no-such-ffmpeg")

@@ -26,6 +26,8 @@ from audiomnist.catalog import sample_root
 from audiomnist.errors import AudioError, AudiomnistError
 from audiomnist.placement import fit_batch, load_clip
 
+from conftest import fake_encoded
+
 
 def sine(freq: float, sr: int, seconds: float, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(sr * seconds)) / sr
@@ -380,3 +382,27 @@ def test_voiced_frames_at_any_rate_and_across_the_blocks_of_a_long_recording():
     whole, level = aperiodicity(x, 8000)
     expected = int(np.count_nonzero((whole < MAX_APERIODICITY) & (level >= -60)))
     assert expected > 40 and voiced_frames(x, 8000, enough=10**9) == expected
+
+
+def test_other_formats_go_through_ffmpeg(fake_ffmpeg, tmp_path):
+    x = (0.1 * np.sin(np.arange(4000) / 5)).astype(np.float32)
+    path = tmp_path / "memo.m4a"
+    path.write_bytes(fake_encoded(x))
+    np.testing.assert_allclose(load_audio(path, 8000), x, atol=1e-6)  # its two channels downmixed
+    assert len(load_audio(path, 16000)) == 8000 and len(load_audio(path, 8000, max_seconds=0.1)) == 800
+
+
+def test_other_formats_without_ffmpeg_say_what_would_read_them(no_ffmpeg, tmp_path):
+    path = tmp_path / "memo.m4a"
+    path.write_bytes(fake_encoded(np.zeros(100)))
+    with pytest.raises(AudioError) as e:
+        load_audio(path, 8000)
+    said = str(e.value)
+    assert said.startswith(f"{path}: not a readable audio file (") and "install ffmpeg to read .m4a" in said
+
+
+def test_a_broken_file_ffmpeg_cannot_read_either(fake_ffmpeg, tmp_path):
+    path = tmp_path / "junk.wav"
+    path.write_bytes(b"this is not audio\n" * 10)
+    with pytest.raises(AudioError, match=r"junk.wav: not a readable audio file \(.*; ffmpeg: Invalid data"):
+        load_audio(path, 8000)

@@ -14,6 +14,8 @@ from audiomnist import catalog as cat
 from audiomnist import cli
 from audiomnist.catalog import COLUMNS, combine, index_dir, load_catalog, load_or_scan, scan
 
+from conftest import fake_encoded
+
 
 def tone(path: Path, sr: int = 8000, n: int = 400, channels: int = 1, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,7 @@ def test_real_fsdd_scan(fsdd_dir):
     assert s["speakers_by_gender"] == {"male": 6}
 
 
-def test_bad_files_are_skipped_with_reasons(tmp_path):
+def test_bad_files_are_skipped_with_reasons(tmp_path, no_ffmpeg):
     root = tmp_path / "data"
     good = [tone(root / "alice" / f"{d}_0.wav") for d in (1, 2)]
     tone(root / "bob" / "three.flac", format="FLAC")
@@ -97,7 +99,7 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     assert "empty" in reasons["5_empty.wav"]
     assert "unreadable" in reasons["6_text.wav"] and "unreadable" in reasons["7_trunc.wav"]
     assert "no digit label" in reasons["hello.wav"]
-    assert "unsupported audio format .mp3" in reasons["8_x.mp3"]
+    assert "unsupported audio format .mp3; convert to WAV, FLAC or OGG, or install ffmpeg" in reasons["8_x.mp3"]
     assert "no audio frames" in reasons["9_noframes.wav"]
     assert all(str(p) in set(c.table["path"]) for p in good)
 
@@ -248,3 +250,15 @@ def test_a_wav_named_mp3_is_catalogued_like_predict_takes_it(tmp_path):
     assert list(c.table["relpath"]) == ["alice/1_0.wav", "alice/2_0.mp3"] and c.skipped.empty
     assert c.table.loc[1, "format"] == "WAV"
     assert "ignored 1 files that are not audio by name (.md 1)" in c.notes
+
+
+def test_other_formats_are_scanned_through_ffmpeg(fake_ffmpeg, tmp_path):
+    root = tmp_path / "data"
+    tone(root / "alice" / "1_0.wav")
+    (root / "alice" / "2_0.m4a").write_bytes(fake_encoded(np.zeros(500)))
+    (root / "alice" / "3_0.m4a").write_bytes(b"junk")
+    c = scan(root, layout="folder", progress=False)
+    row = c.table[c.table.relpath == "alice/2_0.m4a"].iloc[0]
+    assert (row.sample_rate, row.channels, row.frames, row.format, row.subtype) == (8000, 2, 500, "M4A", "FFMPEG")
+    reasons = {Path(p).name: r for p, r in c.skipped.itertuples(index=False)}
+    assert list(reasons) == ["3_0.m4a"] and "ffmpeg: Invalid data found" in reasons["3_0.m4a"]

@@ -23,7 +23,7 @@ from audiomnist.infer import Classifier
 from audiomnist.recognizer import STRING_CLASSES, StringRecognizer
 from audiomnist.serve import MAX_BEAM, create_app
 
-from conftest import free_port
+from conftest import fake_encoded, free_port
 
 LIMIT = 200_000
 CHROMIUM = Path("/usr/bin/chromium")
@@ -122,6 +122,17 @@ def test_unusable_audio_is_422(client):
     assert r.status_code == 422 and r.json()["detail"] == "empty.wav: empty file (0 bytes)"
     r = post(client, "silent.wav", encode(np.zeros(0, np.float32), 8000, "WAV"))
     assert r.status_code == 422 and "0 frames" in r.json()["detail"]
+
+
+def test_other_formats_through_ffmpeg(client, fake_ffmpeg):
+    r = post(client, "memo.m4a", fake_encoded(np.zeros(8000)))
+    assert r.status_code == 200 and r.json()["sample_rate"] == 8000 and r.json()["duration_s"] == 1.0
+    assert r.json()["digit"] is None and r.json()["reason"] == "no speech"
+
+
+def test_other_formats_without_ffmpeg_415(client, no_ffmpeg):
+    r = post(client, "memo.m4a", fake_encoded(np.zeros(8000)))
+    assert r.status_code == 415 and "once ffmpeg is installed" in r.json()["detail"]
 
 
 # Uploads that hold no digit, and the reason each answer must give.

@@ -13,6 +13,8 @@ from audiomnist import cli
 from audiomnist.errors import AudioError
 from audiomnist.stream import Segmenter, VadConfig, join_labels, read_blocks, transcribe, transcribe_file
 
+from conftest import fake_encoded
+
 SR = 8000
 NUMBER = [(4, 3), (1, 3), (5, 3), (5, 7), (0, 3), (9, 3)]  # (digit, repetition) spoken by jackson: "415509"
 
@@ -178,3 +180,12 @@ def test_numpy_highpass_equals_scipys():
             a, zi_a = sosfilt(sos, chunk, zi=zi_a)
             b, zi_b = sosfilt_numpy(sos, chunk, zi=zi_b)
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+def test_read_blocks_other_formats_through_ffmpeg(fake_ffmpeg, tmp_path):
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 2500).astype(np.float32)
+    (tmp_path / "memo.m4a").write_bytes(fake_encoded(x))
+    sr, blocks = read_blocks(tmp_path / "memo.m4a", block_ms=100)
+    got = list(blocks)
+    assert sr == 8000 and [len(b) for b in got] == [800, 800, 800, 100]
+    np.testing.assert_array_equal(np.concatenate(got), x)

@@ -24,7 +24,7 @@ PACKAGE = "audiomnist"
 # Lowest first. The models package counts as one module (its networks register themselves into it).
 LAYERS = """
     __init__ errors paths config distributed allocator splits
-    sources catalog download synth
+    sources decode catalog download synth
     audio tempo ctc onnx_model placement cache speech_embedding features augment strings models
     runconfig checkpoint string_model dataset report evaluate train train_strings cv demo
     analyze_quality analyze_result analyze_figures analyze_html analyze

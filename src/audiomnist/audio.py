@@ -1,4 +1,5 @@
-"""Audio front-end: read any file soundfile can, downmix, resample (soxr), fit to a fixed window.
+"""Audio front-end: read any file soundfile can (and, through ffmpeg where it is installed, what soundfile cannot:
+m4a, AAC, AMR, WebM, WMA), downmix, resample (soxr), fit to a fixed window.
 
 Nothing here needs torch, so inference from an .onnx model runs without it: `fit_windows` is the evaluation
 placement in numpy; `placement.fit_batch` is the batched torch version training uses (tested to agree exactly).
@@ -16,6 +17,7 @@ import soundfile as sf
 import soxr
 
 from .config import option
+from .decode import FfmpegError, ffmpeg_decode, unreadable_detail
 from .errors import AudioError, ConfigError
 from .sources import path_problem
 
@@ -75,6 +77,32 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int, quality: str) -> np.ndarray
     return rs.resample_chunk(np.ascontiguousarray(x, dtype=np.float32), last=True)
 
 
+def read_audio(path: str | os.PathLike, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """(frames, channels) float32 and the rate: soundfile, else ffmpeg; AudioError naming the cause otherwise."""
+    try:
+        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: names that are not valid UTF-8 open too
+            sr = f.samplerate
+            frames = f.frames
+            if max_seconds is not None:
+                frames = min(frames, math.ceil(max_seconds * sr))
+            if f.subtype == "PCM_16":  # numpy scales int16 faster than libsndfile does, to identical values
+                return np.multiply(f.read(frames, dtype="int16", always_2d=True), np.float32(1 / 32768)), sr
+            return f.read(frames, dtype="float32", always_2d=True), sr
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
+        problem = path_problem(path)  # libsndfile says "System error" for a denied permission or a symlink loop
+        if problem == "no such file or folder":
+            raise AudioError(path, "file not found") from None
+        if problem is not None:
+            raise AudioError(path, problem) from None
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            raise AudioError(path, "empty file (0 bytes)") from None
+        reason = (getattr(e, "error_string", None) or str(e)).rstrip(".")
+    try:
+        return ffmpeg_decode(path, max_seconds)
+    except FfmpegError as e:
+        raise AudioError(path, f"not a readable audio file ({reason}{unreadable_detail(path, e)})") from None
+
+
 def load_audio(
     path: str | os.PathLike,
     sample_rate: int,
@@ -87,26 +115,7 @@ def load_audio(
     Raises AudioError for anything a model should not see: unreadable, empty, NaN/inf samples (unless
     `allow_nonfinite`: prediction answers "no digit" for those instead of refusing the file).
     """
-    try:
-        with sf.SoundFile(os.fsencode(path)) as f:  # bytes: names that are not valid UTF-8 open too
-            sr = f.samplerate
-            frames = f.frames
-            if max_seconds is not None:
-                frames = min(frames, math.ceil(max_seconds * sr))
-            if f.subtype == "PCM_16":  # numpy scales int16 faster than libsndfile does, to identical values
-                x = np.multiply(f.read(frames, dtype="int16", always_2d=True), np.float32(1 / 32768))
-            else:
-                x = f.read(frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
-        problem = path_problem(path)  # libsndfile says "System error" for a denied permission or a symlink loop
-        if problem == "no such file or folder":
-            raise AudioError(path, "file not found") from None
-        if problem is not None:
-            raise AudioError(path, problem) from None
-        if os.path.isfile(path) and os.path.getsize(path) == 0:
-            raise AudioError(path, "empty file (0 bytes)") from None
-        reason = getattr(e, "error_string", None) or str(e)
-        raise AudioError(path, f"not a readable audio file ({reason})") from None
+    x, sr = read_audio(path, max_seconds)
     if len(x) == 0:
         raise AudioError(path, "no audio samples (0 frames)")
     x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]

@@ -23,6 +23,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from .decode import FfmpegError, ffmpeg_decode, ffmpeg_installed, unreadable_detail
 from .errors import AudiomnistError
 from .paths import atomic_write, atomic_write_text, data_home, short_hash
 from .sources import (
@@ -209,6 +210,26 @@ def _unreadable_reason(e: Exception) -> str:
     return f"unreadable as audio: {msg.strip().rstrip('.')}"
 
 
+def _header(path: str) -> tuple[int, int, int, str, str, str | None]:
+    """(rate, channels, frames, format, subtype, truncation) of an audio file: libsndfile's header, or the audio
+    ffmpeg decodes (format: the extension, subtype FFMPEG) for what libsndfile cannot read. FfmpegError says why
+    neither could."""
+    try:
+        with sf.SoundFile(os.fsencode(path)) as f:
+            return f.samplerate, f.channels, f.frames, f.format, f.subtype, truncation(f.extra_info)
+    except Exception as e:  # libsndfile raises LibsndfileError/RuntimeError/TypeError for garbage
+        reason = _unreadable_reason(e)
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        x, sr = ffmpeg_decode(path)
+    except FfmpegError as e:
+        if suffix in OTHER_AUDIO_EXTS and not ffmpeg_installed():
+            raise FfmpegError(f"unsupported audio format {suffix}; convert to WAV, FLAC or OGG, or install ffmpeg "
+                              f"({reason})") from None  # fmt: skip
+        raise FfmpegError(f"{reason}{unreadable_detail(path, e)}") from None
+    return sr, x.shape[1], len(x), suffix.lstrip(".").upper() or "?", "FFMPEG", None
+
+
 def _candidates(root: Path, skipped: list[tuple[str, str]], ignored: dict[str, int]) -> list[str]:
     """Relative paths under `root` that audio_file_rule takes; refused ones to `skipped`, a count per extension of
     the others to `ignored`. The same rule as predict's: a name decides only what is tried, the content the rest."""
@@ -261,15 +282,9 @@ def scan(root: str | os.PathLike, layout: str | None = None, progress: bool = Tr
             skipped.append((path, "empty file (0 bytes)"))
             continue
         try:
-            with sf.SoundFile(os.fsencode(path)) as f:
-                sr, ch, frames, fmt, subtype = f.samplerate, f.channels, f.frames, f.format, f.subtype
-                cut = truncation(f.extra_info)
-        except Exception as e:  # libsndfile raises LibsndfileError/RuntimeError/TypeError for garbage
-            suffix = os.path.splitext(rel)[1].lower()
-            reason = _unreadable_reason(e)
-            if suffix in OTHER_AUDIO_EXTS:
-                reason = f"unsupported audio format {suffix}; convert to WAV, FLAC or OGG ({reason})"
-            skipped.append((path, reason))
+            sr, ch, frames, fmt, subtype, cut = _header(path)
+        except FfmpegError as e:
+            skipped.append((path, str(e)))
             continue
         if cut:  # the part that is there is kept (it may hold the word), but the damage must not go unnoticed
             truncated.append(f"{_display(path)}: {cut}")

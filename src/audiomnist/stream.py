@@ -22,6 +22,7 @@ try:
 except ImportError:  # the base install has no scipy: the same filter in numpy (a Python loop, small next to the model)
     butter = sosfilt = None
 
+from .audio import read_audio
 from .errors import AudioError
 from .infer import Classifier, Prediction
 
@@ -301,10 +302,11 @@ def read_blocks(path: str | os.PathLike, block_ms: float = 100.0) -> tuple[int, 
     """
     try:
         f = sf.SoundFile(os.fsencode(path))
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-        if not os.path.exists(path):
-            raise AudioError(path, "file not found") from None
-        raise AudioError(path, f"not a readable audio file ({getattr(e, 'error_string', None) or e})") from None
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError):
+        x, sr = read_audio(path, None)  # other formats through ffmpeg, whole; AudioError with the cause otherwise
+        if len(x) == 0:
+            raise AudioError(path, "no audio samples (0 frames)") from None
+        return sr, _blocks_of(path, x, sr, block_ms)
     if f.frames == 0:
         f.close()
         raise AudioError(path, "no audio samples (0 frames)")
@@ -319,6 +321,16 @@ def read_blocks(path: str | os.PathLike, block_ms: float = 100.0) -> tuple[int, 
                 yield b
 
     return f.samplerate, blocks()
+
+
+def _blocks_of(path: str | os.PathLike, x: np.ndarray, sr: int, block_ms: float) -> Iterator[np.ndarray]:
+    """read_blocks' blocks of audio already decoded, (frames, channels)."""
+    size = max(1, round(sr * block_ms / 1000))
+    for i in range(0, len(x), size):
+        b = x[i : i + size].mean(axis=1)
+        if not np.isfinite(b).all():
+            raise AudioError(path, f"NaN or infinite samples near {i / sr:.2f} s")
+        yield b
 
 
 def transcribe_file(
