@@ -189,3 +189,13 @@ def test_read_blocks_other_formats_through_ffmpeg(fake_ffmpeg, tmp_path):
     got = list(blocks)
     assert sr == 8000 and [len(b) for b in got] == [800, 800, 800, 100]
     np.testing.assert_array_equal(np.concatenate(got), x)
+
+
+def test_read_blocks_of_a_file_that_cannot_seek(tmp_path):
+    """GSM 6.10 in a WAV (as phones and sox write it): libsndfile reads it only when told its length."""
+    x = np.random.default_rng(0).uniform(-0.3, 0.3, 2500).astype(np.float32)
+    sf.write(tmp_path / "gsm.wav", x, 8000, format="WAV", subtype="GSM610")
+    assert not sf.SoundFile(tmp_path / "gsm.wav").seekable()
+    sr, blocks = read_blocks(tmp_path / "gsm.wav", block_ms=100)
+    got = list(blocks)
+    assert sr == 8000 and [len(b) for b in got] == [800, 800, 800, 160]  # GSM frames are 160 samples

@@ -314,7 +314,9 @@ def read_blocks(path: str | os.PathLike, block_ms: float = 100.0) -> tuple[int, 
 
     def blocks() -> Iterator[np.ndarray]:
         with f:
-            for b in f.blocks(blocksize=size, dtype="float32", always_2d=True):
+            # A file libsndfile cannot seek in (GSM 6.10 in a WAV, as phones and sox write it) needs its length.
+            frames = -1 if f.seekable() else f.frames
+            for b in f.blocks(blocksize=size, frames=frames, dtype="float32", always_2d=True):
                 b = b.mean(axis=1) if b.shape[1] > 1 else b[:, 0]
                 if not np.isfinite(b).all():
                     raise AudioError(path, f"NaN or infinite samples near {f.tell() / f.samplerate:.2f} s")
