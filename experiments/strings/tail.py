@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,9 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fold import held_out, test_strings
+from phone_codecs import CODECS, through
 
 from audiomnist import ctc
 from audiomnist import speech_embedding as se
+from audiomnist.checkpoint import load_checkpoint, save_checkpoint
 from audiomnist.recognizer import StringRecognizer
 from audiomnist.string_model import edge_samples, load
 from audiomnist.strings import load_clips
@@ -32,6 +36,8 @@ from audiomnist.train_strings import POOL_SEED, draw, make_sources, split_speake
 
 CUTS = {"final": 0, "stage5": 5}  # encoder.convs layers after the cut (final is always after it)
 BATCH = 16
+# G.726 and AAC stay out of training: codecs the model never heard, in phone_codecs.py's table.
+TRAIN_CODECS = [c for c in CODECS if c.split()[0] in ("GSM", "telephone", "MP3", "Opus")]
 
 
 class Trunk(torch.nn.Module):
@@ -156,6 +162,21 @@ def score_fold(run: Path, tail: Tail | None, keep: int, data: str, n: int) -> di
     return out
 
 
+def coded(w: np.ndarray, args: argparse.Namespace, coin: np.random.Generator, sr: int, tmp: Path) -> np.ndarray:
+    """A pool string through one of --codecs with probability --codec-prob (phone_codecs.CODECS)."""
+    if coin.uniform() >= args.codec_prob:
+        return w
+    return through(args.codecs[int(coin.integers(len(args.codecs)))], w, sr, tmp)
+
+
+def save_run(run: Path, tail: Tail, out: Path) -> None:
+    """A run folder the package loads: RUN's config and checkpoint with the trained head (the encoder untouched)."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run / "config.json", out / "config.json")
+    state = load_checkpoint(run / "best.pt")
+    save_checkpoint({**state, "model": tail.head.state_dict()}, out / "best.pt")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="an emb-ctc string run with one held-out FSDD speaker")
@@ -176,6 +197,15 @@ def main() -> None:
     ap.add_argument("--data", default="../../../shared/data/fsdd/recordings", help="the FSDD recordings folder")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--out", type=Path, required=True, help="results JSON")
+    ap.add_argument("--codec-prob", type=float, default=0.0, help="pool strings put through a phone codec")
+    ap.add_argument(
+        "--codecs",
+        nargs="+",
+        default=[c for c in CODECS if c.split()[0] in ("GSM", "telephone", "MP3", "Opus")],
+        choices=list(CODECS),
+        help="the codecs the pool strings go through",
+    )
+    ap.add_argument("--save-run", type=Path, help="--tail-lr 0 only: write the continued head as a run folder")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     net, cfg = load(args.run)
@@ -188,8 +218,11 @@ def main() -> None:
     rng = np.random.default_rng([cfg.seed, POOL_SEED])
     feats, vec, texts = [], [], []
     trunk = Trunk(emb, keep)
+    coin = np.random.default_rng([cfg.seed, 55])
+    tmp = Path(tempfile.mkdtemp())
     while len(texts) < (args.pool or cfg.pool):
         chunk = [draw(clips, src, cfg, rng) for _ in range(256)]
+        chunk = [(coded(w, args, coin, cfg.audio.sample_rate, tmp), t) for w, t in chunk]
         f, v = encode_pool(trunk, keep, [w for w, _ in chunk], cfg.audio.sample_rate)
         feats, vec, texts = feats + f, vec + v, texts + [t for _, t in chunk]
     print(f"pool of {len(texts)} at the cut {args.cut}: {time.time() - t0:.0f} s", flush=True)
@@ -205,6 +238,8 @@ def main() -> None:
         tail.eval()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         torch.save(tail.state_dict(), args.out.with_name(f"{args.out.stem}-lr{lr:g}.pt"))
+        if args.save_run is not None and lr == 0:
+            save_run(args.run, tail, args.save_run)
         result["after"][f"{lr:g}"] = {"loss": losses[-1], **score_fold(args.run, tail, keep, args.data, args.strings)}
         args.out.write_text(json.dumps(result, indent=1))
 

@@ -3,7 +3,7 @@ file, heard by a fold's string model alone at the package's defaults (slowed whe
 match per codec. Each string is written as a WAV, encoded and decoded by sox or ffmpeg, and read back through
 audio.load_audio (the package's own decoding, ffmpeg included).
 
-    python codecs.py RUN [RUN ...] --data FSDD [--strings 200]
+    python phone_codecs.py RUN [RUN ...] --data FSDD [--strings 200]
 """
 
 from __future__ import annotations
