@@ -6,6 +6,8 @@ its pooling and `final`) take gradients, starting from the pretrained weights an
 strings of RUN's pool (the same draw) are run through the frozen part once and kept at the cut, so each step costs
 only the tail. The held-out speaker's ten-digit strings (fold.test_strings) are then scored alone, as recorded, by
 the package's recogniser with the tuned weights put in; `--tail-lr 0` continues the head alone (the control).
+`--codec-prob P` puts that share of the pool's strings through one of --codecs (phone_codecs.py) first; with
+`--tail-lr 0 --save-run DIR` the continued head is written as a run folder that phone_codecs.py can score.
 
     python tail.py RUN --cut stage5 --epochs 5 --out results/tail/nicolas-stage5.json
 """
