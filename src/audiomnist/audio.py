@@ -17,7 +17,7 @@ import soundfile as sf
 import soxr
 
 from .config import option
-from .decode import FfmpegError, ffmpeg_decode, unreadable_detail
+from .decode import FfmpegError, ffmpeg_decode, libsndfile_reason, unreadable_detail
 from .errors import AudioError, ConfigError
 from .sources import path_problem
 
@@ -96,7 +96,7 @@ def read_audio(path: str | os.PathLike, max_seconds: float | None) -> tuple[np.n
             raise AudioError(path, problem) from None
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise AudioError(path, "empty file (0 bytes)") from None
-        reason = (getattr(e, "error_string", None) or str(e)).rstrip(".")
+        reason = libsndfile_reason(e)
     try:
         return ffmpeg_decode(path, max_seconds)
     except FfmpegError as e:

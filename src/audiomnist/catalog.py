@@ -23,7 +23,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from .decode import FfmpegError, ffmpeg_decode, ffmpeg_installed, unreadable_detail
+from .decode import FfmpegError, ffmpeg_decode, ffmpeg_installed, libsndfile_reason, unreadable_detail
 from .errors import AudiomnistError
 from .paths import atomic_write, atomic_write_text, data_home, short_hash
 from .sources import (
@@ -206,8 +206,7 @@ def _fingerprint(layout: str, stats: list[tuple[str, int, int]]) -> str:
 
 
 def _unreadable_reason(e: Exception) -> str:
-    msg = getattr(e, "error_string", None) or str(e)
-    return f"unreadable as audio: {msg.strip().rstrip('.')}"
+    return f"unreadable as audio: {libsndfile_reason(e)}"
 
 
 def _header(path: str) -> tuple[int, int, int, str, str, str | None]:

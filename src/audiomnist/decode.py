@@ -21,6 +21,11 @@ FFMPEG = "ffmpeg"
 FFMPEG_TIMEOUT_S = 120.0
 
 
+def libsndfile_reason(e: Exception) -> str:
+    """libsndfile's own words for why it refused a file (its exceptions carry them in several ways)."""
+    return (getattr(e, "error_string", None) or str(e)).strip().rstrip(".")
+
+
 def ffmpeg_installed() -> bool:
     return shutil.which(FFMPEG) is not None
 

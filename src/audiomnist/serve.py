@@ -46,7 +46,7 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
-from .decode import FfmpegError, ffmpeg_decode, ffmpeg_installed
+from .decode import FfmpegError, ffmpeg_decode, ffmpeg_installed, libsndfile_reason
 from .errors import AudiomnistError
 from .infer import BACKENDS, Classifier, add_no_digit_arguments, no_digit_options
 from .onnx_model import resolve_model
@@ -102,7 +102,7 @@ def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
             frames = min(f.frames, math.ceil(max_seconds * f.samplerate), MAX_DECODED_SAMPLES // f.channels)
             x, sr = f.read(frames, dtype="float32", always_2d=True), f.samplerate
     except Exception as e:  # libsndfile reports unreadable input through several exception types
-        reason = (getattr(e, "error_string", None) or str(e)).rstrip(".")
+        reason = libsndfile_reason(e)
         try:  # what a phone or a browser records (m4a, AMR, WebM), where ffmpeg is installed
             x, sr = ffmpeg_decode(data, max_seconds)
         except FfmpegError as fe:
