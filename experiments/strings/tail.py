@@ -8,6 +8,8 @@ only the tail. The held-out speaker's ten-digit strings (fold.test_strings) are 
 the package's recogniser with the tuned weights put in; `--tail-lr 0` continues the head alone (the control).
 `--codec-prob P` puts that share of the pool's strings through one of --codecs (phone_codecs.py) first; with
 `--tail-lr 0 --save-run DIR` the continued head is written as a run folder that phone_codecs.py can score.
+`--score-codecs C...` scores the held-out strings through those codecs too; `--load PT...` scores saved tails
+(this script's `*-lr*.pt`) without training.
 
     python tail.py RUN --cut stage5 --epochs 5 --out results/tail/nicolas-stage5.json
 """
@@ -142,8 +144,9 @@ def train(tail: Tail, pool: tuple, args: argparse.Namespace, seed: int) -> list[
     return losses
 
 
-def score_fold(run: Path, tail: Tail | None, keep: int, data: str, n: int) -> dict:
-    """The held-out speaker's strings, alone and as recorded, with the tuned layers put into the recogniser."""
+def score_fold(run: Path, tail: Tail | None, keep: int, args: argparse.Namespace) -> dict:
+    """The held-out speaker's strings, alone and as recorded (and through --score-codecs), with the tuned layers put
+    into the recogniser."""
     rec = StringRecognizer.load(str(run), backend="torch", threads=1, rescore=None, pace=None)
     if tail is not None:
         pipe = rec.model.pipeline
@@ -153,14 +156,17 @@ def score_fold(run: Path, tail: Tail | None, keep: int, data: str, n: int) -> di
         enc.final.load_state_dict(tail.final.state_dict())
         pipe.net.load_state_dict(tail.head.state_dict())
     speaker, seed, sr = held_out(run)
-    clips = load_clips([data], sr, progress=False)
+    clips = load_clips([args.data], sr, progress=False)
+    conditions = [(s, None) for s in args.paces] + [(1.0, c) for c in args.score_codecs]
     out = {}
-    for s in (1.0, 1.3):
-        items = test_strings(clips, sr, speaker, seed, n, stretch=(s, s))
-        hyp = [rec.transcribe(x, sr).digits for x, _ in items]
-        m = ctc.string_metrics([d for _, d in items], hyp)
-        out[f"x{s:g}"] = {"der": m["digit_error_rate"], "exact": m["exact_match"]}
-        print(f"{speaker} x{s:g}: {100 * m['digit_error_rate']:.1f} % / {100 * m['exact_match']:.0f} %", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for s, codec in conditions:
+            items = test_strings(clips, sr, speaker, seed, args.strings, stretch=(s, s))
+            waves = [x if codec is None else through(codec, x, sr, Path(tmp)) for x, _ in items]
+            m = ctc.string_metrics([d for _, d in items], [rec.transcribe(x, sr).digits for x in waves])
+            key = f"x{s:g}" if codec is None else codec
+            out[key] = {"der": m["digit_error_rate"], "exact": m["exact_match"]}
+            print(f"{speaker} {key}: {100 * m['digit_error_rate']:.1f} % / {100 * m['exact_match']:.0f} %", flush=True)
     return out
 
 
@@ -177,6 +183,19 @@ def save_run(run: Path, tail: Tail, out: Path) -> None:
     shutil.copy(run / "config.json", out / "config.json")
     state = load_checkpoint(run / "best.pt")
     save_checkpoint({**state, "model": tail.head.state_dict()}, out / "best.pt")
+
+
+def score_saved(args: argparse.Namespace, emb: se.SpeechEmbedding, keep: int) -> None:
+    """--load: RUN's own head, then each saved tail, scored (no pool, no training)."""
+    result = {"run": str(args.run), "args": {k: str(v) for k, v in vars(args).items()},
+              "before": {} if args.no_before else score_fold(args.run, None, keep, args), "after": {}}  # fmt: skip
+    for path in args.load:
+        tail = Tail(emb.encoder, keep, load(args.run)[0], train_final=True)
+        tail.load_state_dict(torch.load(path, weights_only=True))
+        tail.eval()
+        result["after"][path.name] = score_fold(args.run, tail, keep, args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
 
 
 def main() -> None:
@@ -208,11 +227,18 @@ def main() -> None:
         help="the codecs the pool strings go through",
     )
     ap.add_argument("--save-run", type=Path, help="--tail-lr 0 only: write the continued head as a run folder")
+    ap.add_argument("--score-codecs", nargs="*", default=[], choices=list(CODECS)[1:],
+                    help="also score the held-out strings through these codecs")  # fmt: skip
+    ap.add_argument("--load", type=Path, nargs="*", default=[], help="score these saved tails (of --cut) only")
+    ap.add_argument("--paces", type=float, nargs="+", default=[1.0, 1.3], help="test strings said this much faster")
+    ap.add_argument("--no-before", action="store_true", help="do not score RUN's own head first")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     net, cfg = load(args.run)
     keep = CUTS[args.cut]
     emb = se.SpeechEmbedding(cfg.audio.sample_rate)
+    if args.load:
+        return score_saved(args, emb, keep)
     t0 = time.time()
     clips = load_clips(cfg.data, cfg.audio.sample_rate, progress=False)
     train_spk, _ = split_speakers(clips, cfg)
@@ -229,7 +255,7 @@ def main() -> None:
         feats, vec, texts = feats + f, vec + v, texts + [t for _, t in chunk]
     print(f"pool of {len(texts)} at the cut {args.cut}: {time.time() - t0:.0f} s", flush=True)
     result = {"run": str(args.run), "args": {k: str(v) for k, v in vars(args).items()},
-              "before": score_fold(args.run, None, keep, args.data, args.strings), "after": {}}  # fmt: skip
+              "before": {} if args.no_before else score_fold(args.run, None, keep, args), "after": {}}  # fmt: skip
     for lr in args.tail_lr:
         torch.manual_seed(cfg.seed)
         tail = Tail(emb.encoder, keep, load(args.run)[0], train_final=lr > 0)
@@ -242,7 +268,7 @@ def main() -> None:
         torch.save(tail.state_dict(), args.out.with_name(f"{args.out.stem}-lr{lr:g}.pt"))
         if args.save_run is not None and lr == 0:
             save_run(args.run, tail, args.save_run)
-        result["after"][f"{lr:g}"] = {"loss": losses[-1], **score_fold(args.run, tail, keep, args.data, args.strings)}
+        result["after"][f"{lr:g}"] = {"loss": losses[-1], **score_fold(args.run, tail, keep, args)}
         args.out.write_text(json.dumps(result, indent=1))
 
 
