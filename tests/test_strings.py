@@ -13,6 +13,7 @@ from audiomnist.strings import (
     assemble,
     held_out_strings,
     list_clips,
+    list_negatives,
     load_clips,
     time_stretch,
 )
@@ -124,3 +125,33 @@ def test_stretch_speeds_words_up_keeping_their_pitch(tones):
     for bad in ((0.0, 1.0), (1.4, 1.2)):
         with pytest.raises(AudiomnistError, match="stretch"):
             AssemblyConfig(stretch=bad)
+
+
+def test_non_digit_clips_are_listed_whatever_their_names_say(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("7_amrita_0.flac", "sub/0_n-noise-003_30.wav", "hello.wav"):
+        sf.write(tmp_path / name, tone_digit(1, 1, 0), SR)
+    (tmp_path / "notes.txt").write_text("not audio")
+    rows = list_negatives(tmp_path)
+    assert [(p.name, t, s) for p, t, s in rows] == [
+        ("7_amrita_0.flac", "", "amrita"), ("hello.wav", "", "hello"), ("0_n-noise-003_30.wav", "", "n-noise-003")
+    ]  # fmt: skip
+    clips = load_clips([str(tmp_path)], SR, progress=False, lister=list_negatives)
+    assert clips.text == ["", "", ""] and all(len(a) for a in clips.audio)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AudiomnistError, match="no .wav or .flac"):
+        list_negatives(tmp_path / "empty")
+
+
+def test_words_said_among_the_digits_add_no_digit(tones):
+    clips = load_clips([str(tones)], SR, progress=False)
+    maker = StringMaker(clips, SR, TEST_ASSEMBLY)
+    word = np.sin(np.linspace(0, 900, int(0.4 * SR))).astype(np.float32) * 0.5
+    plain, d0, ends0 = maker.make_timed(np.random.default_rng(3), "01", 4)
+    mixed, d1, ends1 = maker.make_timed(np.random.default_rng(3), "01", 4, others=[word, word])
+    assert d1 == d0 and len(ends1) == 4 and np.all(np.diff(ends1) > 0)
+    assert len(mixed) > len(plain) + 0.6 * SR  # two 0.4 s words more, less their gaps
+    alone, d2, ends2 = maker.make_timed(np.random.default_rng(3), "01", 0, others=[word])
+    assert d2 == "" and len(ends2) == 0 and len(alone) > 0.4 * SR
+    with pytest.raises(AudiomnistError, match="a digit or another word"):
+        maker.make_timed(np.random.default_rng(3), "01", 0)

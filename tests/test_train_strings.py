@@ -10,7 +10,7 @@ from audiomnist import cli, train_strings
 from audiomnist.checkpoint import load_checkpoint
 from audiomnist.string_model import config_from_dict, evaluate_run, load
 
-from conftest import write_tone_set
+from conftest import write_negatives, write_tone_set
 
 TINY = ["--steps", "40", "--batch-size", "8", "--val-strings", "20", "--test-strings", "10",
         "--assembly.max-digits", "4", "--model-arg", "channels=32", "--model-arg", "blocks=3",
@@ -73,6 +73,16 @@ def test_evaluate_writes_the_string_report(run, tones, capsys):
     assert "10-digit strings of 04" in capsys.readouterr().out
     net, _ = load(run)
     assert net.training is False
+
+
+def test_evaluate_scores_non_digit_clips_alone_and_among_the_digits(run, tmp_path, capsys):
+    negs = write_negatives(tmp_path / "negs", speakers=2, clips=3)
+    assert cli.main(["evaluate", str(run), "--negative", str(negs)]) == 0
+    assert "6 non-digit clips" in capsys.readouterr().out
+    nd = json.loads((run / "report" / "strings.json").read_text())["non_digits"]
+    assert nd["clips"] == 6 and 0 <= nd["no_digit"] <= 1 and nd["digits_per_clip"] >= 0
+    assert nd["digits_per_clip"] > 0 or nd["no_digit"] == 1
+    assert nd["ten_digits_with_non_digits"]["strings"] == 10  # the run's --test-strings for its one speaker
 
 
 def test_train_strings_refuses_unknown_test_speaker_and_no_data(tones, tmp_path, capsys):
@@ -191,3 +201,27 @@ def test_string_configs_refuse_a_network_and_front_end_that_do_not_fit(tones, tm
     assert "--features.kind speech_embedding" in capsys.readouterr().err
     assert cli.main([*base, "--model", "emb-ctc", "--features.kind", "speech_embedding", "--vtlp", "0.9", "1.1"]) == 2
     assert "no --vtlp" in capsys.readouterr().err
+
+
+def test_negatives_are_said_among_the_digits_of_training_speakers_only(tones, tmp_path):
+    """--negative: a share of the assembled strings carry 1-3 non-digit clips (a fifth of those no digit at all);
+    clips of validation or test speakers are left out, and the folder is saved resolved with the run's config."""
+    from audiomnist.string_model import StringTrainConfig
+
+    negs = write_negatives(tmp_path / "negs", speakers=3, clips=2)
+    cfg = StringTrainConfig(data=(str(tones),), negatives=(str(negs),), negative_prob=1.0, test_speakers=("04",))
+    clips = train_strings.load_clips(cfg.data, cfg.audio.sample_rate, progress=False)
+    others = train_strings.load_others(cfg, {"neg1"}, progress=False)
+    assert sorted(set(others.speaker)) == ["neg0", "neg2"] and len(others) == 4
+    src = train_strings.make_sources(clips, {"01", "02", "03"}, cfg, others)
+    rng = np.random.default_rng(0)
+    items = [train_strings.draw(clips, src, cfg, rng) for _ in range(60)]
+    assert any(t == "" for _, t in items) and all(t.isdigit() for _, t in items if t)
+    plain = train_strings.make_sources(clips, {"01", "02", "03"}, cfg)
+    assert plain.others is None and all(t for _, t in (train_strings.draw(clips, plain, cfg, rng) for _ in range(20)))
+    argv = ["train-strings", "--data", str(tones), "--negative", str(negs), "--test-speaker", "04", "--epochs", "1",
+            "--runs", str(tmp_path / "runs"), *TINY, "--steps", "5"]  # fmt: skip
+    assert cli.main(argv) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["negatives"] == [str(negs.resolve())] and saved["negative_prob"] == 0.3

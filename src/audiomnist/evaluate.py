@@ -278,7 +278,7 @@ def _test_rows(run_dir: Path, cfg: TrainConfig, data: Data) -> tuple[np.ndarray,
 def cmd_evaluate(args: argparse.Namespace) -> int:
     config = Path(args.run_dir) / "config.json"
     if config.is_file() and is_string_config(load_json(config)):  # a train-strings run
-        report = string_model.evaluate_run(Path(args.run_dir), args.speaker, args.data)
+        report = string_model.evaluate_run(Path(args.run_dir), args.speaker, args.data, args.negative)
         print(string_model.summary_line(report))
         print(f"report: {Path(args.run_dir) / 'report' / 'strings.json'}")
         return 0
@@ -297,7 +297,8 @@ def add_cli(p: argparse.ArgumentParser) -> None:
         "--negative",
         action="append",
         metavar="PATH",
-        help="also evaluate on all clips of this folder of non-digits, as class 'none'",
+        help="also evaluate on all clips of this folder of non-digits, as class 'none' (string runs: said alone and "
+        "among the digits)",
     )
     p.add_argument("--out", type=Path, help="report folder (default RUN_DIR/report)")
     p.add_argument(

@@ -22,7 +22,16 @@ from .ctc import STRING_CLASSES, decode, string_metrics, timing
 from .errors import AudiomnistError, ConfigError
 from .features import FeatureConfig, SpecAugmentConfig, build_frontend
 from .paths import atomic_write_text
-from .strings import TEST_ASSEMBLY, AssemblyConfig, Clips, assemble, held_out_strings, load_clips
+from .strings import (
+    TEST_ASSEMBLY,
+    AssemblyConfig,
+    Clips,
+    StringMaker,
+    assemble,
+    held_out_strings,
+    list_negatives,
+    load_clips,
+)
 
 TASK = "strings"
 EMBEDDING_EDGE_S = 0.4  # about half a speech_embedding window (0.775 s): a vector centred on the clip's first sample
@@ -41,6 +50,11 @@ class StringTrainConfig:
     # Folders with fewer speakers give none to validation, so a small real corpus keeps its voices for training.
     val_frac: float = option(0.1, "share of each folder's speakers (folders with 10 or more) kept for validation")
     whole_prob: float = option(0.5, "chance an item is a recorded whole string, where its folder has them")
+    # Without them the model has never heard a word that is not a digit, and hears some digit in almost any word.
+    negatives: tuple[str, ...] = option(
+        (), "folder of non-digit clips (words, other languages, noise; any names) said among the digits (repeatable)",
+        flag="--negative", metavar="PATH")  # fmt: skip
+    negative_prob: float = option(0.3, "with --negative: share of assembled strings with 1-3 non-digit clips in them")
     model: str = option("ctc-tcn", "network name (see `audiomnist models`; a sequence model)")
     model_args: dict = option(factory=dict, help="extra model constructor argument, e.g. channels=128 (repeatable)",
                               flag="--model-arg")  # fmt: skip
@@ -72,6 +86,8 @@ class StringTrainConfig:
             raise ConfigError(f"vtlp must be a range 0 < low <= high, got {self.vtlp}")
         if self.data_weights and (len(self.data_weights) != len(self.data) or min(self.data_weights) <= 0):
             raise ConfigError(f"give one positive --data-weight per --data folder ({len(self.data)})")
+        if not 0 <= self.negative_prob <= 1:
+            raise ConfigError(f"negative_prob must be between 0 and 1, got {self.negative_prob}")
         if self.features.kind not in ("logmel", "speech_embedding"):
             raise ConfigError("string models read log-mel features or speech_embedding vectors")
         if self.features.kind == "speech_embedding" and (self.vtlp != (1.0, 1.0) or self.pool < self.batch_size):
@@ -80,7 +96,7 @@ class StringTrainConfig:
 
 def config_from_dict(d: dict) -> StringTrainConfig:
     d = dict(d)
-    for key in ("data", "test_speakers", "data_weights"):
+    for key in ("data", "test_speakers", "data_weights", "negatives"):
         d[key] = tuple(d.get(key, ()))
     if "vtlp" in d:  # runs from before VTLP have none
         d["vtlp"] = tuple(d["vtlp"])
@@ -196,8 +212,34 @@ def held_out_report(pipeline: StringNet, clips: Clips, cfg: StringTrainConfig, s
     return out
 
 
-def evaluate_run(run_dir: Path, speakers: list[str] | None = None, data: list[str] | None = None) -> dict:
-    """Score a string run's best.pt on its held-out speakers (or others given); writes report/strings.json."""
+def non_digit_report(
+    pipeline: StringNet, clips: Clips, others: Clips, cfg: StringTrainConfig, speakers: list[str]
+) -> dict:
+    """Non-digit clips (`others`, e.g. words of voices never trained on): each said alone with the test's silence
+    and background (digits heard in them: none is right), and 1-2 of them said among the digits of ten-digit
+    strings, cfg.test_strings per held-out speaker (scored on the digits)."""
+    sr, n = cfg.audio.sample_rate, cfg.test_strings
+    rng = np.random.default_rng([cfg.seed, 77])
+    alone = [(assemble([a], sr, TEST_ASSEMBLY, rng)[0], "") for a in others.audio]
+    probs = probabilities(pipeline, [w for w, _ in alone])
+    heard = [len(decode(p, 1, min_gap=pipeline.min_gap)) for p in probs]
+    maker = StringMaker(clips.select(np.array([s in speakers for s in clips.speaker])), sr, TEST_ASSEMBLY)
+    mixed = []
+    for s in speakers:
+        for _ in range(n):
+            picks = rng.integers(len(others), size=int(rng.integers(1, 3)))
+            mixed.append(maker.make(rng, s, 10, others=[others.audio[i] for i in picks]))
+    return {
+        "clips": len(alone), "digits_per_clip": float(np.mean(heard)), "no_digit": float(np.mean(np.array(heard) == 0)),
+        "ten_digits_with_non_digits": score(pipeline, mixed)[0],
+    }  # fmt: skip
+
+
+def evaluate_run(
+    run_dir: Path, speakers: list[str] | None = None, data: list[str] | None = None, negatives: list[str] | None = None
+) -> dict:
+    """Score a string run's best.pt on its held-out speakers (or others given), and with `negatives` on those
+    folders' non-digit clips (non_digit_report); writes report/strings.json."""
     net, cfg = load(run_dir)
     speakers = speakers or list(cfg.test_speakers)
     if not speakers:
@@ -206,7 +248,11 @@ def evaluate_run(run_dir: Path, speakers: list[str] | None = None, data: list[st
     missing = sorted(set(speakers) - set(clips.speaker))
     if missing:
         raise AudiomnistError(f"speakers not in the data: {', '.join(missing)}")
-    report = held_out_report(StringNet(net, cfg), clips, cfg, speakers)
+    pipeline = StringNet(net, cfg)
+    report = held_out_report(pipeline, clips, cfg, speakers)
+    if negatives:
+        others = load_clips(negatives, cfg.audio.sample_rate, lister=list_negatives)
+        report["non_digits"] = non_digit_report(pipeline, clips, others, cfg, speakers)
     (run_dir / "report").mkdir(exist_ok=True)
     atomic_write_text(run_dir / "report" / "strings.json", json.dumps(report, indent=2) + "\n")
     return report
@@ -218,4 +264,9 @@ def summary_line(report: dict) -> str:
             f"exact match {ten['exact_match']:.4f} ({ten['strings']} strings)")  # fmt: skip
     if "isolated_clips" in report:
         line += f"; isolated clips {report['isolated_clips']['accuracy']:.4f}"
+    if "non_digits" in report:
+        nd = report["non_digits"]
+        line += (f"; {nd['clips']} non-digit clips: {nd['digits_per_clip']:.2f} digits each, none in "
+                 f"{nd['no_digit']:.3f}; among ten digits: digit error rate "
+                 f"{nd['ten_digits_with_non_digits']['digit_error_rate']:.4f}")  # fmt: skip
     return line

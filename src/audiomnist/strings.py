@@ -29,6 +29,9 @@ from .paths import atomic_write, data_home, short_hash
 from .synth import coloured_noise, room_impulse, tilt, trim
 
 NAME = re.compile(r"^(\d{1,12})_([^_/]+)_(\d+)\.wav$", re.IGNORECASE)
+# A non-digit clip's speaker is the middle field of {anything}_{speaker}_{take}, else the whole name.
+NEGATIVE_NAME = re.compile(r"^[^_]+_([^_/]+)_[^_/]+$")
+NEGATIVE_SUFFIXES = (".wav", ".flac")
 CACHE_VERSION = 1
 
 
@@ -66,6 +69,17 @@ def list_clips(folder: str | os.PathLike) -> list[tuple[Path, str, str]]:
     return out
 
 
+def list_negatives(folder: str | os.PathLike) -> list[tuple[Path, str, str]]:
+    """(path, "", speaker) of every .wav and .flac clip under `folder`, whatever it says (not an English digit)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise AudiomnistError(f"{root}: no such folder")
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in NEGATIVE_SUFFIXES and p.is_file())
+    if not paths:
+        raise AudiomnistError(f"{root}: no .wav or .flac clips")
+    return [(p, "", m.group(1) if (m := NEGATIVE_NAME.match(p.stem)) else p.stem) for p in paths]
+
+
 def _decode(paths: list[Path], sample_rate: int, progress: bool) -> tuple[list[np.ndarray], list[str]]:
     audio, errors = [], []
     for p in tqdm(paths, desc="decode", unit="file", disable=not (progress and sys.stderr.isatty())):
@@ -78,12 +92,14 @@ def _decode(paths: list[Path], sample_rate: int, progress: bool) -> tuple[list[n
     return audio, errors
 
 
-def load_folder(folder: str | os.PathLike, sample_rate: int, progress: bool = True) -> tuple[list, list[str]]:
-    """(rows, audio) of a folder's clips at `sample_rate`, decoded once and cached; unreadable files are listed on
-    stderr (one line each) and left out."""
-    rows = list_clips(folder)
+def load_folder(
+    folder: str | os.PathLike, sample_rate: int, progress: bool = True, lister=list_clips
+) -> tuple[list, list[str]]:
+    """(rows, audio) of a folder's clips (as `lister` finds them) at `sample_rate`, decoded once and cached;
+    unreadable files are listed on stderr (one line each) and left out."""
+    rows = lister(folder)
     stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p, _, _ in rows]
-    key = short_hash(str(Path(folder).resolve()), stats, sample_rate, CACHE_VERSION)
+    key = short_hash(str(Path(folder).resolve()), stats, sample_rate, CACHE_VERSION, lister.__name__)
     cache = data_home() / "cache" / f"strings-{key}.npz"
     if cache.is_file():
         with np.load(cache) as z:
@@ -100,10 +116,13 @@ def load_folder(folder: str | os.PathLike, sample_rate: int, progress: bool = Tr
     return [rows[i] for i in keep], [audio[i] for i in keep]
 
 
-def load_clips(folders: list[str] | tuple[str, ...], sample_rate: int, progress: bool = True) -> Clips:
+def load_clips(
+    folders: list[str] | tuple[str, ...], sample_rate: int, progress: bool = True, lister=list_clips
+) -> Clips:
+    """Every folder's clips (list_clips: named digits; list_negatives: non-digit clips, text "")."""
     audio, text, speaker, source = [], [], [], []
     for i, folder in enumerate(folders):
-        rows, waves = load_folder(folder, sample_rate, progress)
+        rows, waves = load_folder(folder, sample_rate, progress, lister)
         audio += waves
         text += [t for _, t, _ in rows]
         speaker += [s for _, _, s in rows]
@@ -240,20 +259,30 @@ class StringMaker:
         if not self.speakers:
             raise AudiomnistError("no speaker has isolated clips of all ten digits to assemble strings from")
 
-    def make(self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None):
+    def make(self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=()):
         """(waveform, digits) of one assembled string; speaker and length random unless given."""
-        x, digits, _ = self.make_timed(rng, speaker, length)
+        x, digits, _ = self.make_timed(rng, speaker, length, others)
         return x, digits
 
-    def make_timed(self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None):
-        """(waveform, digits, the sample where each digit's word ends)."""
+    def make_timed(
+        self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=()
+    ) -> tuple[np.ndarray, str, np.ndarray]:
+        """(waveform, digits, the sample where each digit's word ends). `others`: non-digit clips said among the
+        digits at random places (they add no digit); `length` 0 with `others`: those alone."""
         speaker = speaker or self.speakers[rng.integers(len(self.speakers))]
-        n = length or int(rng.integers(self.cfg.min_digits, self.cfg.max_digits + 1))
+        n = int(rng.integers(self.cfg.min_digits, self.cfg.max_digits + 1)) if length is None else length
+        if n < 1 and not others:
+            raise AudiomnistError("a string needs a digit or another word to say")
         digits = "".join(str(d) for d in rng.integers(0, 10, n))
         takes = self.table[speaker]
         words = [self.clips.audio[takes[d][rng.integers(len(takes[d]))]] for d in digits]
+        is_digit = [True] * len(words)
+        for w in others:
+            at = int(rng.integers(len(words) + 1))
+            words.insert(at, w)
+            is_digit.insert(at, False)
         x, ends = assemble(words, self.sr, self.cfg, rng)
-        return x, digits, ends
+        return x, digits, ends[np.array(is_digit, bool)]
 
 
 def held_out_strings(clips: Clips, sr: int, speakers: list[str], per_speaker: int, length: int, seed: int):

@@ -47,11 +47,13 @@ from .string_model import (
     string_frontend,
     summary_line,
 )
-from .strings import TEST_ASSEMBLY, Clips, StringMaker, list_clips, load_clips
+from .strings import TEST_ASSEMBLY, Clips, StringMaker, list_clips, list_negatives, load_clips
 
 ENCODE_BATCH = 16  # utterances of similar length encoded together
 POOL_CHUNK = 256  # strings drawn (as audio) at a time while a pool is encoded, so the audio never piles up
 POOL_SEED = 1  # the pool's own stream, apart from the epochs' (seed, epoch)
+MAX_OTHERS = 3  # non-digit clips in one string with --negative
+WORDS_ONLY = 0.2  # share of those strings with no digit at all: a word alone must give none either
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Sources:
     makers: list[StringMaker | None]
     wholes: list[list[int]]
     weights: np.ndarray
+    others: Clips | None = None  # --negative clips of training speakers, said among the digits
 
 
 def split_speakers(clips: Clips, cfg: StringTrainConfig) -> tuple[set[str], set[str]]:
@@ -80,7 +83,9 @@ def split_speakers(clips: Clips, cfg: StringTrainConfig) -> tuple[set[str], set[
     return everyone - val, val
 
 
-def make_sources(clips: Clips, speakers: set[str], cfg: StringTrainConfig) -> Sources:
+def make_sources(clips: Clips, speakers: set[str], cfg: StringTrainConfig, others: Clips | None = None) -> Sources:
+    """Per --data folder its training speakers' assembler and whole strings; `others`: non-digit clips to say among
+    the digits (--negative)."""
     makers, wholes = [], []
     for folder in range(len(cfg.data)):
         keep = np.array([f == folder and s in speakers for s, f in zip(clips.speaker, clips.source)])
@@ -94,7 +99,15 @@ def make_sources(clips: Clips, speakers: set[str], cfg: StringTrainConfig) -> So
     weights = np.asarray(cfg.data_weights or [1.0] * len(cfg.data), dtype=float) * usable
     if weights.sum() == 0:
         raise AudiomnistError("no training material: no folder has a speaker with all ten digits or whole strings")
-    return Sources(makers, wholes, weights / weights.sum())
+    return Sources(makers, wholes, weights / weights.sum(), others if others is not None and len(others) else None)
+
+
+def load_others(cfg: StringTrainConfig, held: set[str], progress: bool) -> Clips | None:
+    """--negative clips, less those of validation and test speakers (a voice id is one voice in every folder)."""
+    if not cfg.negatives:
+        return None
+    others = load_clips(cfg.negatives, cfg.audio.sample_rate, progress, lister=list_negatives)
+    return others.select(np.array([s not in held for s in others.speaker]))
 
 
 def draw(clips: Clips, src: Sources, cfg: StringTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -103,7 +116,11 @@ def draw(clips: Clips, src: Sources, cfg: StringTrainConfig, rng: np.random.Gene
     if wholes and (maker is None or rng.uniform() < cfg.whole_prob):
         i = wholes[int(rng.integers(len(wholes)))]
         return clips.audio[i], clips.text[i]
-    return maker.make(rng)
+    if src.others is None or rng.uniform() >= cfg.negative_prob:
+        return maker.make(rng)
+    picks = rng.integers(len(src.others), size=int(rng.integers(1, MAX_OTHERS + 1)))
+    length = 0 if rng.uniform() < WORDS_ONLY else None
+    return maker.make(rng, length=length, others=[src.others.audio[i] for i in picks])
 
 
 def pad_time(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,7 +233,8 @@ def fit(cfg: StringTrainConfig, run_dir: Path, resume: bool, progress: bool) -> 
     if missing:
         raise AudiomnistError(f"--test-speaker not in the data: {', '.join(missing)}")
     train_spk, val_spk = split_speakers(clips, cfg)
-    src, val = make_sources(clips, train_spk, cfg), validation_set(clips, val_spk, cfg)
+    others = load_others(cfg, val_spk | set(cfg.test_speakers), progress)
+    src, val = make_sources(clips, train_spk, cfg, others), validation_set(clips, val_spk, cfg)
     print(f"speakers: {len(train_spk)} train, {len(val_spk)} validation, test: {', '.join(cfg.test_speakers) or '-'}")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_json(cfg, run_dir / "config.json")
@@ -321,8 +339,9 @@ def config_from_args(args: argparse.Namespace) -> StringTrainConfig:
             raise ConfigError(f"{args.config}: not a JSON object of StringTrainConfig fields")
         base = merged(base, from_file, ("model_args",))
     given = overrides_from_args(args, StringTrainConfig)
-    if "data" in given:
-        given["data"] = [str(Path(p).resolve()) for p in given["data"]]
+    for key in ("data", "negatives"):
+        if key in given:
+            given[key] = [str(Path(p).resolve()) for p in given[key]]
     return config_from_dict(merged(base, given, ("model_args",)))
 
 
