@@ -213,6 +213,8 @@ def test_negatives_are_said_among_the_digits_of_training_speakers_only(tones, tm
     clips = train_strings.load_clips(cfg.data, cfg.audio.sample_rate, progress=False)
     others = train_strings.load_others(cfg, {"neg1"}, progress=False)
     assert sorted(set(others.speaker)) == ["neg0", "neg2"] and len(others) == 4
+    with pytest.raises(train_strings.AudiomnistError, match="none left"):
+        train_strings.load_others(cfg, {"neg0", "neg1", "neg2"}, progress=False)
     src = train_strings.make_sources(clips, {"01", "02", "03"}, cfg, others)
     rng = np.random.default_rng(0)
     items = [train_strings.draw(clips, src, cfg, rng) for _ in range(60)]

@@ -99,7 +99,7 @@ def make_sources(clips: Clips, speakers: set[str], cfg: StringTrainConfig, other
     weights = np.asarray(cfg.data_weights or [1.0] * len(cfg.data), dtype=float) * usable
     if weights.sum() == 0:
         raise AudiomnistError("no training material: no folder has a speaker with all ten digits or whole strings")
-    return Sources(makers, wholes, weights / weights.sum(), others if others is not None and len(others) else None)
+    return Sources(makers, wholes, weights / weights.sum(), others)
 
 
 def load_others(cfg: StringTrainConfig, held: set[str], progress: bool) -> Clips | None:
@@ -107,7 +107,10 @@ def load_others(cfg: StringTrainConfig, held: set[str], progress: bool) -> Clips
     if not cfg.negatives:
         return None
     others = load_clips(cfg.negatives, cfg.audio.sample_rate, progress, lister=list_negatives)
-    return others.select(np.array([s not in held for s in others.speaker]))
+    others = others.select(np.array([s not in held for s in others.speaker]))
+    if not len(others):
+        raise AudiomnistError("--negative: every clip there is a validation or test speaker's; none left to train on")
+    return others
 
 
 def draw(clips: Clips, src: Sources, cfg: StringTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, str]:
