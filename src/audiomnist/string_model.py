@@ -221,8 +221,7 @@ def non_digit_report(
     sr, n = cfg.audio.sample_rate, cfg.test_strings
     rng = np.random.default_rng([cfg.seed, 77])
     alone = [(assemble([a], sr, TEST_ASSEMBLY, rng)[0], "") for a in others.audio]
-    probs = probabilities(pipeline, [w for w, _ in alone])
-    heard = [len(decode(p, 1, min_gap=pipeline.min_gap)) for p in probs]
+    heard = [len(h) for h in score(pipeline, alone)[1]]
     maker = StringMaker(clips.select(np.array([s in speakers for s in clips.speaker])), sr, TEST_ASSEMBLY)
     mixed = []
     for s in speakers:
