@@ -7,6 +7,7 @@ import soundfile as sf
 from audiomnist.errors import AudiomnistError
 from audiomnist.strings import (
     TEST_ASSEMBLY,
+    WORD,
     AssemblyConfig,
     StringMaker,
     _join,
@@ -155,3 +156,6 @@ def test_words_said_among_the_digits_add_no_digit(tones):
     assert d2 == "" and len(ends2) == 0 and len(alone) > 0.4 * SR
     with pytest.raises(AudiomnistError, match="a digit or another word"):
         maker.make_timed(np.random.default_rng(3), "01", 0)
+    marked, d3, ends3 = maker.make_timed(np.random.default_rng(3), "01", 4, others=[word, word], mark=WORD)
+    assert np.array_equal(marked, mixed) and d3.replace(WORD, "") == d0 and d3.count(WORD) == 2
+    assert np.array_equal(ends3, ends1)

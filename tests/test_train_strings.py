@@ -227,3 +227,46 @@ def test_negatives_are_said_among_the_digits_of_training_speakers_only(tones, tm
     (folder,) = (tmp_path / "runs").iterdir()
     saved = json.loads((folder / "config.json").read_text())
     assert saved["negatives"] == [str(negs.resolve())] and saved["negative_prob"] == 0.3
+
+
+def test_string_probabilities_fold_the_word_label_into_blank():
+    from audiomnist.string_model import StringTrainConfig, string_probabilities
+
+    logits = torch.randn(5, 12)
+    p = torch.softmax(logits, -1)
+    cfg = StringTrainConfig(negatives=("x",), word_class=True)
+    whole = string_probabilities(logits, cfg)
+    assert whole.shape == (5, 11) and torch.allclose(whole[:, 0], p[:, 0] + p[:, 11])
+    assert torch.allclose(whole[:, 1:], p[:, 1:11])
+    dropped = string_probabilities(logits, StringTrainConfig(negatives=("x",), word_class=True, word_weight=0.0))
+    assert torch.allclose(dropped, p[:, :11] / p[:, :11].sum(-1, True))
+    assert torch.equal(string_probabilities(logits[:, :11], StringTrainConfig()), torch.softmax(logits[:, :11], -1))
+    with pytest.raises(train_strings.ConfigError, match="needs --negative"):
+        StringTrainConfig(word_class=True)
+
+
+def test_a_word_class_run_learns_a_twelfth_label_and_decodes_eleven(tones, tmp_path):
+    """--word-class: non-digit clips are written WORD in the training text (label 11); the saved network has 12
+    outputs and everything that reads the run (StringNet, export, the recognisers) sees the usual 11 columns."""
+    from audiomnist.string_model import StringNet, StringTrainConfig
+
+    negs = write_negatives(tmp_path / "negs", speakers=3, clips=2)
+    cfg = StringTrainConfig(data=(str(tones),), negatives=(str(negs),), negative_prob=1.0, word_class=True)
+    clips = train_strings.load_clips(cfg.data, cfg.audio.sample_rate, progress=False)
+    src = train_strings.make_sources(clips, {"01", "02", "03"}, cfg, train_strings.load_others(cfg, set(), False))
+    rng = np.random.default_rng(0)
+    texts = [train_strings.draw(clips, src, cfg, rng)[1] for _ in range(30)]
+    assert all(train_strings.WORD in t for t in texts) and any(t.strip(train_strings.WORD) == "" for t in texts)
+    argv = ["train-strings", "--data", str(tones), "--negative", str(negs), "--word-class", "--word-weight", "0.5",
+            "--test-speaker", "04", "--epochs", "1", "--runs", str(tmp_path / "runs"), *TINY,
+            "--steps", "5"]  # fmt: skip
+    assert cli.main(argv) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert load_checkpoint(folder / "best.pt")["classes"][-1] == train_strings.WORD
+    net, cfg = load(folder)
+    assert cfg.word_class and cfg.word_weight == 0.5
+    probs = StringNet(net, cfg)(torch.zeros(1, 4000))
+    assert probs.shape[1] == 11 and torch.allclose(probs.sum(-1), torch.ones(len(probs)))
+    assert cli.main(["export", str(folder), "--onnx", str(tmp_path / "w.onnx")]) == 0
+    side = json.loads((tmp_path / "w.onnx.json").read_text())
+    assert side["classes"][-1] == "9" and side["output"]["shape"][-1] == 11

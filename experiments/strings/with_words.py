@@ -4,11 +4,15 @@ words alone. The words are those of experiments/no-digit's held-out list said by
 (NEGDIR/neg-heldout-words); every string model is scored alone, as recorded (not slowed, not rescored).
 
     python with_words.py RUN [RUN ...] --data FSDD --words NEGDIR/neg-heldout-words [--strings 200]
+        [--word-weights 1 0.3 0.1 0]
+
+--word-weights: a run trained with --word-class is scored once per weight (its word_weight replaced; a row each).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +45,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the FSDD recordings folder")
     ap.add_argument("--words", required=True, help="non-digit words of held-out voices")
     ap.add_argument("--strings", type=int, default=200, help="utterances of each kind per run")
+    ap.add_argument("--word-weights", type=float, nargs="+", default=[], help="word-class runs: weights to score")
     args = ap.parse_args()
     print("| run | strings: DER / exact | with 1-2 words among the digits: DER / exact | words alone: digits a word, "
           "utterances with no digit |")  # fmt: skip
@@ -52,14 +57,20 @@ def main() -> None:
         words = load_clips([args.words], sr, progress=False, lister=list_negatives)
         plain = test_strings(clips, sr, speaker, seed, args.strings)
         mixed, alone = utterances(clips, words, sr, speaker, seed, args.strings)
-        cells = []
-        for items in (plain, mixed):
-            m = ctc.string_metrics([d for _, d in items], [rec.transcribe(x, sr).digits for x, _ in items])
-            cells.append(f"{100 * m['digit_error_rate']:.1f} / {100 * m['exact_match']:.0f}")
-        heard = [len(rec.transcribe(x, sr).digits) for x, _ in alone]
-        per_word = sum(heard) / sum(k for _, k in alone)
-        cells.append(f"{per_word:.2f}, {100 * np.mean(np.array(heard) == 0):.0f} %")
-        print(f"| {run.name} | " + " | ".join(cells) + " |", flush=True)
+        pipeline = rec.model.pipeline
+        weights = args.word_weights if pipeline.cfg.word_class and args.word_weights else [None]
+        for w in weights:
+            if w is not None:
+                pipeline.cfg = dataclasses.replace(pipeline.cfg, word_weight=w)
+            cells = []
+            for items in (plain, mixed):
+                m = ctc.string_metrics([d for _, d in items], [rec.transcribe(x, sr).digits for x, _ in items])
+                cells.append(f"{100 * m['digit_error_rate']:.1f} / {100 * m['exact_match']:.0f}")
+            heard = [len(rec.transcribe(x, sr).digits) for x, _ in alone]
+            per_word = sum(heard) / sum(k for _, k in alone)
+            cells.append(f"{per_word:.2f}, {100 * np.mean(np.array(heard) == 0):.0f} %")
+            name = run.name if w is None else f"{run.name}, word weight {w:g}"
+            print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,12 @@ class StringTrainConfig:
         (), "folder of non-digit clips (words, other languages, noise; any names) said among the digits (repeatable)",
         flag="--negative", metavar="PATH")  # fmt: skip
     negative_prob: float = option(0.3, "with --negative: share of assembled strings with 1-3 non-digit clips in them")
+    # Trained as silence, the words teach the network to leave out digits of unheard voices too, with no way back;
+    # a class of their own is a score that decoding can weigh (experiments/strings/README.md "A word class").
+    word_class: bool = option(False, "with --negative: non-digit clips get a CTC label of their own (not blank)")
+    word_weight: float = option(
+        1.0, "word-class models: share of the word label's probability counted as blank when decoding (0-1; "
+        "the rest is dropped, so words fall back to what else the frame sounds like)")  # fmt: skip
     model: str = option("ctc-tcn", "network name (see `audiomnist models`; a sequence model)")
     model_args: dict = option(factory=dict, help="extra model constructor argument, e.g. channels=128 (repeatable)",
                               flag="--model-arg")  # fmt: skip
@@ -88,6 +94,10 @@ class StringTrainConfig:
             raise ConfigError(f"give one positive --data-weight per --data folder ({len(self.data)})")
         if not 0 <= self.negative_prob <= 1:
             raise ConfigError(f"negative_prob must be between 0 and 1, got {self.negative_prob}")
+        if not 0 <= self.word_weight <= 1:
+            raise ConfigError(f"word_weight must be between 0 and 1, got {self.word_weight}")
+        if self.word_class and not self.negatives:
+            raise ConfigError("--word-class needs --negative clips to learn the word label from")
         if self.features.kind not in ("logmel", "speech_embedding"):
             raise ConfigError("string models read log-mel features or speech_embedding vectors")
         if self.features.kind == "speech_embedding" and (self.vtlp != (1.0, 1.0) or self.pool < self.batch_size):
@@ -104,7 +114,7 @@ def config_from_dict(d: dict) -> StringTrainConfig:
 
 
 def build(cfg: StringTrainConfig) -> torch.nn.Module:
-    net = models.create(cfg.model, len(STRING_CLASSES), **cfg.model_args)
+    net = models.create(cfg.model, len(STRING_CLASSES) + cfg.word_class, **cfg.model_args)
     if not getattr(net, "sequence", False):
         raise AudiomnistError(f"model {cfg.model!r} gives one answer per clip; a string model needs a sequence model")
     wants = "speech_embedding" if net.input_kind == "embedding" else net.input_kind
@@ -158,6 +168,16 @@ def load(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, String
     return net.to(device).eval(), cfg
 
 
+def string_probabilities(logits: torch.Tensor, cfg: StringTrainConfig) -> torch.Tensor:
+    """(..., classes) network outputs -> (..., 11) probabilities over STRING_CLASSES: a word-class model's word
+    probability, times cfg.word_weight, goes to blank (no digit there), and the rest is renormalised."""
+    p = torch.softmax(logits, dim=-1)
+    if not cfg.word_class:
+        return p
+    q = torch.cat([p[..., :1] + cfg.word_weight * p[..., -1:], p[..., 1:-1]], dim=-1)
+    return q / q.sum(dim=-1, keepdim=True)
+
+
 class StringNet(torch.nn.Module):
     """(1, samples) waveform -> (frames, 11) probabilities: the front-end and the network, for one utterance
     (features are normalised over the utterance, so utterances are never padded together)."""
@@ -165,11 +185,12 @@ class StringNet(torch.nn.Module):
     def __init__(self, net: torch.nn.Module, cfg: StringTrainConfig, exportable: bool = False):
         super().__init__()
         self.min_gap = timing(to_dict(cfg)).min_gap  # decoding's, for this model's frame step
+        self.cfg = cfg
         self.net = net.eval()
         self.frontend = string_frontend(cfg, exportable=exportable).eval()
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(self.frontend(wave)), dim=-1)[0]
+        return string_probabilities(self.net(self.frontend(wave)), self.cfg)[0]
 
 
 @torch.inference_mode()

@@ -33,6 +33,7 @@ NAME = re.compile(r"^(\d{1,12})_([^_/]+)_(\d+)\.wav$", re.IGNORECASE)
 NEGATIVE_NAME = re.compile(r"^[^_]+_([^_/]+)_[^_/]+$")
 NEGATIVE_SUFFIXES = (".wav", ".flac")
 CACHE_VERSION = 1
+WORD = "w"  # a non-digit clip in a word-class model's training text
 
 
 @dataclass(frozen=True)
@@ -259,16 +260,19 @@ class StringMaker:
         if not self.speakers:
             raise AudiomnistError("no speaker has isolated clips of all ten digits to assemble strings from")
 
-    def make(self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=()):
+    def make(
+        self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=(), mark=""
+    ):  # fmt: skip
         """(waveform, digits) of one assembled string; speaker and length random unless given."""
-        x, digits, _ = self.make_timed(rng, speaker, length, others)
+        x, digits, _ = self.make_timed(rng, speaker, length, others, mark)
         return x, digits
 
     def make_timed(
-        self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=()
+        self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=(), mark=""
     ) -> tuple[np.ndarray, str, np.ndarray]:
-        """(waveform, digits, the sample where each digit's word ends). `others`: non-digit clips said among the
-        digits at random places (they add no digit); `length` 0 with `others`: those alone."""
+        """(waveform, text, the sample where each digit's word ends). `others`: non-digit clips said among the
+        digits at random places, written `mark` in the text (WORD; "": nothing); `length` 0 with `others`: those
+        alone."""
         speaker = speaker or self.speakers[rng.integers(len(self.speakers))]
         n = int(rng.integers(self.cfg.min_digits, self.cfg.max_digits + 1)) if length is None else length
         if n < 1 and not others:
@@ -276,13 +280,13 @@ class StringMaker:
         digits = "".join(str(d) for d in rng.integers(0, 10, n))
         takes = self.table[speaker]
         words = [self.clips.audio[takes[d][rng.integers(len(takes[d]))]] for d in digits]
-        is_digit = [True] * len(words)
+        labels = list(digits)
         for w in others:
             at = int(rng.integers(len(words) + 1))
             words.insert(at, w)
-            is_digit.insert(at, False)
+            labels.insert(at, mark)
         x, ends = assemble(words, self.sr, self.cfg, rng)
-        return x, digits, ends[np.array(is_digit, bool)]
+        return x, "".join(labels), ends[np.array([c.isdigit() for c in labels], bool)]
 
 
 def held_out_strings(clips: Clips, sr: int, speakers: list[str], per_speaker: int, length: int, seed: int):

@@ -45,13 +45,15 @@ from .string_model import (
     score,
     score_probabilities,
     string_frontend,
+    string_probabilities,
     summary_line,
 )
-from .strings import TEST_ASSEMBLY, Clips, StringMaker, list_clips, list_negatives, load_clips
+from .strings import TEST_ASSEMBLY, WORD, Clips, StringMaker, list_clips, list_negatives, load_clips
 
 ENCODE_BATCH = 16  # utterances of similar length encoded together
 POOL_CHUNK = 256  # strings drawn (as audio) at a time while a pool is encoded, so the audio never piles up
 POOL_SEED = 1  # the pool's own stream, apart from the epochs' (seed, epoch)
+LABELS = {c: i for i, c in enumerate(STRING_CLASSES)} | {WORD: len(STRING_CLASSES)}  # CTC targets; 0 is blank
 MAX_OTHERS = 3  # non-digit clips in one string with --negative
 WORDS_ONLY = 0.2  # share of those strings with no digit at all: a word alone must give none either
 
@@ -123,7 +125,7 @@ def draw(clips: Clips, src: Sources, cfg: StringTrainConfig, rng: np.random.Gene
         return maker.make(rng)
     picks = rng.integers(len(src.others), size=int(rng.integers(1, MAX_OTHERS + 1)))
     length = 0 if rng.uniform() < WORDS_ONLY else None
-    return maker.make(rng, length=length, others=[src.others.audio[i] for i in picks])
+    return maker.make(rng, length=length, others=[src.others.audio[i] for i in picks], mark=WORD * cfg.word_class)
 
 
 def pad_time(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,7 +191,7 @@ def next_batch(clips, src, pool, cfg: StringTrainConfig, frontend, rng, gen) -> 
 def train_step(net, opt, sched, x: torch.Tensor, frames: torch.Tensor, texts) -> float:
     logp = F.log_softmax(net(x), dim=-1).transpose(0, 1)  # (T, B, C)
     out_len = net.output_frames(frames)
-    targets = torch.tensor([int(c) + 1 for t in texts for c in t])
+    targets = torch.tensor([LABELS[c] for t in texts for c in t])
     target_len = torch.tensor([len(t) for t in texts])
     loss = F.ctc_loss(logp, targets, out_len, target_len, blank=0, zero_infinity=True)
     opt.zero_grad(set_to_none=True)
@@ -207,7 +209,7 @@ def validate(net, cfg: StringTrainConfig, val: list, val_feats: list | None) -> 
     else:
         net.eval()
         with torch.inference_mode():
-            probs = [torch.softmax(net(f[None]), -1)[0].numpy() for f in val_feats]
+            probs = [string_probabilities(net(f[None]), cfg)[0].numpy() for f in val_feats]
         metrics, _ = score_probabilities(probs, [d for _, d in val], timing(to_dict(cfg)).min_gap)
     net.train()
     return metrics
@@ -304,8 +306,8 @@ def run_epoch(net, frontend, opt, sched, data: tuple, cfg, epoch: int, writer, p
 
 
 def save(net, opt, sched, cfg, run_dir: Path, epoch: int, state: dict, improved: bool) -> None:
-    base = {"task": TASK, "model": net.state_dict(), "classes": STRING_CLASSES, "config": to_dict(cfg),
-            "epoch": epoch}  # fmt: skip
+    classes = STRING_CLASSES + [WORD] * cfg.word_class
+    base = {"task": TASK, "model": net.state_dict(), "classes": classes, "config": to_dict(cfg), "epoch": epoch}
     if improved:
         save_checkpoint(base, run_dir / "best.pt")
     save_checkpoint({**base, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
