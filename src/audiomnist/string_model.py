@@ -55,8 +55,8 @@ class StringTrainConfig:
         (), "folder of non-digit clips (words, other languages, noise; any names) said among the digits (repeatable)",
         flag="--negative", metavar="PATH")  # fmt: skip
     negative_prob: float = option(0.3, "with --negative: share of assembled strings with 1-3 non-digit clips in them")
-    # Trained as silence, the words teach the network to leave out digits of unheard voices too, with no way back;
-    # a class of their own is a score that decoding can weigh (experiments/strings/README.md "A word class").
+    # Trained as blank, a heard word and a gap between digits are one output; a label of their own lets decoding
+    # weigh the word against the digits (experiments/strings/README.md "A word class").
     word_class: bool = option(False, "with --negative: non-digit clips get a CTC label of their own (not blank)")
     word_weight: float = option(
         1.0, "word-class models: share of the word label's probability counted as blank when decoding (0-1; "

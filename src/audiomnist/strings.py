@@ -263,7 +263,7 @@ class StringMaker:
     def make(
         self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=(), mark=""
     ):  # fmt: skip
-        """(waveform, digits) of one assembled string; speaker and length random unless given."""
+        """(waveform, text) of one assembled string (make_timed); speaker and length random unless given."""
         x, digits, _ = self.make_timed(rng, speaker, length, others, mark)
         return x, digits
 
