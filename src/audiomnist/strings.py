@@ -264,8 +264,8 @@ class StringMaker:
         self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=(), mark=""
     ):  # fmt: skip
         """(waveform, text) of one assembled string (make_timed); speaker and length random unless given."""
-        x, digits, _ = self.make_timed(rng, speaker, length, others, mark)
-        return x, digits
+        x, text, _ = self.make_timed(rng, speaker, length, others, mark)
+        return x, text
 
     def make_timed(
         self, rng: np.random.Generator, speaker: str | None = None, length: int | None = None, others=(), mark=""
