@@ -389,6 +389,48 @@ def test_string_rate_speeds_up_the_strings_only(tmp_path, fake_flite_only):
     assert synth.main([str(tmp_path / "d"), *args, "--string-rate", "1,inf"]) == 2
 
 
+def test_said_with_repeats_reads_one_run_out_and_keeps_the_label_the_digits():
+    runs = {2: 0, 3: 0}
+    for k in range(300):
+        digits, words = synth.said_with_repeats("4150392817", "four one five oh three nine two eight one seven",
+                                                np.random.default_rng(k))  # fmt: skip
+        said = words.split(" ")
+        kind = [w for w in said if w in ("double", "triple")]
+        assert len(kind) == 1 and len(digits) == 10
+        i = said.index(kind[0])
+        run = 2 if kind[0] == "double" else 3
+        runs[run] += 1
+        assert said[i + 1] == ("oh" if digits[i] == "0" else synth.DIGIT_WORDS[int(digits[i])])
+        assert digits[i : i + run] == digits[i] * run and len(said) == 10 - run + 2
+        rest = said[:i] + said[i + 2 :]  # the other words still say the other digits, in order
+        assert rest == [("oh" if d == "0" else synth.DIGIT_WORDS[int(d)]) for d in digits[:i] + digits[i + run :]]
+    assert runs[2] > 3 * runs[3] > 0
+    assert synth.said_with_repeats("4", "four", np.random.default_rng(0)) == ("4", "four")
+
+
+def test_string_repeats_read_runs_out_in_the_strings_only(tmp_path, fake_flite_only):
+    """--string-repeats 1 says one run in every string of two or more digits "double X" / "triple X", its label the
+    digits; without it the corpus is as before."""
+    args = ["--voices", "2", "--takes", "1", "--strings", "4", "--string-lengths", "2,6", "--jobs", "1",
+            "--no-progress"]  # fmt: skip
+    assert synth.main([str(tmp_path / "a"), *args]) == 0
+    assert synth.main([str(tmp_path / "b"), *args, "--string-repeats", "0"]) == 0
+    assert synth.main([str(tmp_path / "c"), *args, "--string-repeats", "1"]) == 0
+
+    def said(folder):
+        return [r.split(",") for r in (tmp_path / folder / "takes.csv").read_text().splitlines()[1:]]
+
+    assert said("a") == said("b")
+    strings = [r for r in said("c") if not r[0].endswith("_0.wav")]  # take 0: the isolated digits
+    assert len(strings) == 8
+    for file, _, digits, _, words, *_ in strings:
+        w = words.split(" ")
+        run = 2 if "double" in w else 3
+        assert ("double" in w) != ("triple" in w) and file.startswith(digits + "_")
+        assert len(w) == len(digits) - run + 2
+    assert synth.main([str(tmp_path / "d"), *args, "--string-repeats", "1.5"]) == 2
+
+
 def test_missing_engines_name_the_package_to_install(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AudiomnistError) as err:

@@ -7,7 +7,8 @@ the word form ("zero" or "oh" for 0), the silence around the word, the noise and
 voice is its own speaker: `OUT/{digit}_{speaker}_{take}.wav` plus `OUT/speakers.json` (metadata and full recipe).
 With `--strings K` each voice also says K digit strings ("four one five five ...", no pauses) as
 `OUT/{digits}_{speaker}_{take}.wav`; `--takes 0` leaves out the isolated digits, `--string-rate 1,1.7` says the
-strings up to 1.7 x faster than the voice's own pace.
+strings up to 1.7 x faster than the voice's own pace, `--string-repeats 1` says a run of equal digits in each as
+people read phone numbers out ("four one double five ...").
 
     python -m audiomnist.synth OUT [--voices N] [--takes K] [--strings K] [--seed S] [--engines espeak,flite,festival]
 
@@ -100,6 +101,9 @@ PEAK_RANGE_DB = (-18.0, -1.0)
 TRIM_FLOOR_DB = -40.0
 STRING_LENGTHS = (1, 12)  # digits in a string, uniform between the two (inclusive)
 STRING_RATE = (1.0, 1.0)  # extra rate factor of the strings, log-uniform (1, 1: the voice's own pace)
+REPEAT_WORDS = {2: "double", 3: "triple"}  # how a run of equal digits is read out in a phone number
+REPEAT_LENGTHS = (2, 3)
+TRIPLE_SHARE = 0.2  # of the runs said that way, how many are three digits long
 STRING_STREAM = 10  # rng stream of the strings: the isolated digits use streams 0-9 (their digit)
 NO_CHANNEL = "none"  # a recipe's channel when --no-perturb channel
 CHANNELS = {
@@ -636,6 +640,7 @@ class Task:
     strings: int = 0  # digit strings said whole, after the isolated digits
     string_lengths: tuple[int, int] = STRING_LENGTHS
     string_rate: tuple[float, float] = STRING_RATE
+    string_repeats: float = 0.0  # share of strings with a run said "double X" / "triple X"
 
     @property
     def clips(self) -> int:
@@ -683,6 +688,20 @@ def string_params(
     return ("".join(map(str, digits)), " ".join(words), *_jitter(recipe, rng))
 
 
+def said_with_repeats(digits: str, words: str, rng: np.random.Generator) -> tuple[str, str]:
+    """(digits, words) of a string with one run of two or three equal digits said the way people read them out
+    ("double five", "triple oh"): a random place, the digits after it set to its own, its word kept (so "oh" stays
+    "oh"). A string shorter than the run is returned as it is."""
+    said = words.split()
+    run = REPEAT_LENGTHS[int(rng.uniform() < TRIPLE_SHARE)]
+    if len(digits) < run:
+        return digits, words
+    i = int(rng.integers(0, len(digits) - run + 1))
+    digits = digits[:i] + digits[i] * run + digits[i + run :]
+    said[i : i + run] = [REPEAT_WORDS[run], said[i]]
+    return digits, " ".join(said)
+
+
 def _clips(task: Task) -> tuple[list[Clip], list[Clip]]:
     """The isolated digits and the strings of one speaker. Strings are numbered after the isolated takes,
     so a one-digit string never takes an isolated clip's file name."""
@@ -697,6 +716,8 @@ def _clips(task: Task) -> tuple[list[Clip], list[Clip]]:
         label, text, rate, pitch = string_params(task.recipe, rng, task.string_lengths)
         if task.string_rate != STRING_RATE:  # drawn only when asked, so default corpora keep their files
             rate = round(rate * _log_uniform(rng, *task.string_rate), 4)
+        if task.string_repeats and rng.uniform() < task.string_repeats:  # likewise drawn only when asked
+            label, text = said_with_repeats(label, text, rng)
         strings.append(Clip(label, task.takes + k, text, rate, pitch, rng=rng))
     return digits, strings
 
@@ -819,21 +840,23 @@ def generate(
     out: Path, voices: int, takes: int = 1, seed: int = 0, engines: list[str] | None = None, jobs: int = 1,
     sample_rate: int = DEFAULT_SAMPLE_RATE, progress: bool = True, force: bool = False, strings: int = 0,
     string_lengths: tuple[int, int] = STRING_LENGTHS, no_perturb: frozenset[str] = frozenset(),
-    string_rate: tuple[float, float] = STRING_RATE,
+    string_rate: tuple[float, float] = STRING_RATE, string_repeats: float = 0.0,
 ) -> Summary:  # fmt: skip
     """Write `voices` speakers x (10 digits x `takes` + `strings` digit strings) clips to `out`; speakers.json
     and takes.csv beside them. `no_perturb`: the PERTURBATIONS left out (for ablations)."""
     _check_counts(voices, takes, strings, string_lengths)
     if not (0 < string_rate[0] <= string_rate[1] and math.isfinite(string_rate[1])):
         raise AudiomnistError(f"--string-rate must be LOW,HIGH with 0 < LOW <= HIGH, got {string_rate}")
+    if not 0 <= string_repeats <= 1:
+        raise AudiomnistError(f"--string-repeats must be a share from 0 to 1, got {string_repeats}")
     check_perturbations(no_perturb)
     found = english_voices(engines)
     recipes = plan(found, voices, seed, no_perturb)
     out = Path(out)
     _prepare_out(out, force)
     scratch = Path(tempfile.mkdtemp(prefix="audiomnist-synth-"))  # workers killed mid-call leave files here
-    tasks = [Task(r, i, takes, seed, out, sample_rate, scratch, strings, tuple(string_lengths), tuple(string_rate))
-             for i, r in enumerate(recipes)]  # fmt: skip
+    tasks = [Task(r, i, takes, seed, out, sample_rate, scratch, strings, tuple(string_lengths), tuple(string_rate),
+                  string_repeats) for i, r in enumerate(recipes)]  # fmt: skip
     rows: list[dict] = []
     failed: list[str] = []
     bar = tqdm(total=sum(t.clips for t in tasks), desc="synth", unit="clip",
@@ -890,6 +913,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the strings' extra speaking-rate factor, log-uniform from LOW to HIGH on the voice's own "
                    "(e.g. 1,1.7 for numbers read quickly; the engines shorten words and keep the pitch) "
                    "(default 1,1)")  # fmt: skip
+    p.add_argument("--string-repeats", type=float, default=0.0, metavar="SHARE",
+                   help="share of the strings with one run of two or three equal digits said \"double five\" / "
+                   "\"triple oh\", as phone numbers are read out; the label is the digits (default 0)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default 0)")
     p.add_argument("--engines", default=",".join(ENGINES),
                    help=f"comma-separated engines to use, of {','.join(ENGINES)} (default: all installed)")  # fmt: skip
@@ -961,7 +987,7 @@ def run(args: argparse.Namespace) -> int:
             summary = generate(args.out, args.voices, args.takes, args.seed, engines, args.jobs, args.sample_rate,
                                progress=not args.no_progress, force=args.force, strings=args.strings,
                                string_lengths=args.string_lengths, no_perturb=args.no_perturb,
-                               string_rate=args.string_rate)  # fmt: skip
+                               string_rate=args.string_rate, string_repeats=args.string_repeats)  # fmt: skip
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
