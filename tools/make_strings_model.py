@@ -2,14 +2,15 @@
 speech_embedding encoder, for whole recordings), trained on every FSDD speaker plus synthetic voices.
 
     python tools/make_strings_model.py [--recipe tcn|emb] [--data FSDD] [--synth DIR] [--synth-strings DIR]
-                                       [--synth-fast DIR]
+                                       [--synth-fast DIR] [--synth-repeats DIR]
     python tools/make_strings_model.py --recipe emb --run RUN_DIR     # package a finished run, no training
 
 The emb recipe is one stage: `train-strings --model emb-ctc --features.kind speech_embedding` on the same three
 folders (its isolated synthetic digits without the vocal-tract warp, `data synth --no-perturb warp`) plus a fourth,
 1,000 more voices saying strings whole up to 1.7 x faster than their own pace (`data synth --string-rate 1,1.7
---seed 1`), weighted 4 1 0.5 0.5, EMB_ARGS below; experiments/strings/README.md ("On the speech_embedding encoder",
-"Fast whole strings") has its folds.
+--seed 1`), and a fifth, 1,000 more reading a run of equal digits out ("double five": `data synth --string-repeats 1
+--seed 2`), weighted 4 1 0.5 0.35 0.15, EMB_ARGS below; experiments/strings/README.md ("On the speech_embedding
+encoder", "Fast whole strings", "Numbers read out") has its folds.
 
 The tcn recipe trains `audiomnist train-strings --data FSDD --data SYNTH --data SYNTH_STRINGS --data-weight 2 1 1`
 (strings assembled from isolated clips of the real and synthetic voices, plus strings the synthesisers said whole) in
@@ -56,18 +57,23 @@ EMB_EPOCHS = 20  # one stage over the encoded pool
 # Over the encoder, strings of FSDD's real voices two in three, not one in two: held-out FSDD speakers' strings came out
 # better (experiments/strings/README.md, "More real voices in the pool").
 # The whole strings split between the voices' own pace and up to 1.7 x faster ("Fast whole strings").
-EMB_WEIGHTS = ("4", "1", "0.5", "0.5")
+# Numbers with a run read out ("double five") take a small share from the fast ones: at the share of the others,
+# held-out speakers lost digits ("Numbers read out").
+EMB_WEIGHTS = ("4", "1", "0.5", "0.35", "0.15")
 SYNTH_DIGITS_NOWARP = [*SYNTH_DIGITS, "--no-perturb", "warp"]
 SYNTH_FAST = ["--voices", "1000", "--takes", "0", "--strings", "6", "--seed", "1", "--string-rate", "1,1.7",
               "--sample-rate", "8000"]  # fmt: skip
+SYNTH_REPEATS = ["--voices", "1000", "--takes", "0", "--strings", "4", "--seed", "2", "--string-repeats", "1",
+                 "--string-rate", "1,1.5", "--sample-rate", "8000"]  # fmt: skip
 
 
 def recipe(
-    data: str, synth: str, strings: str, fast: str, epochs: int, init: str | None = None, emb: bool = False
-) -> list[str]:
+    data: str, synth: str, strings: str, fast: str, repeats: str, epochs: int, init: str | None = None,
+    emb: bool = False,
+) -> list[str]:  # fmt: skip
     """train-strings arguments of the first stage, or with `init` (the first stage's run) of the second; `emb`: the
-    one stage of the emb recipe, the only one with the `fast` strings."""
-    folders = (data, synth, strings, fast) if emb else (data, synth, strings)
+    one stage of the emb recipe, the only one with the `fast` and `repeats` strings."""
+    folders = (data, synth, strings, fast, repeats) if emb else (data, synth, strings)
     sources = [a for f in folders for a in ("--data", f)]
     weights = [a for w in (EMB_WEIGHTS if emb else WEIGHTS) for a in ("--data-weight", w)]
     tune = ["--init", init, *TUNE_ARGS] if init else []
@@ -81,7 +87,7 @@ def train(args: argparse.Namespace) -> Path | None:
     emb = args.recipe == "emb"
     for name in ("strings-emb",) if emb else ("strings", "strings-tuned"):
         before = set(runs.glob(f"*-{name}"))
-        data = (str(args.data), str(args.synth), str(args.synth_strings), str(args.synth_fast))
+        data = (str(args.data), str(args.synth), str(args.synth_strings), str(args.synth_fast), str(args.synth_repeats))
         argv = recipe(*data, args.epochs, run_dir and str(run_dir), emb=emb)
         if cli.main(argv + ["--runs", str(runs), "--name", name, "--no-progress"]) != 0:
             return None
@@ -97,7 +103,8 @@ def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
     synth = "synth-voices-600-nowarp" if state["config"]["model"] == "emb-ctc" else "synth-voices-600"
     named = ["../shared/data/fsdd/recordings", f"$AUDIOMNIST_HOME/datasets/{synth}",
              "$AUDIOMNIST_HOME/datasets/synth-strings-600",
-             "$AUDIOMNIST_HOME/datasets/synth-strings-fast-1000"]  # fmt: skip
+             "$AUDIOMNIST_HOME/datasets/synth-strings-fast-1000",
+             "$AUDIOMNIST_HOME/datasets/synth-strings-repeats-1000"]  # fmt: skip
     config = {**state["config"], "data": named[: len(state["config"]["data"])]}
     if config.get("init"):
         config["init"] = "FIRST_RUN (the recipe's first stage)"
@@ -116,7 +123,8 @@ def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
         "classes": state["classes"], "epoch": state["epoch"],
         "data": "FSDD (all 6 speakers, strings assembled from their clips) + 600 synthetic voices (isolated digits "
         "assembled into strings, and strings said whole)"
-        + (" + 1,000 synthetic voices saying strings whole up to 1.7 x faster" if len(config["data"]) > 3 else ""),
+        + (" + 1,000 synthetic voices saying strings whole up to 1.7 x faster" if len(config["data"]) > 3 else "")
+        + (" + 1,000 reading a run of equal digits out (\"double five\")" if len(config["data"]) > 4 else ""),
         "recipe": {"command": "audiomnist " + " ".join(command), "kept": "best.pt by held-out synthetic voices"},
         "validation": {k: v for k, v in kept.items() if k.startswith("val")},
         "onnx": {"file": onnx.name, "max_probability_diff_from_torch": diff},
@@ -135,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synth-strings", type=Path, default=home / "synth-strings-600", help="synthetic whole strings")
     p.add_argument("--synth-fast", type=Path, default=home / "synth-strings-fast-1000",
                    help="synthetic whole strings said faster (the emb recipe's)")  # fmt: skip
+    p.add_argument("--synth-repeats", type=Path, default=home / "synth-strings-repeats-1000",
+                   help="synthetic whole strings with a run read out, \"double five\" (the emb recipe's)")  # fmt: skip
     p.add_argument(
         "--epochs", type=int, help=f"epochs of {STEPS} batches (default {EPOCHS} a stage; emb: {EMB_EPOCHS})"
     )
@@ -145,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args.synth = args.synth or home / ("synth-voices-600-nowarp" if emb else "synth-voices-600")
     args.out = args.out or OUT.with_name("strings-emb.pt" if emb else "strings.pt")
     args.epochs = args.epochs or (EMB_EPOCHS if emb else EPOCHS)
-    named = ("FSDD", "SYNTH", "SYNTH_STRINGS", "SYNTH_FAST")
+    named = ("FSDD", "SYNTH", "SYNTH_STRINGS", "SYNTH_FAST", "SYNTH_REPEATS")
     if emb:
         command = recipe(*named, args.epochs, emb=True)
     else:
@@ -154,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run
     if run_dir is None:
         digits = SYNTH_DIGITS_NOWARP if emb else SYNTH_DIGITS
-        made = [(args.synth, digits), (args.synth_strings, SYNTH_STRINGS)] + [(args.synth_fast, SYNTH_FAST)] * emb
+        made = [(args.synth, digits), (args.synth_strings, SYNTH_STRINGS)]
+        made += [(args.synth_fast, SYNTH_FAST), (args.synth_repeats, SYNTH_REPEATS)] * emb
         for folder, flags in made:
             if not folder.is_dir() and cli.main(["data", "synth", str(folder), *flags]) != 0:
                 return 1
