@@ -55,6 +55,16 @@ def read_clips(cache: Path) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
     return data, np.split(data["audio"], np.cumsum(data["lengths"])[:-1])
 
 
+def scores(hyp: list[str], digits: np.ndarray, groups: np.ndarray, keys: list) -> list[str]:
+    """ "DER / exact" (%) of the hypotheses in each group of `keys` (groups[i]: clip i's group)."""
+    cells = []
+    for key in keys:
+        idx = np.flatnonzero(groups == key)
+        m = ctc.string_metrics([str(digits[i]) for i in idx], [hyp[i] for i in idx])
+        cells.append(f"{100 * m['digit_error_rate']:.1f} / {100 * m['exact_match']:.0f}")
+    return cells
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", help="string runs or shipped model names (the string model alone)")
@@ -75,11 +85,7 @@ def main() -> None:
     for name in args.models:
         rec = StringRecognizer.load(name, backend="torch", threads=1, rescore=args.rescore)
         hyp = [rec.transcribe(x, SAMPLE_RATE).digits for x in waves]
-        cells = []
-        for s in speeds:
-            idx = np.flatnonzero(data["speed"] == s)
-            m = ctc.string_metrics([str(data["digits"][i]) for i in idx], [hyp[i] for i in idx])
-            cells.append(f"{100 * m['digit_error_rate']:.1f} / {100 * m['exact_match']:.0f}")
+        cells = scores(hyp, data["digits"], data["speed"], speeds)
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from fast_voices import SAMPLE_RATE, SEED
+from fast_voices import SAMPLE_RATE, SEED, read_clips, scores
 from tqdm import tqdm
 
-from audiomnist import ctc, synth
+from audiomnist import synth
 from audiomnist.recognizer import StringRecognizer
 
 READINGS = ("digit by digit", "double / triple")
@@ -72,18 +72,13 @@ def main() -> None:
     args = ap.parse_args()
     if not args.cache.exists():
         np.savez(args.cache, **make_clips(args.voices, args.strings, args.seed))
-    data = dict(np.load(args.cache))
-    waves = np.split(data["audio"], np.cumsum(data["lengths"])[:-1])
+    data, waves = read_clips(args.cache)
     print("| model | " + " | ".join(f"{r}: DER / exact" for r in READINGS) + " |")
     print("|---" * (len(READINGS) + 1) + "|")
     for name in args.models:
         rec = StringRecognizer.load(name, backend="torch", threads=1, rescore=args.rescore)
         hyp = [rec.transcribe(x, SAMPLE_RATE).digits for x in waves]
-        cells = []
-        for r in range(len(READINGS)):
-            idx = np.flatnonzero(data["reading"] == r)
-            m = ctc.string_metrics([str(data["digits"][i]) for i in idx], [hyp[i] for i in idx])
-            cells.append(f"{100 * m['digit_error_rate']:.1f} / {100 * m['exact_match']:.0f}")
+        cells = scores(hyp, data["digits"], data["reading"], list(range(len(READINGS))))
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 

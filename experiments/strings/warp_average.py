@@ -17,12 +17,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from blank_scale import FAST, row
-from fold import held_out, test_strings
+from blank_scale import fold_sets, row
 
 from audiomnist.audio import resample
 from audiomnist.recognizer import StringRecognizer
-from audiomnist.strings import load_clips
 from audiomnist.tempo import change_tempo
 
 
@@ -63,11 +61,7 @@ def main() -> None:
     print("| run | warps | recorded pace: DER / exact (digits said a digit) | 1.3 x faster |")
     print("|---|---|---|---|")
     for run in args.runs:
-        rec = StringRecognizer.load(str(run), backend="torch", threads=1, rescore=None)
-        speaker, seed, sr = held_out(run)
-        clips = load_clips([args.data], sr, progress=False)
-        plain = test_strings(clips, sr, speaker, seed, args.strings)
-        fast = test_strings(clips, sr, speaker, seed, args.strings, tempo=(FAST, FAST)) if args.fast else []
+        rec, sr, plain, fast = fold_sets(run, args.data, args.strings, args.fast)
         box = with_warps(rec, rec.sample_rate)
         box["mean"] = args.mean
         for s in args.sets:
