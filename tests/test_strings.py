@@ -27,14 +27,18 @@ def tones(tmp_path_factory):
     return write_tone_set(tmp_path_factory.mktemp("tones"), speakers=3, reps=2)
 
 
-def test_list_clips_reads_digit_strings_and_skips_other_names(tmp_path):
+def test_list_clips_reads_digit_strings_and_lists_what_it_leaves_out(tmp_path, capsys):
     for name in ("4155_s1_0.wav", "7_s2_3.wav", "hello.wav", "one_sample.wav", "1234567890123_s1_0.wav"):
         sf.write(tmp_path / name, tone_digit(1, 1, 0), SR)
-    assert [(d, s) for _, d, s in list_clips(tmp_path)] == [("4155", "s1"), ("7", "s2")]
+    sf.write(tmp_path / "8_s3_0.flac", tone_digit(8, 3, 0), SR)
+    (tmp_path / "9_s3_1.mp3").write_bytes((tmp_path / "7_s2_3.wav").read_bytes())  # a WAV named .mp3, as predict
+    (tmp_path / "speakers.json").write_text("{}")
+    assert [(d, s) for _, d, s in list_clips(tmp_path)] == [("4155", "s1"), ("7", "s2"), ("8", "s3"), ("9", "s3")]
+    assert "3 audio files not named {digits}_{speaker}_{take} left out" in capsys.readouterr().err
     with pytest.raises(AudiomnistError, match="no such folder"):
         list_clips(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(AudiomnistError, match="no clips named"):
+    with pytest.raises(AudiomnistError, match="no audio files named"):
         list_clips(tmp_path / "empty")
 
 
@@ -130,17 +134,18 @@ def test_stretch_speeds_words_up_keeping_their_pitch(tones):
 
 def test_non_digit_clips_are_listed_whatever_their_names_say(tmp_path):
     (tmp_path / "sub").mkdir()
-    for name in ("7_amrita_0.flac", "sub/0_n-noise-003_30.wav", "hello.wav"):
+    for name in ("7_amrita_0.flac", "sub/0_n-noise-003_30.wav", "hello.wav", "word_x_1.ogg"):
         sf.write(tmp_path / name, tone_digit(1, 1, 0), SR)
     (tmp_path / "notes.txt").write_text("not audio")
     rows = list_negatives(tmp_path)
     assert [(p.name, t, s) for p, t, s in rows] == [
-        ("7_amrita_0.flac", "", "amrita"), ("hello.wav", "", "hello"), ("0_n-noise-003_30.wav", "", "n-noise-003")
+        ("7_amrita_0.flac", "", "amrita"), ("hello.wav", "", "hello"), ("0_n-noise-003_30.wav", "", "n-noise-003"),
+        ("word_x_1.ogg", "", "x"),
     ]  # fmt: skip
     clips = load_clips([str(tmp_path)], SR, progress=False, lister=list_negatives)
-    assert clips.text == ["", "", ""] and all(len(a) for a in clips.audio)
+    assert clips.text == ["", "", "", ""] and all(len(a) for a in clips.audio)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(AudiomnistError, match="no .wav or .flac"):
+    with pytest.raises(AudiomnistError, match="no audio files"):
         list_negatives(tmp_path / "empty")
 
 

@@ -229,6 +229,14 @@ def _header(path: str) -> tuple[int, int, int, str, str, str | None]:
     return sr, x.shape[1], len(x), suffix.lstrip(".").upper() or "?", "FFMPEG", None
 
 
+def audio_candidates(root: Path) -> tuple[list[str], list[tuple[str, str]], dict[str, int]]:
+    """(relative paths audio_file_rule takes, (file, why) of the refused ones, count per extension of the ignored
+    ones) under `root`: the folder walk and rule of `data scan`, for readers that list clips themselves."""
+    skipped: list[tuple[str, str]] = []
+    ignored: dict[str, int] = {}
+    return _candidates(root, skipped, ignored), skipped, ignored
+
+
 def _candidates(root: Path, skipped: list[tuple[str, str]], ignored: dict[str, int]) -> list[str]:
     """Relative paths under `root` that audio_file_rule takes; refused ones to `skipped`, a count per extension of
     the others to `ignored`. The same rule as predict's: a name decides only what is tried, the content the rest."""

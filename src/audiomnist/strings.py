@@ -1,12 +1,12 @@
 """Training and test material for the digit-string model: spoken clips named by what they say, and strings of digits
 assembled from isolated clips of one speaker.
 
-A clip is `{digits}_{speaker}_{take}.wav` (FSDD's layout; `audiomnist data synth --strings` writes whole strings the
-same way), so an isolated digit is a string of length one. `assemble` joins one speaker's isolated clips the way
-people say a number without pausing: words touch or overlap by a few tens of milliseconds (cross-faded), sometimes
-with a short gap, at the speaker's tempo changed a little, with silence and noise around, sometimes in a room.
-The audio is numpy; the clips of a folder are decoded once and kept under data_home()/cache (the waveform cache
-holds fixed-length windows, strings need whole clips of any length).
+A clip is `{digits}_{speaker}_{take}.wav` (FSDD's layout, in any audio format; `audiomnist data synth --strings`
+writes whole strings the same way), so an isolated digit is a string of length one. `assemble` joins one speaker's
+isolated clips the way people say a number without pausing: words touch or overlap by a few tens of milliseconds
+(cross-faded), sometimes with a short gap, at the speaker's tempo changed a little, with silence and noise around,
+sometimes in a room. The audio is numpy; the clips of a folder are decoded once and kept under data_home()/cache
+(the waveform cache holds fixed-length windows, strings need whole clips of any length).
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .audio import load_audio, resample
+from .catalog import audio_candidates
 from .config import option
 from .errors import AudioError, AudiomnistError, ConfigError
 from .paths import atomic_write, data_home, short_hash
 from .synth import coloured_noise, room_impulse, tilt, trim
 
-NAME = re.compile(r"^(\d{1,12})_([^_/]+)_(\d+)\.wav$", re.IGNORECASE)
+NAME = re.compile(r"^(\d{1,12})_([^_/]+)_(\d+)$")  # a file's stem
 # A non-digit clip's speaker is the middle field of {anything}_{speaker}_{take}, else the whole name.
 NEGATIVE_NAME = re.compile(r"^[^_]+_([^_/]+)_[^_/]+$")
-NEGATIVE_SUFFIXES = (".wav", ".flac")
 CACHE_VERSION = 1
 WORD = "w"  # a non-digit clip in a word-class model's training text
 
@@ -54,30 +54,43 @@ class Clips:
                      [self.speaker[i] for i in idx], [self.source[i] for i in idx])  # fmt: skip
 
 
-def list_clips(folder: str | os.PathLike) -> list[tuple[Path, str, str]]:
-    """(path, digits, speaker) of every clip under `folder` named {digits}_{speaker}_{take}.wav (FSDD's flat layout
-    and AudioMNIST's folder per speaker alike), sorted by path."""
+def _audio_paths(folder: str | os.PathLike) -> list[Path]:
+    """Audio files under `folder` by the rule of every other entry point (catalog.audio_candidates), sorted; the
+    refused ones are listed on stderr, one line each."""
     root = Path(folder)
     if not root.is_dir():
         raise AudiomnistError(f"{root}: no such folder")
-    out = []
-    for path in sorted(root.rglob("*.[wW][aA][vV]")):
-        m = NAME.match(path.name)
-        if m and path.is_file():
+    rels, refused, _ = audio_candidates(root)
+    for name, why in refused:
+        print(f"skipped: {name}: {why}", file=sys.stderr)
+    return sorted(root / rel for rel in rels)
+
+
+def list_clips(folder: str | os.PathLike) -> list[tuple[Path, str, str]]:
+    """(path, digits, speaker) of every audio file under `folder` named {digits}_{speaker}_{take} (FSDD's flat
+    layout and AudioMNIST's folder per speaker alike), sorted by path; other names are counted on stderr."""
+    out, other = [], []
+    for path in _audio_paths(folder):
+        m = NAME.match(path.stem)
+        if m:
             out.append((path, m.group(1), m.group(2)))
+        else:
+            other.append(path.name)
     if not out:
-        raise AudiomnistError(f"{root}: no clips named {{digits}}_{{speaker}}_{{take}}.wav")
+        raise AudiomnistError(
+            f"{folder}: no audio files named {{digits}}_{{speaker}}_{{take}} (like 4155_jackson_0.wav)"
+        )
+    if other:
+        print(f"{folder}: {len(other)} audio files not named {{digits}}_{{speaker}}_{{take}} left out "
+              f"(e.g. {other[0]})", file=sys.stderr)  # fmt: skip
     return out
 
 
 def list_negatives(folder: str | os.PathLike) -> list[tuple[Path, str, str]]:
-    """(path, "", speaker) of every .wav and .flac clip under `folder`, whatever it says (not an English digit)."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise AudiomnistError(f"{root}: no such folder")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in NEGATIVE_SUFFIXES and p.is_file())
+    """(path, "", speaker) of every audio file under `folder`, whatever it says (not an English digit)."""
+    paths = _audio_paths(folder)
     if not paths:
-        raise AudiomnistError(f"{root}: no .wav or .flac clips")
+        raise AudiomnistError(f"{folder}: no audio files")
     return [(p, "", m.group(1) if (m := NEGATIVE_NAME.match(p.stem)) else p.stem) for p in paths]
 
 
