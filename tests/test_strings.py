@@ -35,6 +35,11 @@ def test_list_clips_reads_digit_strings_and_lists_what_it_leaves_out(tmp_path, c
     (tmp_path / "speakers.json").write_text("{}")
     assert [(d, s) for _, d, s in list_clips(tmp_path)] == [("4155", "s1"), ("7", "s2"), ("8", "s3"), ("9", "s3")]
     assert "3 audio files not named {digits}_{speaker}_{take} left out" in capsys.readouterr().err
+    (tmp_path / "5_s4_0.wav").symlink_to(tmp_path / "gone.wav")
+    (tmp_path / "6_s4_0.wav").symlink_to(tmp_path / "6_s4_0.wav")
+    assert len(list_clips(tmp_path)) == 4  # the good clips still read
+    err = capsys.readouterr().err
+    assert "5_s4_0.wav: broken symlink" in err and "6_s4_0.wav: symlink loop" in err
     with pytest.raises(AudiomnistError, match="no such folder"):
         list_clips(tmp_path / "missing")
     (tmp_path / "empty").mkdir()

@@ -27,6 +27,7 @@ from .catalog import audio_candidates
 from .config import option
 from .errors import AudioError, AudiomnistError, ConfigError
 from .paths import atomic_write, data_home, short_hash
+from .sources import path_problem
 from .synth import coloured_noise, room_impulse, tilt, trim
 
 NAME = re.compile(r"^(\d{1,12})_([^_/]+)_(\d+)$")  # a file's stem
@@ -55,15 +56,21 @@ class Clips:
 
 
 def _audio_paths(folder: str | os.PathLike) -> list[Path]:
-    """Audio files under `folder` by the rule of every other entry point (catalog.audio_candidates), sorted; the
-    refused ones are listed on stderr, one line each."""
+    """Readable audio files under `folder` by the rule of every other entry point (catalog.audio_candidates),
+    sorted; the refused and unreadable ones are listed on stderr, one line each with the cause."""
     root = Path(folder)
     if not root.is_dir():
         raise AudiomnistError(f"{root}: no such folder")
     rels, refused, _ = audio_candidates(root)
+    paths = []
+    for path in sorted(root / rel for rel in rels):
+        if problem := path_problem(path):  # a broken link or a loop: its own cause, not a crash at stat()
+            refused.append((str(path), problem))
+        else:
+            paths.append(path)
     for name, why in refused:
         print(f"skipped: {name}: {why}", file=sys.stderr)
-    return sorted(root / rel for rel in rels)
+    return paths
 
 
 def list_clips(folder: str | os.PathLike) -> list[tuple[Path, str, str]]:
