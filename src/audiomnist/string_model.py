@@ -40,8 +40,8 @@ EMBEDDING_EDGE_S = 0.4  # about half a speech_embedding window (0.775 s): a vect
 @dataclass(frozen=True)
 class StringTrainConfig:
     data: tuple[str, ...] = option(
-        (), "folder of clips named {digits}_{speaker}_{take}.wav: isolated digits and/or whole strings (repeatable)",
-        metavar="PATH")  # fmt: skip
+        (), "folder of clips named {digits}_{speaker}_{take}.wav (any audio format): isolated digits and/or whole "
+        "strings (repeatable)", metavar="PATH")  # fmt: skip
     data_weights: tuple[float, ...] = option(
         (), "how often each --data folder is drawn from, in order (repeatable; default: equally)",
         flag="--data-weight", metavar="W")  # fmt: skip
