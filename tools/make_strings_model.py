@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from make_model import portable  # tools/ is this script's folder
 
 from audiomnist import __version__, cli
 from audiomnist.checkpoint import load_checkpoint, save_checkpoint
@@ -100,12 +101,7 @@ def ship(run_dir: Path, out: Path, command: list[str]) -> dict:
     state = load_checkpoint(run_dir / "best.pt")
     fsdd = state["config"]["data"][0]
     # The shipped files name the data as this repository's layout does, not this machine's paths.
-    synth = "synth-voices-600-nowarp" if state["config"]["model"] == "emb-ctc" else "synth-voices-600"
-    named = ["../shared/data/fsdd/recordings", f"$AUDIOMNIST_HOME/datasets/{synth}",
-             "$AUDIOMNIST_HOME/datasets/synth-strings-600",
-             "$AUDIOMNIST_HOME/datasets/synth-strings-fast-1000",
-             "$AUDIOMNIST_HOME/datasets/synth-strings-repeats-1000"]  # fmt: skip
-    config = {**state["config"], "data": named[: len(state["config"]["data"])]}
+    config = {**state["config"], "data": [portable(d) for d in state["config"]["data"]]}
     if config.get("init"):
         config["init"] = "FIRST_RUN (the recipe's first stage)"
     save_checkpoint({**{k: state[k] for k in ("task", "model", "classes", "epoch")}, "config": config}, out)
